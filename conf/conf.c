@@ -1,0 +1,593 @@
+/*
+ * conf.c - the settings table, the fanmail.conf parser, and printing of the
+ * effective configuration and of fanmail.conf(5).
+ *
+ * The file format follows Postfix's main.cf: `name = value` lines, `#`
+ * comments on lines of their own, and a line that starts with white space
+ * continues the one before. Unknown names and bad values are errors that
+ * name the file, the line and the setting.
+ */
+#include "conf/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONF_TYPE_ENUM_STR CONF_STR
+#define CONF_TYPE_ENUM_LIST CONF_LIST
+#define CONF_TYPE_ENUM_INT CONF_INT
+#define CONF_TYPE_ENUM_SIZE CONF_SIZE
+#define CONF_TYPE_ENUM_TIME CONF_TIME
+#define CONF_TYPE_ENUM_BOOL CONF_BOOL
+#define CONF_TYPE_ENUM_ENUM CONF_ENUM
+
+const struct conf_def conf_defs[] = {
+#define SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, offsetof(struct conf, n)},
+#include "conf/settings.def"
+#undef SETTING
+};
+const size_t conf_ndefs = sizeof(conf_defs) / sizeof(conf_defs[0]);
+
+const struct conf_def conf_list_defs[] = {
+#define LIST_SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, 0},
+#include "conf/list_settings.def"
+#undef LIST_SETTING
+};
+const size_t conf_list_ndefs = sizeof(conf_list_defs) / sizeof(conf_list_defs[0]);
+
+static void
+errf(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+const char *
+conf_default_path(const char *path)
+{
+	const char *env;
+
+	if (path != NULL && *path != '\0')
+		return path;
+	env = getenv("FANMAIL_CONFIG");
+	if (env != NULL && *env != '\0')
+		return env;
+	return FANMAIL_SYSCONFDIR "/fanmail/fanmail.conf";
+}
+
+static const struct conf_def *
+find_def(const struct conf_def *defs, size_t n, const char *name, size_t namelen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(defs[i].name) == namelen && memcmp(defs[i].name, name, namelen) == 0)
+			return &defs[i];
+	return NULL;
+}
+
+int
+conf_parse_int(const char *s, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_scaled(const char *s, long long *out, const char *units, const long long *mult)
+{
+	char *end;
+	long long v;
+	const char *u;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || v < 0)
+		return -1;
+	if (*end != '\0') {
+		u = strchr(units, tolower((unsigned char)*end));
+		if (u == NULL || end[1] != '\0')
+			return -1;
+		if (v > LLONG_MAX / mult[u - units])
+			return -1;
+		v *= mult[u - units];
+	}
+	*out = v;
+	return 0;
+}
+
+int
+conf_parse_size(const char *s, long long *out)
+{
+	static const long long mult[] = {1024LL, 1024LL * 1024, 1024LL * 1024 * 1024};
+
+	return parse_scaled(s, out, "kmg", mult);
+}
+
+int
+conf_parse_time(const char *s, long long *out)
+{
+	static const long long mult[] = {1, 60, 3600, 86400, 604800};
+
+	return parse_scaled(s, out, "smhdw", mult);
+}
+
+int
+conf_parse_bool(const char *s, int *out)
+{
+	if (strcasecmp(s, "yes") == 0 || strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0 ||
+	    strcasecmp(s, "on") == 0) {
+		*out = 1;
+		return 0;
+	}
+	if (strcasecmp(s, "no") == 0 || strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0 ||
+	    strcasecmp(s, "off") == 0) {
+		*out = 0;
+		return 0;
+	}
+	return -1;
+}
+
+/* An ENUM's choices are the `|`-separated words inside the doc's leading
+ * brackets. */
+static int
+enum_has(const struct conf_def *d, const char *value)
+{
+	const char *p = d->doc, *end;
+	size_t vlen = strlen(value);
+
+	if (*p != '[')
+		return 0;
+	p++;
+	end = strchr(p, ']');
+	while (end != NULL && p < end) {
+		size_t n = strcspn(p, "|]");
+		if (n == vlen && strncasecmp(p, value, n) == 0)
+			return 1;
+		p += n;
+		if (*p == '|')
+			p++;
+	}
+	return 0;
+}
+
+/* Checks value against d's type and writes the canonical text to canon. */
+static int
+check_value(const struct conf_def *d, const char *value, char *canon, size_t canonlen, char *err,
+	    size_t errlen)
+{
+	long long v;
+	int b;
+
+	switch (d->type) {
+	case CONF_STR:
+	case CONF_LIST:
+		if (strchr(value, '\n') != NULL) {
+			errf(err, errlen, "%s: value must be one line", d->name);
+			return -1;
+		}
+		snprintf(canon, canonlen, "%s", value);
+		return 0;
+	case CONF_INT:
+		if (conf_parse_int(value, &v) < 0) {
+			errf(err, errlen, "%s: '%s' is not a non-negative whole number", d->name,
+			     value);
+			return -1;
+		}
+		break;
+	case CONF_SIZE:
+		if (conf_parse_size(value, &v) < 0) {
+			errf(err, errlen, "%s: '%s' is not a size (bytes, or a number with k, m or g)",
+			     d->name, value);
+			return -1;
+		}
+		break;
+	case CONF_TIME:
+		if (conf_parse_time(value, &v) < 0) {
+			errf(err, errlen,
+			     "%s: '%s' is not a time (seconds, or a number with s, m, h, d or w)",
+			     d->name, value);
+			return -1;
+		}
+		break;
+	case CONF_BOOL:
+		if (conf_parse_bool(value, &b) < 0) {
+			errf(err, errlen, "%s: '%s' is not yes or no", d->name, value);
+			return -1;
+		}
+		snprintf(canon, canonlen, "%s", b ? "yes" : "no");
+		return 0;
+	case CONF_ENUM:
+		if (!enum_has(d, value)) {
+			const char *end = strchr(d->doc, ']');
+			errf(err, errlen, "%s: '%s' is not one of %.*s", d->name, value,
+			     end ? (int)(end - d->doc - 1) : 0, d->doc + 1);
+			return -1;
+		}
+		snprintf(canon, canonlen, "%s", value);
+		for (char *p = canon; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		return 0;
+	}
+	snprintf(canon, canonlen, "%lld", v);
+	return 0;
+}
+
+static int
+store(struct conf *c, const struct conf_def *d, const char *value, char *err, size_t errlen)
+{
+	char *field = (char *)c + d->offset;
+	long long v = 0;
+	int b = 0;
+	char *dup;
+
+	switch (d->type) {
+	case CONF_STR:
+	case CONF_LIST:
+	case CONF_ENUM:
+		if (strchr(value, '\n') != NULL) {
+			errf(err, errlen, "%s: value must be one line", d->name);
+			return -1;
+		}
+		dup = strdup(value);
+		if (dup == NULL) {
+			errf(err, errlen, "%s: out of memory", d->name);
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = dup;
+		return 0;
+	case CONF_BOOL:
+		if (conf_parse_bool(value, &b) < 0) {
+			errf(err, errlen, "%s: '%s' is not yes or no", d->name, value);
+			return -1;
+		}
+		*(int *)field = b;
+		return 0;
+	case CONF_INT:
+	case CONF_SIZE:
+	case CONF_TIME: {
+		char canon[32];
+		if (check_value(d, value, canon, sizeof(canon), err, errlen) < 0)
+			return -1;
+		v = strtoll(canon, NULL, 10);
+		*(long long *)field = v;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+void
+conf_init(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < conf_ndefs; i++)
+		if (store(c, &conf_defs[i], conf_defs[i].def, NULL, 0) < 0)
+			abort(); /* a bad default in settings.def: cannot happen */
+}
+
+void
+conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < conf_ndefs; i++) {
+		const struct conf_def *d = &conf_defs[i];
+		if (d->type == CONF_STR || d->type == CONF_LIST || d->type == CONF_ENUM) {
+			char **p = (char **)((char *)c + d->offset);
+			free(*p);
+			*p = NULL;
+		}
+	}
+	free(c->path);
+	c->path = NULL;
+}
+
+int
+conf_set(struct conf *c, const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct conf_def *d = find_def(conf_defs, conf_ndefs, name, strlen(name));
+
+	if (d == NULL) {
+		errf(err, errlen, "%s: unknown setting", name);
+		return -1;
+	}
+	return store(c, d, value, err, errlen);
+}
+
+static void
+trim(const char **s, const char **e)
+{
+	while (*s < *e && isspace((unsigned char)**s))
+		(*s)++;
+	while (*e > *s && isspace((unsigned char)(*e)[-1]))
+		(*e)--;
+}
+
+int
+conf_parse(struct conf *c, const char *name, const char *text, size_t len, char *err,
+	   size_t errlen)
+{
+	const char *p = text, *end = text + len;
+	unsigned line = 0;
+
+	if (memchr(text, '\0', len) != NULL) {
+		errf(err, errlen, "%s: contains a NUL byte", name);
+		return -1;
+	}
+	while (p < end) {
+		const char *ls = p, *le, *eq, *ks, *ke, *vs, *ve;
+		unsigned first = ++line;
+		char *value, msg[512];
+		const struct conf_def *d;
+		size_t vlen = 0;
+
+		le = memchr(p, '\n', end - p);
+		le = le ? le : end;
+		p = le < end ? le + 1 : end;
+		ks = ls;
+		ke = le;
+		trim(&ks, &ke);
+		if (ks == ke || *ks == '#')
+			continue;
+		if (isspace((unsigned char)*ls)) {
+			errf(err, errlen, "%s:%u: continuation line without a setting before it",
+			     name, first);
+			return -1;
+		}
+		eq = memchr(ls, '=', le - ls);
+		if (eq == NULL) {
+			errf(err, errlen, "%s:%u: expected 'name = value'", name, first);
+			return -1;
+		}
+		ks = ls;
+		ke = eq;
+		trim(&ks, &ke);
+		vs = eq + 1;
+		ve = le;
+		trim(&vs, &ve);
+		d = find_def(conf_defs, conf_ndefs, ks, ke - ks);
+		if (d == NULL) {
+			errf(err, errlen, "%s:%u: %.*s: unknown setting", name, first, (int)(ke - ks),
+			     ks);
+			return -1;
+		}
+		/* Gather continuation lines: value parts joined by one space. */
+		value = malloc((end - vs) + 1);
+		if (value == NULL) {
+			errf(err, errlen, "%s:%u: out of memory", name, first);
+			return -1;
+		}
+		memcpy(value, vs, ve - vs);
+		vlen = ve - vs;
+		while (p < end && (*p == ' ' || *p == '\t')) {
+			const char *cs = p, *ce;
+			ce = memchr(p, '\n', end - p);
+			ce = ce ? ce : end;
+			p = ce < end ? ce + 1 : end;
+			line++;
+			trim(&cs, &ce);
+			if (cs == ce || *cs == '#')
+				continue;
+			if (vlen > 0)
+				value[vlen++] = ' ';
+			memcpy(value + vlen, cs, ce - cs);
+			vlen += ce - cs;
+		}
+		value[vlen] = '\0';
+		if (store(c, d, value, msg, sizeof(msg)) < 0) {
+			errf(err, errlen, "%s:%u: %s", name, first, msg);
+			free(value);
+			return -1;
+		}
+		free(value);
+	}
+	return 0;
+}
+
+int
+conf_load(struct conf *c, const char *file, int must_exist, char *err, size_t errlen)
+{
+	FILE *f = fopen(file, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+	int rc;
+
+	if (f == NULL) {
+		if (errno == ENOENT && !must_exist)
+			return 0;
+		errf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (len + 4096 > cap) {
+			char *nb;
+			if (cap > (64u << 20)) {
+				errf(err, errlen, "%s: file too large", file);
+				rc = -1;
+				goto out;
+			}
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap);
+			if (nb == NULL) {
+				errf(err, errlen, "%s: out of memory", file);
+				rc = -1;
+				goto out;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		errf(err, errlen, "%s: read error: %s", file, strerror(errno));
+		rc = -1;
+		goto out;
+	}
+	rc = conf_parse(c, file, buf ? buf : "", len, err, errlen);
+	if (rc == 0) {
+		free(c->path);
+		c->path = strdup(file);
+	}
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+int
+conf_get_text(const struct conf *c, const char *name, char *buf, size_t len)
+{
+	const struct conf_def *d = find_def(conf_defs, conf_ndefs, name, strlen(name));
+	const char *field;
+
+	if (d == NULL)
+		return -1;
+	field = (const char *)c + d->offset;
+	switch (d->type) {
+	case CONF_STR:
+	case CONF_LIST:
+	case CONF_ENUM:
+		return snprintf(buf, len, "%s", *(char *const *)field);
+	case CONF_BOOL:
+		return snprintf(buf, len, "%s", *(const int *)field ? "yes" : "no");
+	case CONF_INT:
+	case CONF_SIZE:
+	case CONF_TIME:
+		return snprintf(buf, len, "%lld", *(const long long *)field);
+	}
+	return -1;
+}
+
+int
+conf_is_default(const struct conf *c, const struct conf_def *d)
+{
+	char cur[4096], def[4096], err[256];
+
+	if (conf_get_text(c, d->name, cur, sizeof(cur)) < 0)
+		return 0;
+	if (d->type == CONF_STR || d->type == CONF_LIST || d->type == CONF_ENUM)
+		return strcmp(cur, d->def) == 0;
+	if (check_value(d, d->def, def, sizeof(def), err, sizeof(err)) < 0)
+		return 0;
+	return strcmp(cur, def) == 0;
+}
+
+void
+conf_print(const struct conf *c, FILE *out, int changed_only)
+{
+	char buf[4096];
+
+	for (size_t i = 0; i < conf_ndefs; i++) {
+		if (changed_only && conf_is_default(c, &conf_defs[i]))
+			continue;
+		conf_get_text(c, conf_defs[i].name, buf, sizeof(buf));
+		fprintf(out, "%s = %s\n", conf_defs[i].name, buf);
+	}
+}
+
+static void
+man_escape(FILE *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\e", out);
+		else if (*s == '-')
+			fputs("\\-", out);
+		else if (*s == '`')
+			fputc('\'', out);
+		else
+			fputc(*s, out);
+	}
+}
+
+static const char *
+type_name(enum conf_type t)
+{
+	switch (t) {
+	case CONF_STR:
+		return "string";
+	case CONF_INT:
+		return "number";
+	case CONF_SIZE:
+		return "size";
+	case CONF_TIME:
+		return "time";
+	case CONF_BOOL:
+		return "yes/no";
+	case CONF_LIST:
+		return "list";
+	case CONF_ENUM:
+		return "choice";
+	}
+	return "?";
+}
+
+void
+conf_print_man(FILE *out)
+{
+	for (size_t i = 0; i < conf_ndefs; i++) {
+		const struct conf_def *d = &conf_defs[i];
+		fprintf(out, ".TP\n.B %s\n(%s; default: ", d->name, type_name(d->type));
+		if (*d->def)
+			man_escape(out, d->def);
+		else
+			fputs("empty", out);
+		fputs(")\n", out);
+		man_escape(out, d->doc);
+		fputc('\n', out);
+	}
+}
+
+const struct conf_def *
+conf_list_def(const char *name)
+{
+	return find_def(conf_list_defs, conf_list_ndefs, name, strlen(name));
+}
+
+int
+conf_list_check(const char *name, const char *value, char *canon, size_t canonlen, char *err,
+		size_t errlen)
+{
+	const struct conf_def *d = conf_list_def(name);
+
+	if (d == NULL) {
+		errf(err, errlen, "%s: unknown list setting", name);
+		return -1;
+	}
+	return check_value(d, value, canon, canonlen, err, errlen);
+}
+
+const char *
+conf_list_next(const char **cursor, size_t *len)
+{
+	const char *p = *cursor, *s;
+
+	while (*p == ' ' || *p == '\t' || *p == ',')
+		p++;
+	if (*p == '\0') {
+		*cursor = p;
+		return NULL;
+	}
+	s = p;
+	while (*p && *p != ' ' && *p != '\t' && *p != ',')
+		p++;
+	*len = (size_t)(p - s);
+	*cursor = p;
+	return s;
+}

@@ -1,0 +1,335 @@
+/*
+ * db.c - opening the database, migrations, transactions, errors and the
+ * prepared-statement cache shared by the rest of db/.
+ */
+#include "db/db_internal.h"
+#include "db/schema.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define BUSY_TIMEOUT_MS 5000
+
+static enum db_status
+status_of(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return DB_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return DB_BUSY;
+	case SQLITE_FULL:
+		return DB_FULL;
+	case SQLITE_CONSTRAINT:
+		return DB_EXISTS;
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+		return DB_READONLY;
+	default:
+		return DB_ERR;
+	}
+}
+
+int
+db_fail(struct db *db, int rc, const char *what)
+{
+	db->status = status_of(rc);
+	if (db->status == DB_OK)
+		db->status = DB_ERR;
+	if (db->status == DB_BUSY)
+		snprintf(db->err, sizeof(db->err),
+			 "%s: the database is locked by another process (tried for %d s)", what,
+			 BUSY_TIMEOUT_MS / 1000);
+	else if (db->status == DB_FULL)
+		snprintf(db->err, sizeof(db->err), "%s: the disk is full", what);
+	else
+		snprintf(db->err, sizeof(db->err), "%s: %s", what,
+			 db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+	return -1;
+}
+
+int
+db_failf(struct db *db, enum db_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	db->status = st;
+	va_start(ap, fmt);
+	vsnprintf(db->err, sizeof(db->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+void
+db_ok(struct db *db)
+{
+	db->status = DB_OK;
+	db->err[0] = '\0';
+}
+
+enum db_status
+db_status(const struct db *db)
+{
+	return db->status;
+}
+
+const char *
+db_errmsg(const struct db *db)
+{
+	return db->err;
+}
+
+int64_t
+db_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int
+db_exec(struct db *db, const char *sql)
+{
+	int rc = sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_fail(db, rc, "exec");
+	return 0;
+}
+
+int
+db_bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+	if (s == NULL)
+		return sqlite3_bind_null(st, idx);
+	return sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+sqlite3_stmt *
+db_stmt(struct db *db, const char *sql)
+{
+	size_t h = ((uintptr_t)sql >> 3) % DB_STMT_CACHE;
+	sqlite3_stmt *st;
+	int rc;
+
+	for (size_t i = 0; i < DB_STMT_CACHE; i++) {
+		size_t j = (h + i) % DB_STMT_CACHE;
+		if (db->cache[j].key == sql) {
+			st = db->cache[j].stmt;
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return st;
+		}
+		if (db->cache[j].key == NULL) {
+			rc = sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+						NULL);
+			if (rc != SQLITE_OK) {
+				db_fail(db, rc, "prepare");
+				return NULL;
+			}
+			db->cache[j].key = sql;
+			db->cache[j].stmt = st;
+			return st;
+		}
+	}
+	/* The cache is full: a bug (more distinct statements than slots). */
+	db_failf(db, DB_ERR, "statement cache full; raise DB_STMT_CACHE");
+	return NULL;
+}
+
+static int
+mkdir_parent(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return -1;
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+db_schema_latest(void)
+{
+	return schema_latest();
+}
+
+int
+db_schema_version(struct db *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db->sql, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+migrate(struct db *db)
+{
+	int cur, latest = schema_latest();
+	char pragma[64];
+
+	if (db_exec(db, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	cur = db_schema_version(db);
+	if (cur < 0) {
+		db_rollback(db);
+		return db_failf(db, DB_ERR, "cannot read the schema version: %s",
+				sqlite3_errmsg(db->sql));
+	}
+	if (cur > latest) {
+		db_rollback(db);
+		return db_failf(db, DB_TOO_NEW,
+				"the database has schema version %d; this fanmail knows up to %d",
+				cur, latest);
+	}
+	for (int v = cur + 1; v <= latest; v++) {
+		if (db_exec(db, schema_migration(v)) < 0) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s", db->err);
+			db_rollback(db);
+			return db_failf(db, DB_ERR, "migration to schema version %d failed: %s", v,
+					msg);
+		}
+	}
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", latest);
+	if (cur != latest && db_exec(db, pragma) < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	if (db_exec(db, "COMMIT") < 0) {
+		db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+struct db *
+db_open(const char *path, int flags, char *err, size_t errlen)
+{
+	struct db *db = calloc(1, sizeof(*db));
+	int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int rc;
+
+	if (db == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (flags & DB_OPEN_CREATE) {
+		oflags |= SQLITE_OPEN_CREATE;
+		if (mkdir_parent(path) < 0) {
+			snprintf(err, errlen, "%s: cannot create its directory: %s", path,
+				 strerror(errno));
+			free(db);
+			return NULL;
+		}
+	}
+	rc = sqlite3_open_v2(path, &db->sql, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open the database: %s", path,
+			 db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db->sql, 1);
+	sqlite3_busy_timeout(db->sql, BUSY_TIMEOUT_MS);
+	if (db_exec(db, "PRAGMA journal_mode = WAL") < 0 ||
+	    db_exec(db, "PRAGMA synchronous = FULL") < 0 ||
+	    db_exec(db, "PRAGMA foreign_keys = ON") < 0 || migrate(db) < 0) {
+		snprintf(err, errlen, "%s: %s", path, db->err);
+		goto fail;
+	}
+	db_ok(db);
+	return db;
+fail:
+	db_close(db);
+	return NULL;
+}
+
+void
+db_close(struct db *db)
+{
+	if (db == NULL)
+		return;
+	for (size_t i = 0; i < DB_STMT_CACHE; i++)
+		if (db->cache[i].stmt != NULL)
+			sqlite3_finalize(db->cache[i].stmt);
+	if (db->sql != NULL)
+		sqlite3_close(db->sql);
+	free(db);
+}
+
+int
+db_begin(struct db *db)
+{
+	int rc = sqlite3_exec(db->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_fail(db, rc, "begin");
+	db->in_tx = 1;
+	return 0;
+}
+
+int
+db_commit(struct db *db)
+{
+	int rc = sqlite3_exec(db->sql, "COMMIT", NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK) {
+		db_fail(db, rc, "commit");
+		db_rollback(db);
+		return -1;
+	}
+	db->in_tx = 0;
+	return 0;
+}
+
+void
+db_rollback(struct db *db)
+{
+	if (!sqlite3_get_autocommit(db->sql))
+		sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+	db->in_tx = 0;
+}
+
+int
+db_check(struct db *db)
+{
+	sqlite3_stmt *st;
+	int ok = 0;
+
+	if (sqlite3_prepare_v2(db->sql, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, sqlite3_errcode(db->sql), "integrity_check");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+	sqlite3_finalize(st);
+	if (!ok)
+		return db_failf(db, DB_ERR, "integrity_check failed");
+	return 0;
+}

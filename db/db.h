@@ -1,0 +1,57 @@
+/*
+ * db.h - the store: the only module that speaks SQL.
+ *
+ * One struct db per SQLite connection (a connection is used by one thread
+ * at a time). db_open() opens or creates the database, sets WAL, foreign
+ * keys, synchronous=FULL and a busy timeout, and runs pending migrations.
+ * The typed functions of each area live in their own files (lists.c,
+ * members.c, spool.c, queue.c, ...) and declare themselves in their own
+ * headers; every function returns 0 on success and -1 on failure, with the
+ * kind of failure in db_status() and a message in db_errmsg().
+ */
+#ifndef FANMAIL_DB_H
+#define FANMAIL_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+
+enum db_status {
+	DB_OK = 0,
+	DB_ERR,	       /* anything else: I/O error, corrupt file, bug */
+	DB_BUSY,       /* locked by another process past the busy timeout */
+	DB_FULL,       /* disk or quota full */
+	DB_NOTFOUND,   /* the thing named does not exist */
+	DB_EXISTS,     /* a unique thing exists already */
+	DB_INVALID,    /* the caller's input was refused (bad value) */
+	DB_READONLY,   /* the file or directory is not writable */
+	DB_TOO_NEW,    /* the database was written by a newer fanmail */
+};
+
+#define DB_OPEN_CREATE 0x1 /* create the file (and its directory) if missing */
+
+/* Opens path; returns NULL with a message in err on failure. */
+struct db *db_open(const char *path, int flags, char *err, size_t errlen);
+void db_close(struct db *db);
+
+enum db_status db_status(const struct db *db);
+const char *db_errmsg(const struct db *db);
+
+/* Schema version of the open database, and the one this build writes. */
+int db_schema_version(struct db *db);
+int db_schema_latest(void);
+
+/* Transactions. db_begin() takes the write lock at once (BEGIN IMMEDIATE),
+ * so a busy database is reported before any work is done. */
+int db_begin(struct db *db);
+int db_commit(struct db *db);
+void db_rollback(struct db *db);
+
+/* Seconds since the epoch, the time stamps stored everywhere. */
+int64_t db_now(void);
+
+/* PRAGMA integrity_check; 0 when it answers ok. */
+int db_check(struct db *db);
+
+#endif

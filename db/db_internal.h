@@ -1,0 +1,44 @@
+/*
+ * db_internal.h - what the files of db/ share, and nobody else sees.
+ */
+#ifndef FANMAIL_DB_INTERNAL_H
+#define FANMAIL_DB_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "db/db.h"
+
+#define DB_STMT_CACHE 128
+
+struct db {
+	sqlite3 *sql;
+	enum db_status status;
+	char err[512];
+	int in_tx;
+	/* Prepared statements, keyed by the address of their SQL text (a
+	 * string literal), prepared once per connection. */
+	struct {
+		const char *key;
+		sqlite3_stmt *stmt;
+	} cache[DB_STMT_CACHE];
+};
+
+/* The statement for sql (a string literal), reset and with its bindings
+ * cleared; NULL with the error set when it cannot be prepared. */
+sqlite3_stmt *db_stmt(struct db *db, const char *sql);
+
+/* Records the connection's last error (rc from a sqlite3 call) under a
+ * short description of what was being done; returns -1. */
+int db_fail(struct db *db, int rc, const char *what);
+/* Sets an error of a given kind with a formatted message; returns -1. */
+int db_failf(struct db *db, enum db_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void db_ok(struct db *db);
+
+/* Runs SQL text with no results (schema, pragmas). */
+int db_exec(struct db *db, const char *sql);
+
+/* Binds text, or NULL when s is NULL. */
+int db_bind_text(sqlite3_stmt *st, int idx, const char *s);
+
+#endif
