@@ -69,7 +69,7 @@ db_outq_add(struct db *db, const struct outq_msg *m, const struct outq_rcpt *rcp
 	                          " VALUES (?1, ?2, ?3, ?4)";
 	char qbuf[DB_QID_LEN];
 	int own = sqlite3_get_autocommit(db->sql);
-	int64_t id;
+	int64_t id = 0;
 	sqlite3_stmt *st;
 	int rc;
 
