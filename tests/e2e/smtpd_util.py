@@ -30,6 +30,19 @@ def wait_db(fm, timeout=10.0):
     raise TimeoutError(f"{fm.db} has no schema after {timeout}s")
 
 
+def wait_idle(fm, timeout=10.0):
+    """After fm.start(): waits until the readiness probe's session, and any
+    other the running fanmaild logged, has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = fm.logtext().rsplit(": daemon started", 1)[-1]
+        n = log.count(": connect from ")
+        if n > 0 and n == log.count(": disconnect from "):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"sessions still open after {timeout}s")
+
+
 def create_list(fm, address):
     """Creates a list with the admin CLI (`fanmail list create`)."""
     p = fm.cli("list", "create", address, "--policy", "open", check=False)
