@@ -255,6 +255,12 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 		free(r);
 		return NULL;
 	}
+	if (db_engine_tune(r->db) < 0) {
+		snprintf(err, errlen, "%s", db_errmsg(r->db));
+		db_close(r->db);
+		free(r);
+		return NULL;
+	}
 	if ((r->dmarc = dmarc_new(conf, err, errlen)) == NULL) {
 		db_close(r->db);
 		free(r);
