@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "db/db.h"
 #include "server/daemon.h"
+#include "server/deliver.h"
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/smtp_in.h"
@@ -84,7 +85,9 @@ static const struct subsystem {
 	void (*free)(struct daemon *d);     /* after the loop has ended */
 } subsystems[] = {
     {"smtp_in", smtpd_start, smtpd_shutdown, smtpd_busy, smtpd_finish, smtpd_free},
-    /* the list-engine runner and the delivery scheduler go here */
+    {"deliver", deliver_sub_start, deliver_sub_shutdown, deliver_sub_busy, deliver_sub_finish,
+     deliver_sub_free},
+    /* the list-engine runner goes here */
 };
 #define NSUBSYSTEMS (sizeof(subsystems) / sizeof(subsystems[0]))
 
