@@ -21,6 +21,17 @@ static const char *const migrations[] = {
     "  post_count INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE (local, domain)"
     ");"
+    /* A counter bumped by every change to lists, so that fanmaild sees a
+     * list created by the CLI without reading the lists table on every
+     * RCPT (db/spool.c: db_spool_lists_changed). */
+    "CREATE TABLE list_gen (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);"
+    "INSERT INTO list_gen VALUES (1, 0);"
+    "CREATE TRIGGER lists_gen_ins AFTER INSERT ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER lists_gen_del AFTER DELETE ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER lists_gen_upd AFTER UPDATE OF local, domain ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
     "CREATE TABLE list_settings ("
     "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
     "  key TEXT NOT NULL,"
@@ -75,8 +86,9 @@ static const char *const migrations[] = {
     "  spool_id INTEGER NOT NULL REFERENCES spool(id) ON DELETE CASCADE,"
     "  rcpt TEXT NOT NULL,"
     "  list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,"
-    "  role TEXT NOT NULL," /* post, request, owner, bounces, join, ... */
-    "  extension TEXT"      /* after the '+': VERP or token */
+    "  role TEXT NOT NULL CHECK (role IN ('post', 'request', 'owner', 'bounces', 'join',"
+    "    'leave', 'subscribe', 'unsubscribe', 'confirm'))," /* see db/spool.h */
+    "  extension TEXT"                                      /* after the '+': VERP or token */
     ");"
     "CREATE INDEX spool_rcpt_by_spool ON spool_rcpt (spool_id);"
     /* The outbound queue: one message, one row per recipient. */
