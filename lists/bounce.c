@@ -56,6 +56,9 @@ struct pattern {
 	enum bounce_class cls;
 };
 
+/* Patterns so exact that they win over any status code. */
+#define STRONG_PATTERNS 14
+
 /* Most specific first: the first pattern found in the text decides. */
 static const struct pattern text_patterns[] = {
     {"temporary locked", "account disabled", BOUNCE_SOFT},
@@ -69,6 +72,9 @@ static const struct pattern text_patterns[] = {
     {"spamhaus", "blocked", BOUNCE_POLICY},
     {"too many recipients", "rate limited", BOUNCE_SOFT},
     {"not accepting network messages", "domain accepts no mail", BOUNCE_HARD},
+    {"host does not accept mail", "domain accepts no mail", BOUNCE_HARD},
+    {"recipient address rejected: access denied", "unknown user", BOUNCE_HARD},
+    {"name server reply", "network error", BOUNCE_SOFT},
     {"mailbox full", "mailbox full", BOUNCE_SOFT},
     {"mailbox is full", "mailbox full", BOUNCE_SOFT},
     {"mailbox was full", "mailbox full", BOUNCE_SOFT},
@@ -152,10 +158,8 @@ static const struct pattern text_patterns[] = {
     {"is not a valid", "unknown user", BOUNCE_HARD},
     {"no longer", "unknown user", BOUNCE_HARD},
     {"account is not", "unknown user", BOUNCE_HARD},
-    {"recipient address rejected: access denied", "unknown user", BOUNCE_HARD},
     {"address couldn't be found", "unknown user", BOUNCE_HARD},
     {"address could not be found", "unknown user", BOUNCE_HARD},
-    {"address rejected", "unknown user", BOUNCE_HARD},
     {"domain is not reachable", "unknown domain", BOUNCE_HARD},
     {"host unknown", "unknown domain", BOUNCE_HARD},
     {"unknown host", "unknown domain", BOUNCE_HARD},
@@ -319,6 +323,16 @@ bounce_classify(const char *status, const char *text, int temporary, const char 
 		 * words its refusal as an unknown user. */
 		*reason = "filtered";
 		return BOUNCE_SOFT;
+	}
+	if (p != NULL && p - text_patterns < STRONG_PATTERNS) {
+		*reason = p->reason;
+		return p->cls;
+	}
+	/* Codes that speak of the mailbox's state, the sender, or policy are
+	 * more exact than an "unknown user" some servers say for everything. */
+	if (sc == BOUNCE_POLICY) {
+		*reason = sreason;
+		return sc;
 	}
 	if (p != NULL && (p->cls == BOUNCE_HARD || strcmp(p->reason, "mailbox full") == 0)) {
 		*reason = p->reason;
@@ -540,6 +554,11 @@ addr_copy(char *dst, const char *s, size_t n)
 	while (n > 0 && (s[n - 1] == '>' || s[n - 1] == ' ' || s[n - 1] == '.' || s[n - 1] == '"' ||
 	                 s[n - 1] == '\'' || s[n - 1] == ','))
 		n--;
+	/* Exchange writes "SMTP=user@domain" (an address type prefix). */
+	if (n > 5 && strncasecmp(s, "smtp=", 5) == 0) {
+		s += 5;
+		n -= 5;
+	}
 	for (size_t i = 0; i < n && o + 1 < BOUNCE_ADDR_MAX; i++)
 		dst[o++] = s[i];
 	dst[o] = '\0';
@@ -845,7 +864,8 @@ cut_point(const char *s, size_t n)
 		if ((p = find_ci(s, n, cut_markers[i])) != NULL && (size_t)(p - s) < cut) {
 			/* "The original message was received at ..." opens a Sendmail
 			 * report; only a marker that is not in the first lines cuts. */
-			if (i == 15 && (p - s) < 200)
+			if (strcmp(cut_markers[i], "the original message was") == 0 &&
+			    (p - s) < 200)
 				continue;
 			cut = (size_t)(p - s);
 		}
@@ -1280,6 +1300,11 @@ finish_rcpt(struct bounce_rcpt *b, const char *extra)
 			snprintf(b->status, sizeof(b->status), "%s", first);
 	}
 	b->cls = bounce_classify(b->status, text, temporary, &b->reason);
+	if (b->cls == BOUNCE_HARD && strcmp(b->reason, "unknown user") == 0 && extra != NULL &&
+	    find_ci(extra, strlen(extra), "end of data") != NULL) {
+		b->cls = BOUNCE_SOFT;
+		b->reason = "filtered";
+	}
 	if (b->status[0] == '\0') {
 		char c = reply ? (char)('0' + reply / 100) : (temporary ? '4' : '5');
 		const char *d = NULL;
