@@ -49,4 +49,8 @@ int addr_domain_key(const struct addr *a, char *buf, size_t len);
 int addr_parse_line(const char *line, size_t len, int flags, struct addr *a, char *name,
                     size_t namelen, const char **why);
 
+/* Checks a display name: well-formed UTF-8, no control characters.
+ * Returns 0 or -1 with *why set. */
+int addr_check_name(const char *s, size_t len, const char **why);
+
 #endif
