@@ -162,6 +162,13 @@ static const char *const migrations[] = {
     "  raw BLOB NOT NULL"
     ");"
     "CREATE INDEX archive_by_list ON archive (list_id, date);"
+    /* The last DMARC policy seen per From domain ('' for no record), so
+     * that a post approved later, perhaps by the CLI, is treated alike. */
+    "CREATE TABLE dmarc_cache ("
+    "  domain TEXT PRIMARY KEY,"
+    "  policy TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
     /* Rate limits for automatic replies (confirmations, RFC 3834). */
     "CREATE TABLE reply_log ("
     "  addr_key TEXT NOT NULL,"
