@@ -78,11 +78,12 @@ enum cmd_id {
 	CMD_EXPN,
 	CMD_UNKNOWN,
 	CMD_COUNT,
+	CMD_NONE = CMD_COUNT, /* before the first command, for logs */
 };
 
-static const char *const cmd_log_names[CMD_COUNT] = {
+static const char *const cmd_log_names[CMD_COUNT + 1] = {
     "ehlo", "helo", "starttls", "mail", "rcpt", "data",    "rset",
-    "noop", "quit", "help",     "vrfy", "expn", "unknown",
+    "noop", "quit", "help",     "vrfy", "expn", "unknown", "CONNECT",
 };
 
 struct rcpt {
@@ -1353,6 +1354,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	snprintf(s->client, sizeof(s->client), "unknown[%s]:%d", s->ip, port);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	s->srv = srv;
+	s->last_cmd = CMD_NONE;
 	s->bev = bufferevent_socket_new(srv->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
 		close(fd);
