@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define JSON_DEPTH 32
 
@@ -328,6 +329,83 @@ cli_open_db(struct cli *cli)
 		return cli_error(cli, EX_SOFTWARE, "%s", err);
 	}
 	return 0;
+}
+
+/* ---- arguments ---- */
+
+int
+cli_addr_arg(struct cli *cli, const char *arg, struct addr *a)
+{
+	const char *why;
+
+	if (addr_parse(arg, strlen(arg), ADDR_UTF8, a, &why) < 0)
+		return cli_error(cli, EX_DATAERR, "invalid address '%s': %s", arg, why);
+	return 0;
+}
+
+int
+cli_list_addr(struct cli *cli, const char *arg, struct addr *a)
+{
+	char buf[ADDR_PATH_MAX + 2];
+	const char *why;
+	int rc;
+
+	if (strchr(arg, '@') == NULL && *arg != '\0') {
+		if ((rc = cli_load_conf(cli)) != 0)
+			return rc;
+		if ((size_t)snprintf(buf, sizeof(buf), "%s@%s", arg,
+		                     cli->conf.default_list_domain) >= sizeof(buf))
+			return cli_error(cli, EX_DATAERR,
+			                 "invalid list address '%s': longer than 254 octets", arg);
+		arg = buf;
+	}
+	if (addr_parse(arg, strlen(arg), 0, a, &why) < 0 || db_list_check_address(a, &why) < 0)
+		return cli_error(cli, EX_DATAERR, "invalid list address '%s': %s", arg, why);
+	return 0;
+}
+
+int
+cli_find_list(struct cli *cli, const char *arg, struct db_list *out)
+{
+	struct addr a;
+	char buf[ADDR_PATH_MAX + 1];
+	int rc;
+
+	if ((rc = cli_list_addr(cli, arg, &a)) != 0)
+		return rc;
+	if ((rc = cli_open_db(cli)) != 0)
+		return rc;
+	if (db_list_find(cli->db, a.local, a.domain, out) < 0) {
+		if (db_status(cli->db) != DB_NOTFOUND)
+			return cli_db_error(cli, NULL);
+		addr_format(&a, buf, sizeof(buf));
+		return cli_error(cli, EX_NOINPUT, "no list '%s'", buf);
+	}
+	return 0;
+}
+
+int
+cli_keyvalue(struct cli *cli, const char *arg, const char **key, const char **value)
+{
+	char *copy = cli_strdup(cli, arg), *eq = strchr(copy, '=');
+
+	if (eq == NULL || eq == copy)
+		return cli_usage_error(cli, "'%s': expected KEY=VALUE", arg);
+	*eq = '\0';
+	*key = copy;
+	*value = eq + 1;
+	return 0;
+}
+
+const char *
+cli_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "%lld", (long long)t);
+	return buf;
 }
 
 /* ---- JSON ---- */

@@ -70,6 +70,8 @@
 
 #include "conf/conf.h"
 #include "db/db.h"
+#include "db/lists.h"
+#include "mail/addr.h"
 
 struct cli;
 
@@ -155,6 +157,29 @@ int cli_open_db(struct cli *cli);
 /* Memory freed when the program ends. Exits on out-of-memory. */
 void *cli_alloc(struct cli *cli, size_t size);
 char *cli_strdup(struct cli *cli, const char *s);
+
+/* ---- arguments ---- */
+
+/* Parses arg as a mailbox (UTF-8 allowed). On error prints "invalid
+ * address 'arg': why" and returns EX_DATAERR; else 0. */
+int cli_addr_arg(struct cli *cli, const char *arg, struct addr *a);
+
+/* Parses a list address; a bare name (no '@') gets default_list_domain.
+ * Returns 0 or an exit code after printing the error (needs the config). */
+int cli_list_addr(struct cli *cli, const char *arg, struct addr *a);
+
+/* Opens the database and finds the list named by arg (as
+ * cli_list_addr()). Returns 0, or EX_NOINPUT for an unknown list ("no list
+ * 'x@y'"), or another exit code, after printing the error. */
+int cli_find_list(struct cli *cli, const char *arg, struct db_list *out);
+
+/* Splits "KEY=VALUE" at the first '='; prints a usage error and returns
+ * EX_USAGE when there is none or KEY is empty. *key points into a copy
+ * owned by the cli. */
+int cli_keyvalue(struct cli *cli, const char *arg, const char **key, const char **value);
+
+/* Seconds since the epoch as "2026-01-31T12:00:00Z" (UTC); buf >= 32. */
+const char *cli_time(int64_t t, char *buf, size_t len);
 
 /* ---- errors ---- */
 

@@ -13,7 +13,7 @@
 /* The command groups, in the order `fanmail help` shows them.
  * To add one: a line X(name) just above the END line. */
 // clang-format off
-#define CLI_GROUPS_CORE(X)
+#define CLI_GROUPS_CORE(X) X(list) X(member)
 #define CLI_GROUPS(X) \
 	X(config) \
 	CLI_GROUPS_CORE(X) \

@@ -196,6 +196,9 @@ migrate(struct db *db)
 	int cur, latest = schema_latest();
 	char pragma[64];
 
+	/* Up to date: no write lock, so that readers open while a writer works. */
+	if (db_schema_version(db) == latest)
+		return 0;
 	if (db_exec(db, "BEGIN IMMEDIATE") < 0)
 		return -1;
 	cur = db_schema_version(db);
