@@ -21,6 +21,17 @@ static const char *const migrations[] = {
     "  post_count INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE (local, domain)"
     ");"
+    /* A counter bumped by every change to lists, so that fanmaild sees a
+     * list created by the CLI without reading the lists table on every
+     * RCPT (db/spool.c: db_spool_lists_changed). */
+    "CREATE TABLE list_gen (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);"
+    "INSERT INTO list_gen VALUES (1, 0);"
+    "CREATE TRIGGER lists_gen_ins AFTER INSERT ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER lists_gen_del AFTER DELETE ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER lists_gen_upd AFTER UPDATE OF local, domain ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
     "CREATE TABLE list_settings ("
     "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
     "  key TEXT NOT NULL,"
@@ -96,8 +107,9 @@ static const char *const migrations[] = {
     "  spool_id INTEGER NOT NULL REFERENCES spool(id) ON DELETE CASCADE,"
     "  rcpt TEXT NOT NULL,"
     "  list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,"
-    "  role TEXT NOT NULL," /* post, request, owner, bounces, join, ... */
-    "  extension TEXT"      /* after the '+': VERP or token */
+    "  role TEXT NOT NULL CHECK (role IN ('post', 'request', 'owner', 'bounces', 'join',"
+    "    'leave', 'subscribe', 'unsubscribe', 'confirm'))," /* see db/spool.h */
+    "  extension TEXT"                                      /* after the '+': VERP or token */
     ");"
     "CREATE INDEX spool_rcpt_by_spool ON spool_rcpt (spool_id);"
     /* The outbound queue: one message, one row per recipient. */
@@ -141,12 +153,18 @@ static const char *const migrations[] = {
     "  sender TEXT NOT NULL,"
     "  subject TEXT,"
     "  reason TEXT NOT NULL,"
+    "  env_from TEXT NOT NULL DEFAULT ''," /* the post's envelope sender */
+    "  message_id TEXT,"                   /* the post's Message-ID */
     "  created INTEGER NOT NULL,"
     "  expires INTEGER NOT NULL,"
     "  state TEXT NOT NULL DEFAULT 'held'"
-    "    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired'))"
+    "    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired')),"
+    "  decided INTEGER," /* when it left 'held' */
+    "  decided_by TEXT"  /* who: an address, 'cli', or 'expiry' */
     ");"
     "CREATE INDEX holds_by_list ON holds (list_id, state);"
+    /* The expiry walk: posts still held, by deadline. */
+    "CREATE INDEX holds_due ON holds (expires) WHERE state = 'held';"
     /* Confirmation tokens for subscribe and unsubscribe. */
     "CREATE TABLE tokens ("
     "  token TEXT PRIMARY KEY,"
@@ -158,6 +176,7 @@ static const char *const migrations[] = {
     "  created INTEGER NOT NULL,"
     "  expires INTEGER NOT NULL"
     ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_by_addr ON tokens (list_id, addr_key, action);"
     /* Bounces seen, per member and per domain. */
     "CREATE TABLE bounce_events ("
     "  id INTEGER PRIMARY KEY,"
@@ -183,6 +202,13 @@ static const char *const migrations[] = {
     "  raw BLOB NOT NULL"
     ");"
     "CREATE INDEX archive_by_list ON archive (list_id, date);"
+    /* The last DMARC policy seen per From domain ('' for no record), so
+     * that a post approved later, perhaps by the CLI, is treated alike. */
+    "CREATE TABLE dmarc_cache ("
+    "  domain TEXT PRIMARY KEY,"
+    "  policy TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
     /* Rate limits for automatic replies (confirmations, RFC 3834). */
     "CREATE TABLE reply_log ("
     "  addr_key TEXT NOT NULL,"
@@ -191,6 +217,7 @@ static const char *const migrations[] = {
     "  time INTEGER NOT NULL"
     ");"
     "CREATE INDEX reply_log_by_addr ON reply_log (addr_key, kind, time);"
+    "CREATE INDEX reply_log_by_list ON reply_log (list_id, kind, time);"
     /* The event log: what happened to lists and members, for admins. */
     "CREATE TABLE events ("
     "  id INTEGER PRIMARY KEY,"
