@@ -119,8 +119,13 @@ static const char *const migrations[] = {
     "  last_reply TEXT,"
     "  updated INTEGER"
     ");"
-    /* The scheduler's walk: due rows by domain. */
-    "CREATE INDEX deliveries_due ON deliveries (next_attempt, domain)"
+    /* The scheduler's walk: due rows of one domain in (next_attempt, id)
+     * order, and the listing of domains with due rows; covering, so neither
+     * touches the table. */
+    "CREATE INDEX deliveries_due ON deliveries (domain, next_attempt, id)"
+    "  WHERE state IN ('queued', 'deferred');"
+    /* When the next deferred row falls due (the scheduler's timer). */
+    "CREATE INDEX deliveries_next ON deliveries (next_attempt)"
     "  WHERE state IN ('queued', 'deferred');"
     "CREATE INDEX deliveries_by_msg ON deliveries (msg_id, state);"
     /* Moderation holds. */
@@ -132,12 +137,18 @@ static const char *const migrations[] = {
     "  sender TEXT NOT NULL,"
     "  subject TEXT,"
     "  reason TEXT NOT NULL,"
+    "  env_from TEXT NOT NULL DEFAULT ''," /* the post's envelope sender */
+    "  message_id TEXT,"                   /* the post's Message-ID */
     "  created INTEGER NOT NULL,"
     "  expires INTEGER NOT NULL,"
     "  state TEXT NOT NULL DEFAULT 'held'"
-    "    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired'))"
+    "    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired')),"
+    "  decided INTEGER," /* when it left 'held' */
+    "  decided_by TEXT"  /* who: an address, 'cli', or 'expiry' */
     ");"
     "CREATE INDEX holds_by_list ON holds (list_id, state);"
+    /* The expiry walk: posts still held, by deadline. */
+    "CREATE INDEX holds_due ON holds (expires) WHERE state = 'held';"
     /* Confirmation tokens for subscribe and unsubscribe. */
     "CREATE TABLE tokens ("
     "  token TEXT PRIMARY KEY,"
@@ -149,6 +160,7 @@ static const char *const migrations[] = {
     "  created INTEGER NOT NULL,"
     "  expires INTEGER NOT NULL"
     ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_by_addr ON tokens (list_id, addr_key, action);"
     /* Bounces seen, per member and per domain. */
     "CREATE TABLE bounce_events ("
     "  id INTEGER PRIMARY KEY,"
@@ -160,9 +172,18 @@ static const char *const migrations[] = {
     "  class TEXT NOT NULL," /* hard, soft, policy, complaint */
     "  status TEXT,"         /* x.y.z */
     "  reason TEXT,"
-    "  spool_id INTEGER"
+    "  spool_id INTEGER,"
+    "  scored REAL NOT NULL DEFAULT 0" /* what it added to the member's score */
     ");"
     "CREATE INDEX bounce_events_by_member ON bounce_events (member_id, time);"
+    "CREATE INDEX bounce_events_by_list ON bounce_events (list_id, class, time);"
+    /* Members disabled for bounces: since when, and the probe sent. */
+    "CREATE TABLE bounce_disabled ("
+    "  member_id INTEGER PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,"
+    "  since INTEGER NOT NULL,"
+    "  probe_sent INTEGER,"
+    "  probe_qid TEXT"
+    ");"
     /* Archive of every post that went out. */
     "CREATE TABLE archive ("
     "  id INTEGER PRIMARY KEY,"
@@ -174,6 +195,13 @@ static const char *const migrations[] = {
     "  raw BLOB NOT NULL"
     ");"
     "CREATE INDEX archive_by_list ON archive (list_id, date);"
+    /* The last DMARC policy seen per From domain ('' for no record), so
+     * that a post approved later, perhaps by the CLI, is treated alike. */
+    "CREATE TABLE dmarc_cache ("
+    "  domain TEXT PRIMARY KEY,"
+    "  policy TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
     /* Rate limits for automatic replies (confirmations, RFC 3834). */
     "CREATE TABLE reply_log ("
     "  addr_key TEXT NOT NULL,"
@@ -182,6 +210,7 @@ static const char *const migrations[] = {
     "  time INTEGER NOT NULL"
     ");"
     "CREATE INDEX reply_log_by_addr ON reply_log (addr_key, kind, time);"
+    "CREATE INDEX reply_log_by_list ON reply_log (list_id, kind, time);"
     /* The event log: what happened to lists and members, for admins. */
     "CREATE TABLE events ("
     "  id INTEGER PRIMARY KEY,"
