@@ -683,9 +683,16 @@ writer_main(void *arg)
 	int dsns;
 
 	while ((list = worker_take(w)) != NULL) {
+		double t0 = wall_now();
+		int n = 0;
+		for (struct job *j = list; j != NULL; j = j->next)
+			n += j->nres;
 		for (int tries = 0;; tries++) {
-			if (writer_commit(w, list, &dsns) == 0)
+			if (writer_commit(w, list, &dsns) == 0) {
+				log_debug("queue: committed %d result(s) in %.3f s", n,
+				          wall_now() - t0);
 				break;
+			}
 			/* Results must not be lost: wait and try again (a busy
 			 * database, a full disk that an admin fixes). */
 			log_warnx("queue: committing delivery results: %s (try %d)",
@@ -800,6 +807,8 @@ on_mx(void *arg, struct dns_mx *mx)
 	struct dom *d = arg;
 
 	d->resolving = 0;
+	log_debug("queue: %s: %d exchanger(s), status %d (%.3f)", d->name, mx->nhost, mx->status,
+	          wall_now());
 	dns_mx_ref(mx);
 	d->mx = mx;
 	pump(d);
@@ -1370,6 +1379,7 @@ on_page(struct job *j)
 	if (maxr < 1)
 		maxr = 1;
 	d->loading = 0;
+	log_debug("queue: %s: page of %d row(s) (%.3f)", d->name, j->nrows, wall_now());
 	if (j->failed || j->nrows < j->limit)
 		d->eof = 1;
 	for (int i = 0; i < j->nrows; i++) {
@@ -1462,6 +1472,7 @@ static void
 scan_domains_done(struct deliver *dl, struct job *j)
 {
 	dl->list_out = 0;
+	log_debug("queue: scan listed %d domain(s) with due mail (%.3f)", j->nnames, wall_now());
 	for (int i = 0; i < j->nnames; i++) {
 		struct dom *d = dom_find(dl, j->names[i], 1);
 		if (d->active || d->pending_writes > 0)
