@@ -140,7 +140,7 @@ class TestPosting(EngineCase):
         self.wait_states({"sent": 2}, p["qid"])
         (m,) = self.received(1)
         self.assertEqual("test@lists.test", m["Reply-To"].addresses[0].addr_spec)
-        self.assertTrue(m.get_content().endswith("Hi all.\n--\nLeave: test-leave@lists.test\n"),
+        self.assertTrue(m.get_content().endswith("Hi all.\r\n--\r\nLeave: test-leave@lists.test\r\n"),
                         f"footer after the body, got {m.get_content()!r}")
 
 
