@@ -18,6 +18,8 @@
 	X(config) \
 	CLI_GROUPS_CORE(X) \
 	X(queue) \
+	X(mod) \
+	X(bounce) X(bounces) \
 	X(archive) \
 	/* END */
 // clang-format on
