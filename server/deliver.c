@@ -24,6 +24,7 @@
 #include "db/queue.h"
 #include "mail/dsn.h"
 #include "server/control.h"
+#include "server/daemon.h"
 #include "server/dns.h"
 #include "server/log.h"
 #include "server/smtp_out.h"
@@ -51,6 +52,8 @@
 #define DOMAIN_LIST_PAGE 256
 
 static atomic_int kick_fd = -1;
+/* The running scheduler, for main.c's subsystem table (loop thread only). */
+static struct deliver *running;
 
 /* --- the message cache (shared by the loop and the reader) --- */
 
@@ -219,6 +222,8 @@ struct deliver {
 	int list_out;
 	char scan_after[256];
 	int stopping;
+	int finished;
+	int writes_out; /* result jobs at the writer */
 };
 
 static void pump(struct dom *d);
@@ -965,6 +970,7 @@ batch_finish(struct batch *b, struct job *j)
 	struct dom *d = b->d;
 
 	d->pending_writes++;
+	d->dl->writes_out++;
 	worker_post(&d->dl->writer, j);
 	batch_free(b);
 }
@@ -1524,6 +1530,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 				free(j->res[i].remote);
 			}
 			free(j->res);
+			dl->writes_out--;
 			j->d->pending_writes--;
 			dom_check_done(j->d);
 			break;
@@ -1715,4 +1722,56 @@ deliver_stop(struct deliver *d)
 	/* Domains, batches in flight and cached messages are left to the
 	 * process exit: sessions may still reference bodies. */
 	free(d);
+}
+
+/* --- server/main.c's subsystem table --- */
+
+int
+deliver_sub_start(struct daemon *d, char *err, size_t errlen)
+{
+	running = deliver_start(d->base, d->conf);
+	if (running == NULL) {
+		snprintf(err, errlen, "cannot start delivery (see the lines above)");
+		return -1;
+	}
+	return 0;
+}
+
+void
+deliver_sub_shutdown(struct daemon *d)
+{
+	struct pooled *p;
+
+	if (running == NULL)
+		return;
+	running->stopping = 1;
+	while ((p = TAILQ_FIRST(&running->idle)) != NULL) {
+		TAILQ_REMOVE(&running->idle, p, link);
+		smtp_out_close(p->s);
+		free(p);
+	}
+}
+
+int
+deliver_sub_busy(struct daemon *d)
+{
+	if (running == NULL || running->finished)
+		return 0;
+	return running->conns > 0 || running->writes_out > 0;
+}
+
+void
+deliver_sub_finish(struct daemon *d)
+{
+	/* Transactions still open are abandoned: their rows were never
+	 * marked, so they are due again at the next start. */
+	if (running != NULL)
+		running->finished = 1;
+}
+
+void
+deliver_sub_free(struct daemon *d)
+{
+	deliver_stop(running);
+	running = NULL;
 }

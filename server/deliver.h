@@ -17,6 +17,8 @@
 #ifndef FANMAIL_DELIVER_H
 #define FANMAIL_DELIVER_H
 
+#include <stddef.h>
+
 struct event_base;
 struct conf;
 struct deliver;
@@ -27,6 +29,17 @@ void deliver_stop(struct deliver *d);
 
 /* Thread-safe; a no-op when no scheduler runs. */
 void deliver_kick(void);
+
+/* The subsystem entries for server/main.c's table (they keep the one
+ * running scheduler): start, shutdown (no new transactions), busy
+ * (transactions or result commits in flight), finish (close connections
+ * now; their rows stay due), free (commit what is left, stop). */
+struct daemon;
+int deliver_sub_start(struct daemon *d, char *err, size_t errlen);
+void deliver_sub_shutdown(struct daemon *d);
+int deliver_sub_busy(struct daemon *d);
+void deliver_sub_finish(struct daemon *d);
+void deliver_sub_free(struct daemon *d);
 
 /* Backoff before attempt number attempts+1 (pure; for the unit tests):
  * retry_min doubled per earlier attempt, at most retry_max. */

@@ -205,12 +205,43 @@ engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_
 	}
 }
 
+/* Hold expiry and token clean-up (lists/commands.h), once a minute. */
+static void
+housekeeping(struct engine_runner *r, time_t *last)
+{
+#ifdef RUNNER_HAVE_COMMANDS
+	time_t now = time(NULL);
+	size_t expired = 0;
+
+	if (now - *last < RUNNER_RESCAN_SECONDS)
+		return;
+	*last = now;
+	if (db_begin(r->db) < 0)
+		return;
+	if (commands_housekeeping(r->db, r->conf, (int64_t)now, &expired) < 0 ||
+	    db_commit(r->db) < 0) {
+		log_warnx("engine: housekeeping: %s", db_errmsg(r->db));
+		db_rollback(r->db);
+		return;
+	}
+	if (expired > 0) {
+		log_info("engine: %zu held post(s) expired", expired);
+		if (r->after_commit != NULL)
+			r->after_commit(r->arg);
+	}
+#else
+	(void)r;
+	(void)last;
+#endif
+}
+
 static void *
 run(void *arg)
 {
 	struct engine_runner *r = arg;
 	struct engine_dmarc dm = {dmarc_lookup, r->dmarc};
 	int handled, backoff = 0;
+	time_t last_housekeeping = 0;
 
 	for (;;) {
 		struct timespec ts;
@@ -233,6 +264,7 @@ run(void *arg)
 			backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
 		else
 			backoff = 0;
+		housekeeping(r, &last_housekeeping);
 	}
 	return NULL;
 }
@@ -252,6 +284,12 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 	r->arg = arg;
 	r->pending = 1; /* entries a crash left 'new' */
 	if ((r->db = db_open(conf->database, 0, err, errlen)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	if (db_engine_tune(r->db) < 0) {
+		snprintf(err, errlen, "%s", db_errmsg(r->db));
+		db_close(r->db);
 		free(r);
 		return NULL;
 	}

@@ -8,7 +8,8 @@
  * left 'new'. (It also looks every minute, for entries another process
  * committed.) Each entry is handled in one transaction that also marks it
  * done, so it is processed exactly once; after each commit delivery is
- * woken.
+ * woken. Once a minute it also runs the commands' housekeeping (held posts
+ * past their deadline, expired tokens).
  *
  * Log lines, one per recipient of an entry:
  *   QID: engine: to=<list@example.org>, role=post, posted: queued as 65A1..., rcpts=3, ...

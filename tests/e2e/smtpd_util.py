@@ -132,6 +132,10 @@ def run_table(test, port, rows, ehlo=True):
             test.assertEqual(code, want, f"sent {sent[:80]!r}: expected {want}, got {code} {lines}")
             if want is None:
                 break
+            # RFC 2034: every reply but the greeting, the answer to
+            # EHLO/HELO and 354 (RFC 3463 has no class 3) carries one.
+            if code == 354 or sent[:4].upper() in (b"EHLO", b"HELO"):
+                continue
             for line in lines:
                 test.assertRegex(line, ENHANCED,
                                  f"sent {sent[:80]!r}: reply without an enhanced status code")
