@@ -124,10 +124,14 @@ class Sink:
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
-            try:
-                c.close()
-            except OSError:
-                pass
+            with self.lock:
+                mine = [x for x in self._conns if x is c or
+                        (isinstance(x, ssl.SSLSocket) and x.fileno() == c.fileno())]
+            for x in mine + [c]:
+                try:
+                    x.close()
+                except OSError:
+                    pass
 
     def _dialog(self, c, n):
         if self.stall:
@@ -181,6 +185,8 @@ class Sink:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(*self.starttls)
                 c = ctx.wrap_socket(c, server_side=True)
+                with self.lock:
+                    self._conns.append(c)
                 f = c.makefile("rb")
                 tls = True
                 helo = None
