@@ -36,6 +36,13 @@ class Moderation(CommandsCase):
         p = self.fm.cli("mod", "approve", LIST, hid)
         self.assertIn("approved held message", p.stdout)
         self.assertEqual(self.posts(), [["member@example.net"]])
+        # The released post as the queue CLI shows it.
+        m = re.search(r"queued as ([0-9A-F]{16})", p.stdout)
+        self.assertIsNotNone(m, f"expected 'queued as QID' in {p.stdout!r}")
+        shown = json.loads(self.fm.cli("queue", "show", m.group(1), "--json").stdout)
+        self.assertEqual(shown["kind"], "post")
+        self.assertEqual(shown["from"], "dev-bounces@lists.example.org")
+        self.assertEqual([r["rcpt"] for r in shown["recipients"]], ["member@example.net"])
         self.assertEqual(self.holds(), [])
         # Deciding again changes nothing and says so.
         p = self.fm.cli("mod", "approve", LIST, hid, check=False)
