@@ -19,6 +19,7 @@
 	CLI_GROUPS_CORE(X) \
 	X(queue) \
 	X(mod) \
+	X(archive) \
 	/* END */
 // clang-format on
 
