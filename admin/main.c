@@ -20,6 +20,7 @@
 	X(queue) \
 	X(mod) \
 	X(archive) \
+	X(bounce) X(bounces) \
 	/* END */
 // clang-format on
 

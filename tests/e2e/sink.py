@@ -55,6 +55,7 @@ class Sink:
         self.greetings = []  # used up in turn, then greeting
         self.drop_in_data = 0
         self.stall = 0
+        self.data_delay = 0  # seconds before the reply to the end of data
         self.ehlo = True
         self.pipelining = True
         self.smtputf8 = True
@@ -65,6 +66,7 @@ class Sink:
         self._sock = None
         self._threads = []
         self._conns = []
+        self._tls = {}
         self._stop = False
 
     def start(self):
@@ -125,8 +127,7 @@ class Sink:
             pass
         finally:
             with self.lock:
-                mine = [x for x in self._conns if x is c or
-                        (isinstance(x, ssl.SSLSocket) and x.fileno() == c.fileno())]
+                mine = [self._tls.pop(n)] if n in self._tls else []
             for x in mine + [c]:
                 try:
                     x.close()
@@ -187,6 +188,7 @@ class Sink:
                 c = ctx.wrap_socket(c, server_side=True)
                 with self.lock:
                     self._conns.append(c)
+                    self._tls[n] = c
                 f = c.makefile("rb")
                 tls = True
                 helo = None
@@ -252,6 +254,8 @@ class Sink:
                 # undo dot-stuffing
                 data = b"".join(l[1:] if l.startswith(b".") else l for l in chunks)
                 t = Txn(n, helo, tls, mail_from, params, rcpts, data)
+                if self.data_delay:
+                    time.sleep(self.data_delay)
                 with self.lock:
                     if bad:
                         self.bare_lf.append(t)
