@@ -19,8 +19,8 @@
 	CLI_GROUPS_CORE(X) \
 	X(queue) \
 	X(mod) \
-	X(bounce) X(bounces) \
 	X(archive) \
+	X(bounce) X(bounces) \
 	/* END */
 // clang-format on
 
