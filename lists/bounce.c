@@ -1558,6 +1558,23 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 		rc = 0;
 		goto out;
 	}
+	/* A delivery-status block pasted into the text (a broken MIME
+	 * structure, or an MTA that writes no MIME at all). */
+	if (c.dsn.n == 0 && tn > 0) {
+		const char *p = text;
+		while (p != NULL && *p) {
+			if (strncasecmp(p, "Final-Recipient:", 16) == 0 ||
+			    strncasecmp(p, "Reporting-MTA:", 14) == 0) {
+				sb_add(&c.dsn, p, tn - (size_t)(p - text));
+				break;
+			}
+			p = strchr(p, '\n');
+			if (p != NULL)
+				p++;
+		}
+		if (c.dsn.oom)
+			goto out;
+	}
 	if (c.dsn.n > 0) {
 		struct dsn_state d = {.r = r};
 		size_t cut = cut_point(text, tn);
