@@ -1429,6 +1429,13 @@ parse_text(struct bounce_report *r, const struct msg *top, const char *subject, 
 		k = all_rcpts(s, cut, f, 64, &x);
 		coded = find_status(s, cut, code, NULL) == 0 || find_reply(s, cut) != 0;
 	}
+	if (k == 0) {
+		/* Redacted samples and self-sent tests name the recipient with
+		 * the bounce's own To: trust an explicit recipient position. */
+		struct exclude none = {.n = 0};
+		k = explicit_rcpts(s, cut, f, 64, &none);
+		coded = 1;
+	}
 	qsort(f, (size_t)k, sizeof(f[0]), cmp_found);
 	for (int i = 0; i < k; i++) {
 		struct bounce_rcpt *b = add_rcpt(r);
