@@ -1553,6 +1553,15 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 			free(s);
 		}
 	}
+	/* A multipart whose boundary never comes (a broken MIME structure):
+	 * its body is read as text. */
+	if (c.human.n == 0 && c.html.n == 0 && c.dsn.n == 0 && c.arf.n == 0 && top.body_len > 0) {
+		sb_add(&c.human, top.body, top.body_len);
+		if (c.human.oom)
+			goto out;
+	}
+	if (c.human.n)
+		dequote(c.human.p, &c.human.n);
 	text = c.human.n ? c.human.p : (c.html.n ? c.html.p : "");
 	tn = c.human.n ? c.human.n : c.html.n;
 
@@ -1642,10 +1651,6 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 		if (evidence || c.report || body_evidence) {
 			r->kind = BOUNCE_KIND_TEXT;
 			r->detector = "text";
-			if (c.human.n)
-				dequote(c.human.p, &c.human.n);
-			text = c.human.n ? c.human.p : (c.html.n ? c.html.p : "");
-			tn = c.human.n ? c.human.n : c.html.n;
 			rc = parse_text(r, &top, subject, text, tn);
 			goto out;
 		}
