@@ -29,8 +29,11 @@ struct sbuf {
 static void
 sb_add(struct sbuf *b, const char *s, size_t n)
 {
-	if (b->oom || b->n + n + 2 > MAX_TEXT)
+	if (b->oom || b->n + 2 >= MAX_TEXT)
 		return;
+	/* Past the limit the text is cut: what explains a bounce comes first. */
+	if (b->n + n + 2 > MAX_TEXT)
+		n = MAX_TEXT - b->n - 2;
 	if (b->n + n + 2 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		char *np;
@@ -942,7 +945,9 @@ on_ignored_line(const char *s, size_t as)
 	    "from:",        "sender:",      "reply-to:",  "message-id:",   "references:",
 	    "in-reply-to:", "return-path:", "mail from:", "envelope-from", "smtp.mailfrom"};
 
-	while (b > 0 && s[b - 1] != '\n')
+	/* Only the start of a line names its kind; a very long line is not
+	 * walked back over for every address on it. */
+	while (b > 0 && s[b - 1] != '\n' && as - b < 256)
 		b--;
 	while (b < as && (s[b] == ' ' || s[b] == '\t' || s[b] == '>'))
 		b++;
@@ -1014,9 +1019,6 @@ explicit_rcpts(const char *s, size_t n, struct found *f, int max, const struct e
 			if ((alone || rcpt != NULL) && !excluded(x, addr))
 				k = add_found(f, k, max, addr, as);
 		}
-		if (find_ci(s + i, e - i, "rcpt to") != NULL) {
-			/* Other addresses on a RCPT line, e.g. "RCPT TO:<a> 550 <a>". */
-		}
 		i = e + 1;
 	}
 	return k;
@@ -1029,7 +1031,11 @@ all_rcpts(const char *s, size_t n, struct found *f, int max, const struct exclud
 	char addr[BOUNCE_ADDR_MAX];
 	int k = 0;
 
-	while (next_addr(s, n, &pos, &as, &al)) {
+	int seen = 0;
+
+	/* Bounded: a text with thousands of addresses names no recipient
+	 * worth more than the first few. */
+	while (k < max && seen++ < 1000 && next_addr(s, n, &pos, &as, &al)) {
 		addr_copy(addr, s + as, al);
 		if (excluded(x, addr) || on_ignored_line(s, as))
 			continue;
