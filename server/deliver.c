@@ -721,15 +721,16 @@ local_deliver(struct worker *w, struct job *j)
 		sm.rcpts = sr;
 		sm.nrcpt = (size_t)nsr;
 		rc = db_spool_insert(w->db, &sm, &sid);
-		snprintf(reply, sizeof(reply), "250 2.0.0 delivered to the inbound spool as %s", qid);
+		snprintf(reply, sizeof(reply), "250 2.0.0 delivered to the inbound spool as %s",
+		         qid);
 	}
 	for (int i = 0; i < j->nres; i++) {
 		struct wres *r = &j->res[i];
 		if (rc == 0 && strcmp(r->state, DB_Q_SENT) == 0)
 			r->reply = strdup(reply);
 		if (rc == 0)
-			log_info("%s: to=<%s>, relay=local, delay=%.1f, dsn=%s, status=%s (%s)", m->qid,
-			         r->to, wall_now() - (double)m->created,
+			log_info("%s: to=<%s>, relay=local, delay=%.1f, dsn=%s, status=%s (%s)",
+			         m->qid, r->to, wall_now() - (double)m->created,
 			         strcmp(r->state, DB_Q_SENT) == 0 ? "2.0.0" : "5.1.1",
 			         strcmp(r->state, DB_Q_SENT) == 0 ? "sent" : "bounced", r->reply);
 	}
