@@ -168,7 +168,7 @@ enum_has(const struct conf_def *d, const char *value)
 /* Checks value against d's type and writes the canonical text to canon. */
 static int
 check_value(const struct conf_def *d, const char *value, char *canon, size_t canonlen, char *err,
-	    size_t errlen)
+            size_t errlen)
 {
 	long long v;
 	int b;
@@ -191,8 +191,9 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
 		break;
 	case CONF_SIZE:
 		if (conf_parse_size(value, &v) < 0) {
-			errf(err, errlen, "%s: '%s' is not a size (bytes, or a number with k, m or g)",
-			     d->name, value);
+			errf(err, errlen,
+			     "%s: '%s' is not a size (bytes, or a number with k, m or g)", d->name,
+			     value);
 			return -1;
 		}
 		break;
@@ -318,8 +319,7 @@ trim(const char **s, const char **e)
 }
 
 int
-conf_parse(struct conf *c, const char *name, const char *text, size_t len, char *err,
-	   size_t errlen)
+conf_parse(struct conf *c, const char *name, const char *text, size_t len, char *err, size_t errlen)
 {
 	const char *p = text, *end = text + len;
 	unsigned line = 0;
@@ -361,8 +361,8 @@ conf_parse(struct conf *c, const char *name, const char *text, size_t len, char 
 		trim(&vs, &ve);
 		d = find_def(conf_defs, conf_ndefs, ks, ke - ks);
 		if (d == NULL) {
-			errf(err, errlen, "%s:%u: %.*s: unknown setting", name, first, (int)(ke - ks),
-			     ks);
+			errf(err, errlen, "%s:%u: %.*s: unknown setting", name, first,
+			     (int)(ke - ks), ks);
 			return -1;
 		}
 		/* Gather continuation lines: value parts joined by one space. */
@@ -562,7 +562,7 @@ conf_list_def(const char *name)
 
 int
 conf_list_check(const char *name, const char *value, char *canon, size_t canonlen, char *err,
-		size_t errlen)
+                size_t errlen)
 {
 	const struct conf_def *d = conf_list_def(name);
 

@@ -66,7 +66,7 @@ int conf_load(struct conf *c, const char *file, int must_exist, char *err, size_
 
 /* Parses text (the whole file) as conf_load() would; name is used in errors. */
 int conf_parse(struct conf *c, const char *name, const char *text, size_t len, char *err,
-	       size_t errlen);
+               size_t errlen);
 
 int conf_set(struct conf *c, const char *name, const char *value, char *err, size_t errlen);
 
@@ -88,7 +88,7 @@ const struct conf_def *conf_list_def(const char *name);
 /* Checks value for list setting name; on success writes the canonical form
  * (sizes and times in plain numbers, booleans as yes/no) to canon. */
 int conf_list_check(const char *name, const char *value, char *canon, size_t canonlen, char *err,
-		    size_t errlen);
+                    size_t errlen);
 
 /* Value parsers shared with callers that read per-list settings. */
 int conf_parse_int(const char *s, long long *out);

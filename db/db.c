@@ -48,13 +48,13 @@ db_fail(struct db *db, int rc, const char *what)
 		db->status = DB_ERR;
 	if (db->status == DB_BUSY)
 		snprintf(db->err, sizeof(db->err),
-			 "%s: the database is locked by another process (tried for %d s)", what,
-			 BUSY_TIMEOUT_MS / 1000);
+		         "%s: the database is locked by another process (tried for %d s)", what,
+		         BUSY_TIMEOUT_MS / 1000);
 	else if (db->status == DB_FULL)
 		snprintf(db->err, sizeof(db->err), "%s: the disk is full", what);
 	else
 		snprintf(db->err, sizeof(db->err), "%s: %s", what,
-			 db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+		         db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
 	return -1;
 }
 
@@ -130,7 +130,7 @@ db_stmt(struct db *db, const char *sql)
 		}
 		if (db->cache[j].key == NULL) {
 			rc = sqlite3_prepare_v3(db->sql, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
-						NULL);
+			                        NULL);
 			if (rc != SQLITE_OK) {
 				db_fail(db, rc, "prepare");
 				return NULL;
@@ -196,19 +196,22 @@ migrate(struct db *db)
 	int cur, latest = schema_latest();
 	char pragma[64];
 
+	/* Up to date: no write lock, so that readers open while a writer works. */
+	if (db_schema_version(db) == latest)
+		return 0;
 	if (db_exec(db, "BEGIN IMMEDIATE") < 0)
 		return -1;
 	cur = db_schema_version(db);
 	if (cur < 0) {
 		db_rollback(db);
 		return db_failf(db, DB_ERR, "cannot read the schema version: %s",
-				sqlite3_errmsg(db->sql));
+		                sqlite3_errmsg(db->sql));
 	}
 	if (cur > latest) {
 		db_rollback(db);
 		return db_failf(db, DB_TOO_NEW,
-				"the database has schema version %d; this fanmail knows up to %d",
-				cur, latest);
+		                "the database has schema version %d; this fanmail knows up to %d",
+		                cur, latest);
 	}
 	for (int v = cur + 1; v <= latest; v++) {
 		if (db_exec(db, schema_migration(v)) < 0) {
@@ -216,7 +219,7 @@ migrate(struct db *db)
 			snprintf(msg, sizeof(msg), "%s", db->err);
 			db_rollback(db);
 			return db_failf(db, DB_ERR, "migration to schema version %d failed: %s", v,
-					msg);
+			                msg);
 		}
 	}
 	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", latest);
@@ -246,7 +249,7 @@ db_open(const char *path, int flags, char *err, size_t errlen)
 		oflags |= SQLITE_OPEN_CREATE;
 		if (mkdir_parent(path) < 0) {
 			snprintf(err, errlen, "%s: cannot create its directory: %s", path,
-				 strerror(errno));
+			         strerror(errno));
 			free(db);
 			return NULL;
 		}
@@ -254,7 +257,7 @@ db_open(const char *path, int flags, char *err, size_t errlen)
 	rc = sqlite3_open_v2(path, &db->sql, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot open the database: %s", path,
-			 db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
+		         db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db->sql, 1);

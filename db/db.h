@@ -19,14 +19,14 @@ struct db;
 
 enum db_status {
 	DB_OK = 0,
-	DB_ERR,	       /* anything else: I/O error, corrupt file, bug */
-	DB_BUSY,       /* locked by another process past the busy timeout */
-	DB_FULL,       /* disk or quota full */
-	DB_NOTFOUND,   /* the thing named does not exist */
-	DB_EXISTS,     /* a unique thing exists already */
-	DB_INVALID,    /* the caller's input was refused (bad value) */
-	DB_READONLY,   /* the file or directory is not writable */
-	DB_TOO_NEW,    /* the database was written by a newer fanmail */
+	DB_ERR,      /* anything else: I/O error, corrupt file, bug */
+	DB_BUSY,     /* locked by another process past the busy timeout */
+	DB_FULL,     /* disk or quota full */
+	DB_NOTFOUND, /* the thing named does not exist */
+	DB_EXISTS,   /* a unique thing exists already */
+	DB_INVALID,  /* the caller's input was refused (bad value) */
+	DB_READONLY, /* the file or directory is not writable */
+	DB_TOO_NEW,  /* the database was written by a newer fanmail */
 };
 
 #define DB_OPEN_CREATE 0x1 /* create the file (and its directory) if missing */

@@ -32,7 +32,7 @@ sqlite3_stmt *db_stmt(struct db *db, const char *sql);
 int db_fail(struct db *db, int rc, const char *what);
 /* Sets an error of a given kind with a formatted message; returns -1. */
 int db_failf(struct db *db, enum db_status st, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void db_ok(struct db *db);
 
 /* Runs SQL text with no results (schema, pragmas). */

@@ -11,174 +11,201 @@
 #include <stddef.h>
 
 static const char *const migrations[] = {
-	/* 1: baseline */
-	"CREATE TABLE lists ("
-	"  id INTEGER PRIMARY KEY,"
-	"  address TEXT NOT NULL,"          /* as created: name@domain */
-	"  local TEXT NOT NULL,"            /* lower-cased local part */
-	"  domain TEXT NOT NULL,"           /* lower-cased domain */
-	"  created INTEGER NOT NULL,"
-	"  post_count INTEGER NOT NULL DEFAULT 0,"
-	"  UNIQUE (local, domain)"
-	");"
-	"CREATE TABLE list_settings ("
-	"  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
-	"  key TEXT NOT NULL,"
-	"  value TEXT NOT NULL,"
-	"  PRIMARY KEY (list_id, key)"
-	") WITHOUT ROWID;"
-	"CREATE TABLE members ("
-	"  id INTEGER PRIMARY KEY,"
-	"  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
-	"  address TEXT NOT NULL,"          /* as given */
-	"  addr_key TEXT NOT NULL,"         /* normalized lookup key */
-	"  domain TEXT NOT NULL,"           /* lower-cased domain */
-	"  name TEXT,"                      /* display name, if given */
-	"  status TEXT NOT NULL DEFAULT 'enabled'"
-	"    CHECK (status IN ('enabled', 'disabled', 'unconfirmed')),"
-	"  delivery TEXT NOT NULL DEFAULT 'regular'"
-	"    CHECK (delivery IN ('regular', 'digest', 'nomail')),"
-	"  self_copy INTEGER NOT NULL DEFAULT 0,"
-	"  bounce_score REAL NOT NULL DEFAULT 0,"
-	"  last_bounce INTEGER,"
-	"  last_bounce_reason TEXT,"
-	"  disabled_reason TEXT,"
-	"  created INTEGER NOT NULL,"
-	"  updated INTEGER NOT NULL,"
-	"  UNIQUE (list_id, addr_key)"
-	");"
-	/* Fan-out and per-domain walks: enabled members of a list by domain. */
-	"CREATE INDEX members_by_status_domain ON members (list_id, status, domain);"
-	"CREATE TABLE roles ("
-	"  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
-	"  role TEXT NOT NULL CHECK (role IN ('owner', 'moderator')),"
-	"  address TEXT NOT NULL,"
-	"  addr_key TEXT NOT NULL,"
-	"  PRIMARY KEY (list_id, role, addr_key)"
-	") WITHOUT ROWID;"
-	/* The inbound spool: what smtp_in committed before its 250. */
-	"CREATE TABLE spool ("
-	"  id INTEGER PRIMARY KEY,"
-	"  qid TEXT NOT NULL UNIQUE,"
-	"  received INTEGER NOT NULL,"
-	"  client TEXT NOT NULL,"           /* addr[ip]:port of the client */
-	"  helo TEXT NOT NULL,"
-	"  mail_from TEXT NOT NULL,"        /* '' for the null sender */
-	"  size INTEGER NOT NULL,"
-	"  state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'done', 'failed')),"
-	"  outcome TEXT,"                   /* what the engine did with it */
-	"  processed INTEGER,"
-	"  message BLOB NOT NULL"
-	");"
-	"CREATE INDEX spool_new ON spool (id) WHERE state = 'new';"
-	"CREATE TABLE spool_rcpt ("
-	"  spool_id INTEGER NOT NULL REFERENCES spool(id) ON DELETE CASCADE,"
-	"  rcpt TEXT NOT NULL,"
-	"  list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,"
-	"  role TEXT NOT NULL,"             /* post, request, owner, bounces, join, ... */
-	"  extension TEXT"                  /* after the '+': VERP or token */
-	");"
-	"CREATE INDEX spool_rcpt_by_spool ON spool_rcpt (spool_id);"
-	/* The outbound queue: one message, one row per recipient. */
-	"CREATE TABLE out_msg ("
-	"  id INTEGER PRIMARY KEY,"
-	"  qid TEXT NOT NULL UNIQUE,"
-	"  list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,"
-	"  spool_id INTEGER REFERENCES spool(id) ON DELETE SET NULL,"
-	"  kind TEXT NOT NULL DEFAULT 'post',"  /* post, notice, dsn, probe, digest */
-	"  env_from TEXT NOT NULL,"         /* '' for the null sender */
-	"  verp INTEGER NOT NULL DEFAULT 0,"
-	"  held INTEGER NOT NULL DEFAULT 0,"
-	"  created INTEGER NOT NULL,"
-	"  expires INTEGER NOT NULL,"
-	"  size INTEGER NOT NULL,"
-	"  body BLOB NOT NULL"
-	");"
-	"CREATE TABLE deliveries ("
-	"  id INTEGER PRIMARY KEY,"
-	"  msg_id INTEGER NOT NULL REFERENCES out_msg(id) ON DELETE CASCADE,"
-	"  rcpt TEXT NOT NULL,"
-	"  domain TEXT NOT NULL,"
-	"  member_id INTEGER,"
-	"  state TEXT NOT NULL DEFAULT 'queued'"
-	"    CHECK (state IN ('queued', 'deferred', 'sent', 'failed')),"
-	"  attempts INTEGER NOT NULL DEFAULT 0,"
-	"  next_attempt INTEGER NOT NULL DEFAULT 0,"
-	"  last_reply TEXT,"
-	"  updated INTEGER"
-	");"
-	/* The scheduler's walk: due rows by domain. */
-	"CREATE INDEX deliveries_due ON deliveries (next_attempt, domain)"
-	"  WHERE state IN ('queued', 'deferred');"
-	"CREATE INDEX deliveries_by_msg ON deliveries (msg_id, state);"
-	/* Moderation holds. */
-	"CREATE TABLE holds ("
-	"  id INTEGER PRIMARY KEY,"
-	"  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
-	"  spool_id INTEGER REFERENCES spool(id) ON DELETE SET NULL,"
-	"  token TEXT NOT NULL UNIQUE,"
-	"  sender TEXT NOT NULL,"
-	"  subject TEXT,"
-	"  reason TEXT NOT NULL,"
-	"  created INTEGER NOT NULL,"
-	"  expires INTEGER NOT NULL,"
-	"  state TEXT NOT NULL DEFAULT 'held'"
-	"    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired'))"
-	");"
-	"CREATE INDEX holds_by_list ON holds (list_id, state);"
-	/* Confirmation tokens for subscribe and unsubscribe. */
-	"CREATE TABLE tokens ("
-	"  token TEXT PRIMARY KEY,"
-	"  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
-	"  action TEXT NOT NULL,"           /* subscribe, unsubscribe */
-	"  address TEXT NOT NULL,"
-	"  addr_key TEXT NOT NULL,"
-	"  name TEXT,"
-	"  created INTEGER NOT NULL,"
-	"  expires INTEGER NOT NULL"
-	") WITHOUT ROWID;"
-	/* Bounces seen, per member and per domain. */
-	"CREATE TABLE bounce_events ("
-	"  id INTEGER PRIMARY KEY,"
-	"  list_id INTEGER REFERENCES lists(id) ON DELETE CASCADE,"
-	"  member_id INTEGER REFERENCES members(id) ON DELETE SET NULL,"
-	"  address TEXT NOT NULL,"
-	"  domain TEXT NOT NULL,"
-	"  time INTEGER NOT NULL,"
-	"  class TEXT NOT NULL,"            /* hard, soft, policy, complaint */
-	"  status TEXT,"                    /* x.y.z */
-	"  reason TEXT,"
-	"  spool_id INTEGER"
-	");"
-	"CREATE INDEX bounce_events_by_member ON bounce_events (member_id, time);"
-	/* Archive of every post that went out. */
-	"CREATE TABLE archive ("
-	"  id INTEGER PRIMARY KEY,"
-	"  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
-	"  message_id TEXT,"
-	"  date INTEGER NOT NULL,"
-	"  sender TEXT NOT NULL,"
-	"  subject TEXT,"
-	"  raw BLOB NOT NULL"
-	");"
-	"CREATE INDEX archive_by_list ON archive (list_id, date);"
-	/* Rate limits for automatic replies (confirmations, RFC 3834). */
-	"CREATE TABLE reply_log ("
-	"  addr_key TEXT NOT NULL,"
-	"  list_id INTEGER,"
-	"  kind TEXT NOT NULL,"
-	"  time INTEGER NOT NULL"
-	");"
-	"CREATE INDEX reply_log_by_addr ON reply_log (addr_key, kind, time);"
-	/* The event log: what happened to lists and members, for admins. */
-	"CREATE TABLE events ("
-	"  id INTEGER PRIMARY KEY,"
-	"  time INTEGER NOT NULL,"
-	"  list_id INTEGER,"
-	"  kind TEXT NOT NULL,"
-	"  detail TEXT NOT NULL"
-	");"
-	"CREATE INDEX events_by_list ON events (list_id, time);",
+    /* 1: baseline */
+    "CREATE TABLE lists ("
+    "  id INTEGER PRIMARY KEY,"
+    "  address TEXT NOT NULL," /* as created: name@domain */
+    "  local TEXT NOT NULL,"   /* lower-cased local part */
+    "  domain TEXT NOT NULL,"  /* lower-cased domain */
+    "  created INTEGER NOT NULL,"
+    "  post_count INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (local, domain)"
+    ");"
+    /* A counter bumped by every change to lists, so that fanmaild sees a
+     * list created by the CLI without reading the lists table on every
+     * RCPT (db/spool.c: db_spool_lists_changed). */
+    "CREATE TABLE list_gen (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);"
+    "INSERT INTO list_gen VALUES (1, 0);"
+    "CREATE TRIGGER lists_gen_ins AFTER INSERT ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER lists_gen_del AFTER DELETE ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
+    "CREATE TRIGGER lists_gen_upd AFTER UPDATE OF local, domain ON lists"
+    "  BEGIN UPDATE list_gen SET gen = gen + 1; END;"
+    "CREATE TABLE list_settings ("
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (list_id, key)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE members ("
+    "  id INTEGER PRIMARY KEY,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"  /* as given */
+    "  addr_key TEXT NOT NULL," /* normalized lookup key */
+    "  domain TEXT NOT NULL,"   /* lower-cased domain */
+    "  name TEXT,"              /* display name, if given */
+    "  status TEXT NOT NULL DEFAULT 'enabled'"
+    "    CHECK (status IN ('enabled', 'disabled', 'unconfirmed')),"
+    "  delivery TEXT NOT NULL DEFAULT 'regular'"
+    "    CHECK (delivery IN ('regular', 'digest', 'nomail')),"
+    "  self_copy INTEGER NOT NULL DEFAULT 0,"
+    "  bounce_score REAL NOT NULL DEFAULT 0,"
+    "  last_bounce INTEGER,"
+    "  last_bounce_reason TEXT,"
+    "  disabled_reason TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  UNIQUE (list_id, addr_key)"
+    ");"
+    /* Fan-out and per-domain walks: enabled members of a list by domain. */
+    "CREATE INDEX members_by_status_domain ON members (list_id, status, domain);"
+    "CREATE TABLE roles ("
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  role TEXT NOT NULL CHECK (role IN ('owner', 'moderator')),"
+    "  address TEXT NOT NULL,"
+    "  addr_key TEXT NOT NULL,"
+    "  PRIMARY KEY (list_id, role, addr_key)"
+    ") WITHOUT ROWID;"
+    /* The inbound spool: what smtp_in committed before its 250. */
+    "CREATE TABLE spool ("
+    "  id INTEGER PRIMARY KEY,"
+    "  qid TEXT NOT NULL UNIQUE,"
+    "  received INTEGER NOT NULL,"
+    "  client TEXT NOT NULL," /* addr[ip]:port of the client */
+    "  helo TEXT NOT NULL,"
+    "  mail_from TEXT NOT NULL," /* '' for the null sender */
+    "  size INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'done', 'failed')),"
+    "  outcome TEXT," /* what the engine did with it */
+    "  processed INTEGER,"
+    "  message BLOB NOT NULL"
+    ");"
+    "CREATE INDEX spool_new ON spool (id) WHERE state = 'new';"
+    "CREATE TABLE spool_rcpt ("
+    "  spool_id INTEGER NOT NULL REFERENCES spool(id) ON DELETE CASCADE,"
+    "  rcpt TEXT NOT NULL,"
+    "  list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,"
+    "  role TEXT NOT NULL CHECK (role IN ('post', 'request', 'owner', 'bounces', 'join',"
+    "    'leave', 'subscribe', 'unsubscribe', 'confirm'))," /* see db/spool.h */
+    "  extension TEXT"                                      /* after the '+': VERP or token */
+    ");"
+    "CREATE INDEX spool_rcpt_by_spool ON spool_rcpt (spool_id);"
+    /* The outbound queue: one message, one row per recipient. */
+    "CREATE TABLE out_msg ("
+    "  id INTEGER PRIMARY KEY,"
+    "  qid TEXT NOT NULL UNIQUE,"
+    "  list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,"
+    "  spool_id INTEGER REFERENCES spool(id) ON DELETE SET NULL,"
+    "  kind TEXT NOT NULL DEFAULT 'post'," /* post, notice, dsn, probe, digest */
+    "  env_from TEXT NOT NULL,"            /* '' for the null sender */
+    "  verp INTEGER NOT NULL DEFAULT 0,"
+    "  held INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  body BLOB NOT NULL"
+    ");"
+    "CREATE TABLE deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  msg_id INTEGER NOT NULL REFERENCES out_msg(id) ON DELETE CASCADE,"
+    "  rcpt TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  member_id INTEGER,"
+    "  state TEXT NOT NULL DEFAULT 'queued'"
+    "    CHECK (state IN ('queued', 'deferred', 'sent', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt INTEGER NOT NULL DEFAULT 0,"
+    "  last_reply TEXT,"
+    "  updated INTEGER"
+    ");"
+    /* The scheduler's walk: due rows by domain. */
+    "CREATE INDEX deliveries_due ON deliveries (next_attempt, domain)"
+    "  WHERE state IN ('queued', 'deferred');"
+    "CREATE INDEX deliveries_by_msg ON deliveries (msg_id, state);"
+    /* Moderation holds. */
+    "CREATE TABLE holds ("
+    "  id INTEGER PRIMARY KEY,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  spool_id INTEGER REFERENCES spool(id) ON DELETE SET NULL,"
+    "  token TEXT NOT NULL UNIQUE,"
+    "  sender TEXT NOT NULL,"
+    "  subject TEXT,"
+    "  reason TEXT NOT NULL,"
+    "  env_from TEXT NOT NULL DEFAULT ''," /* the post's envelope sender */
+    "  message_id TEXT,"                   /* the post's Message-ID */
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'held'"
+    "    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired')),"
+    "  decided INTEGER," /* when it left 'held' */
+    "  decided_by TEXT"  /* who: an address, 'cli', or 'expiry' */
+    ");"
+    "CREATE INDEX holds_by_list ON holds (list_id, state);"
+    /* The expiry walk: posts still held, by deadline. */
+    "CREATE INDEX holds_due ON holds (expires) WHERE state = 'held';"
+    /* Confirmation tokens for subscribe and unsubscribe. */
+    "CREATE TABLE tokens ("
+    "  token TEXT PRIMARY KEY,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  action TEXT NOT NULL," /* subscribe, unsubscribe */
+    "  address TEXT NOT NULL,"
+    "  addr_key TEXT NOT NULL,"
+    "  name TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_by_addr ON tokens (list_id, addr_key, action);"
+    /* Bounces seen, per member and per domain. */
+    "CREATE TABLE bounce_events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  list_id INTEGER REFERENCES lists(id) ON DELETE CASCADE,"
+    "  member_id INTEGER REFERENCES members(id) ON DELETE SET NULL,"
+    "  address TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    "  class TEXT NOT NULL," /* hard, soft, policy, complaint */
+    "  status TEXT,"         /* x.y.z */
+    "  reason TEXT,"
+    "  spool_id INTEGER"
+    ");"
+    "CREATE INDEX bounce_events_by_member ON bounce_events (member_id, time);"
+    /* Archive of every post that went out. */
+    "CREATE TABLE archive ("
+    "  id INTEGER PRIMARY KEY,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  message_id TEXT,"
+    "  date INTEGER NOT NULL,"
+    "  sender TEXT NOT NULL,"
+    "  subject TEXT,"
+    "  raw BLOB NOT NULL"
+    ");"
+    "CREATE INDEX archive_by_list ON archive (list_id, date);"
+    /* The last DMARC policy seen per From domain ('' for no record), so
+     * that a post approved later, perhaps by the CLI, is treated alike. */
+    "CREATE TABLE dmarc_cache ("
+    "  domain TEXT PRIMARY KEY,"
+    "  policy TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    /* Rate limits for automatic replies (confirmations, RFC 3834). */
+    "CREATE TABLE reply_log ("
+    "  addr_key TEXT NOT NULL,"
+    "  list_id INTEGER,"
+    "  kind TEXT NOT NULL,"
+    "  time INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX reply_log_by_addr ON reply_log (addr_key, kind, time);"
+    "CREATE INDEX reply_log_by_list ON reply_log (list_id, kind, time);"
+    /* The event log: what happened to lists and members, for admins. */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  time INTEGER NOT NULL,"
+    "  list_id INTEGER,"
+    "  kind TEXT NOT NULL,"
+    "  detail TEXT NOT NULL"
+    ");"
+    "CREATE INDEX events_by_list ON events (list_id, time);",
 };
 
 int

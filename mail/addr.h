@@ -24,10 +24,10 @@
 #define ADDR_UTF8 0x1 /* allow UTF-8 in local part and domain */
 
 struct addr {
-	char local[ADDR_LOCAL_MAX + 1];	  /* as written, quotes included */
+	char local[ADDR_LOCAL_MAX + 1];   /* as written, quotes included */
 	char domain[ADDR_DOMAIN_MAX + 1]; /* as written */
-	int utf8;			  /* has non-ASCII octets */
-	int literal;			  /* domain is an address literal */
+	int utf8;                         /* has non-ASCII octets */
+	int literal;                      /* domain is an address literal */
 };
 
 /* Parses s[0..len). Returns 0, or -1 with *why pointing at a static
@@ -47,6 +47,10 @@ int addr_domain_key(const struct addr *a, char *buf, size_t len);
  * "\"Name\" <addr>" or "addr (Name)". name receives the display name
  * (unquoted, possibly empty). Returns 0 or -1 with *why set. */
 int addr_parse_line(const char *line, size_t len, int flags, struct addr *a, char *name,
-		    size_t namelen, const char **why);
+                    size_t namelen, const char **why);
+
+/* Checks a display name: well-formed UTF-8, no control characters.
+ * Returns 0 or -1 with *why set. */
+int addr_check_name(const char *s, size_t len, const char **why);
 
 #endif

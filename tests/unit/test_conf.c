@@ -41,13 +41,13 @@ test_values_comments_and_continuations(void **state)
 	struct conf c;
 	char err[512];
 	const char *text = "# a comment\n"
-			   "hostname = mx.example.org\n"
-			   "\n"
-			   "listen = 127.0.0.1:25,\n"
-			   "   [::1]:25\n"
-			   "max_message_size = 20m\n"
-			   "greeting_timeout=90s\n"
-			   "delivery_port = 2626\r\n";
+	                   "hostname = mx.example.org\n"
+	                   "\n"
+	                   "listen = 127.0.0.1:25,\n"
+	                   "   [::1]:25\n"
+	                   "max_message_size = 20m\n"
+	                   "greeting_timeout=90s\n"
+	                   "delivery_port = 2626\r\n";
 
 	assert_int_equal(parse(&c, text, err, sizeof(err)), 0);
 	assert_string_equal(c.hostname, "mx.example.org");
@@ -84,7 +84,7 @@ test_bad_value_names_file_line_and_setting(void **state)
 	assert_int_equal(parse(&c, "max_queue_lifetime = -1d\n", err, sizeof(err)), -1);
 	conf_free(&c);
 	assert_int_equal(parse(&c, "max_recipients = 99999999999999999999999\n", err, sizeof(err)),
-			 -1);
+	                 -1);
 	conf_free(&c);
 }
 
@@ -123,9 +123,8 @@ test_print_changed_only(void **state)
 	size_t len = 0;
 	FILE *f;
 
-	assert_int_equal(parse(&c, "hostname = h.example\nmax_message_size = 10m\n", err,
-			       sizeof(err)),
-			 0);
+	assert_int_equal(
+	    parse(&c, "hostname = h.example\nmax_message_size = 10m\n", err, sizeof(err)), 0);
 	f = open_memstream(&buf, &len);
 	conf_print(&c, f, 1);
 	fclose(f);
@@ -139,15 +138,14 @@ test_list_settings_are_checked(void **state)
 {
 	char canon[256], err[256];
 
-	assert_int_equal(conf_list_check("policy", "Moderated", canon, sizeof(canon), err,
-					 sizeof(err)),
-			 0);
+	assert_int_equal(
+	    conf_list_check("policy", "Moderated", canon, sizeof(canon), err, sizeof(err)), 0);
 	assert_string_equal(canon, "moderated");
 	assert_int_equal(
-		conf_list_check("policy", "closed", canon, sizeof(canon), err, sizeof(err)), -1);
+	    conf_list_check("policy", "closed", canon, sizeof(canon), err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "open|members|moderated|announce"));
 	assert_int_equal(conf_list_check("nosuch", "1", canon, sizeof(canon), err, sizeof(err)),
-			 -1);
+	                 -1);
 }
 
 static void
@@ -166,15 +164,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_come_from_the_table),
-		cmocka_unit_test(test_values_comments_and_continuations),
-		cmocka_unit_test(test_unknown_setting_names_file_line_and_setting),
-		cmocka_unit_test(test_bad_value_names_file_line_and_setting),
-		cmocka_unit_test(test_line_without_equals_is_an_error),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_print_changed_only),
-		cmocka_unit_test(test_list_settings_are_checked),
-		cmocka_unit_test(test_list_iteration),
+	    cmocka_unit_test(test_defaults_come_from_the_table),
+	    cmocka_unit_test(test_values_comments_and_continuations),
+	    cmocka_unit_test(test_unknown_setting_names_file_line_and_setting),
+	    cmocka_unit_test(test_bad_value_names_file_line_and_setting),
+	    cmocka_unit_test(test_line_without_equals_is_an_error),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_print_changed_only),
+	    cmocka_unit_test(test_list_settings_are_checked),
+	    cmocka_unit_test(test_list_iteration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,464 @@
+/*
+ * lists.c - lists, per-list settings and roles. See lists.h.
+ *
+ * Every statement is reset before a function returns, so that no read
+ * transaction stays open behind the caller's back (a WAL reader left open
+ * blocks checkpoints and turns the next write into SQLITE_BUSY_SNAPSHOT).
+ */
+#include "db/lists.h"
+#include "db/db_internal.h"
+#include "conf/conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <string.h>
+
+const char *const db_list_role_suffixes[] = {"-request", "-owner",   "-bounces", "-join",
+                                             "-leave",   "-confirm", NULL};
+
+static void
+copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+
+	if (n >= len)
+		n = len - 1;
+	if (n > 0)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
+}
+
+static void
+lower_copy(char *dst, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && src[i]; i++)
+		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + 32) : src[i];
+	dst[i] = '\0';
+}
+
+int
+db_list_check_address(const struct addr *a, const char **why)
+{
+	size_t n = strlen(a->local);
+
+	if (a->local[0] == '"') {
+		*why = "a list address cannot have a quoted local part";
+		return -1;
+	}
+	if (a->utf8) {
+		*why = "a list address must be ASCII";
+		return -1;
+	}
+	if (a->literal) {
+		*why = "a list address needs a domain name, not an address literal";
+		return -1;
+	}
+	if (strchr(a->local, '+') != NULL) {
+		*why = "a list address cannot contain '+' (it separates VERP and token extensions)";
+		return -1;
+	}
+	for (const char *const *s = db_list_role_suffixes; *s; s++) {
+		size_t sl = strlen(*s);
+		if (n >= sl && strcasecmp(a->local + n - sl, *s) == 0) {
+			*why = "a list address cannot end in -request, -owner, -bounces, -join, "
+			       "-leave or -confirm (those are the role addresses of lists)";
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+list_row(sqlite3_stmt *st, struct db_list *l)
+{
+	l->id = sqlite3_column_int64(st, 0);
+	copy_col(st, 1, l->address, sizeof(l->address));
+	copy_col(st, 2, l->local, sizeof(l->local));
+	copy_col(st, 3, l->domain, sizeof(l->domain));
+	l->created = sqlite3_column_int64(st, 4);
+	l->post_count = sqlite3_column_int64(st, 5);
+}
+
+#define LIST_COLS "id, address, local, domain, created, post_count"
+
+int
+db_list_create(struct db *db, const struct addr *a, struct db_list *out)
+{
+	static const char sql[] = "INSERT INTO lists (address, local, domain, created) "
+	                          "VALUES (?, ?, ?, ?)";
+	char address[ADDR_PATH_MAX + 1], local[ADDR_LOCAL_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
+	const char *why;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (db_list_check_address(a, &why) < 0)
+		return db_failf(db, DB_INVALID, "%s", why);
+	if (addr_format(a, address, sizeof(address)) < 0)
+		return db_failf(db, DB_INVALID, "address too long");
+	lower_copy(local, a->local, sizeof(local));
+	lower_copy(domain, a->domain, sizeof(domain));
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	db_bind_text(st, 1, address);
+	db_bind_text(st, 2, local);
+	db_bind_text(st, 3, domain);
+	sqlite3_bind_int64(st, 4, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		if ((rc & 0xff) == SQLITE_CONSTRAINT)
+			return db_failf(db, DB_EXISTS, "the list %s exists already", address);
+		return db_fail(db, rc, "creating the list");
+	}
+	if (out != NULL)
+		return db_list_get(db, sqlite3_last_insert_rowid(db->sql), out);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_list_delete(struct db *db, int64_t list_id)
+{
+	static const char sql[] = "DELETE FROM lists WHERE id = ?";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "deleting the list");
+	if (sqlite3_changes(db->sql) == 0)
+		return db_failf(db, DB_NOTFOUND, "no list with id %lld", (long long)list_id);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_list_find(struct db *db, const char *local, const char *domain, struct db_list *out)
+{
+	static const char sql[] = "SELECT " LIST_COLS " FROM lists WHERE local = ? AND domain = ?";
+	char l[ADDR_LOCAL_MAX + 1], d[ADDR_DOMAIN_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	lower_copy(l, local, sizeof(l));
+	lower_copy(d, domain, sizeof(d));
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	db_bind_text(st, 1, l);
+	db_bind_text(st, 2, d);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		list_row(st, out);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "no list %s@%s", local, domain);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "finding the list");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_list_get(struct db *db, int64_t list_id, struct db_list *out)
+{
+	static const char sql[] = "SELECT " LIST_COLS " FROM lists WHERE id = ?";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		list_row(st, out);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "no list with id %lld", (long long)list_id);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "reading the list");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_list_each(struct db *db, db_list_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT " LIST_COLS " FROM lists ORDER BY domain, local";
+	sqlite3_stmt *st;
+	struct db_list l;
+	int rc, stop = 0;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		list_row(st, &l);
+		if ((stop = fn(&l, arg)) != 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (stop)
+		return stop;
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "listing the lists");
+	db_ok(db);
+	return 0;
+}
+
+struct all_ctx {
+	struct db_list *v;
+	size_t n, cap;
+};
+
+static int
+collect(const struct db_list *l, void *arg)
+{
+	struct all_ctx *c = arg;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		struct db_list *v = realloc(c->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -2;
+		c->v = v;
+		c->cap = cap;
+	}
+	c->v[c->n++] = *l;
+	return 0;
+}
+
+int
+db_list_all(struct db *db, struct db_list **lists, size_t *n)
+{
+	struct all_ctx c = {0};
+	int rc = db_list_each(db, collect, &c);
+
+	if (rc != 0) {
+		free(c.v);
+		if (rc == -2)
+			return db_failf(db, DB_ERR, "out of memory");
+		return -1;
+	}
+	*lists = c.v;
+	*n = c.n;
+	return 0;
+}
+
+/* ---- settings ---- */
+
+int
+db_list_set(struct db *db, int64_t list_id, const char *key, const char *value)
+{
+	static const char sql[] =
+	    "INSERT INTO list_settings (list_id, key, value) VALUES (?, ?, ?) "
+	    "ON CONFLICT (list_id, key) DO UPDATE SET value = excluded.value";
+	char canon[4096], err[512];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (conf_list_check(key, value, canon, sizeof(canon), err, sizeof(err)) < 0)
+		return db_failf(db, DB_INVALID, "%s", err);
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, key);
+	db_bind_text(st, 3, canon);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		if ((rc & 0xff) == SQLITE_CONSTRAINT)
+			return db_failf(db, DB_NOTFOUND, "no list with id %lld",
+			                (long long)list_id);
+		return db_fail(db, rc, "setting a list setting");
+	}
+	db_ok(db);
+	return 0;
+}
+
+int
+db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, size_t len,
+                    int *is_default)
+{
+	static const char sql[] = "SELECT value FROM list_settings WHERE list_id = ? AND key = ?";
+	const struct conf_def *d = conf_list_def(key);
+	char err[256];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (d == NULL)
+		return db_failf(db, DB_INVALID, "%s: unknown list setting", key);
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		copy_col(st, 0, buf, len);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "reading a list setting");
+	if (rc == SQLITE_DONE) {
+		/* The default, in canonical form. */
+		if (conf_list_check(key, d->def, buf, len, err, sizeof(err)) < 0)
+			snprintf(buf, len, "%s", d->def);
+	}
+	if (is_default != NULL) {
+		char def[4096];
+		if (conf_list_check(key, d->def, def, sizeof(def), err, sizeof(err)) < 0)
+			snprintf(def, sizeof(def), "%s", d->def);
+		*is_default = strcmp(buf, def) == 0;
+	}
+	db_ok(db);
+	return 0;
+}
+
+long long
+db_list_setting_int(struct db *db, int64_t list_id, const char *key, long long def)
+{
+	char buf[64];
+	long long v;
+
+	if (db_list_get_setting(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
+	    conf_parse_int(buf, &v) < 0)
+		return def;
+	return v;
+}
+
+int
+db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def)
+{
+	char buf[16];
+	int v;
+
+	if (db_list_get_setting(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
+	    conf_parse_bool(buf, &v) < 0)
+		return def;
+	return v;
+}
+
+/* ---- roles ---- */
+
+static int
+check_role(struct db *db, const char *role)
+{
+	if (strcmp(role, DB_ROLE_OWNER) != 0 && strcmp(role, DB_ROLE_MODERATOR) != 0)
+		return db_failf(db, DB_INVALID, "%s: unknown role (owner or moderator)", role);
+	return 0;
+}
+
+int
+db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct addr *a)
+{
+	static const char sql[] = "INSERT INTO roles (list_id, role, address, addr_key) "
+	                          "VALUES (?, ?, ?, ?)";
+	char address[ADDR_PATH_MAX + 1], key[ADDR_PATH_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (check_role(db, role) < 0)
+		return -1;
+	if (addr_format(a, address, sizeof(address)) < 0 || addr_key(a, key, sizeof(key)) < 0)
+		return db_failf(db, DB_INVALID, "address too long");
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, role);
+	db_bind_text(st, 3, address);
+	db_bind_text(st, 4, key);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+			return db_failf(db, DB_EXISTS, "%s is already %s %s of the list", address,
+			                strcmp(role, DB_ROLE_OWNER) == 0 ? "an" : "a", role);
+		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+			return db_failf(db, DB_NOTFOUND, "no list with id %lld",
+			                (long long)list_id);
+		return db_fail(db, rc, "adding a role");
+	}
+	db_ok(db);
+	return 0;
+}
+
+int
+db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct addr *a)
+{
+	static const char sql[] =
+	    "DELETE FROM roles WHERE list_id = ? AND role = ? AND addr_key = ?";
+	char key[ADDR_PATH_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (check_role(db, role) < 0)
+		return -1;
+	if (addr_key(a, key, sizeof(key)) < 0)
+		return db_failf(db, DB_INVALID, "address too long");
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, role);
+	db_bind_text(st, 3, key);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "removing a role");
+	if (sqlite3_changes(db->sql) == 0)
+		return db_failf(db, DB_NOTFOUND, "%s is not a %s", key, role);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_list_has_role(struct db *db, int64_t list_id, const char *role, const char *addr_key)
+{
+	static const char sql[] = "SELECT 1 FROM roles WHERE list_id = ? AND role = ? "
+	                          "AND addr_key = ?";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, role);
+	db_bind_text(st, 3, addr_key);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "checking a role");
+	db_ok(db);
+	return rc == SQLITE_ROW;
+}
+
+int
+db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn fn, void *arg)
+{
+	static const char sql[] = "SELECT address FROM roles WHERE list_id = ? AND role = ? "
+	                          "ORDER BY addr_key";
+	char address[ADDR_PATH_MAX + 1];
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, role);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		copy_col(st, 0, address, sizeof(address));
+		if ((stop = fn(address, arg)) != 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (stop)
+		return stop;
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "listing roles");
+	db_ok(db);
+	return 0;
+}

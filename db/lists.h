@@ -1,0 +1,95 @@
+/*
+ * lists.h - lists, their per-list settings and their roles (owner,
+ * moderator).
+ *
+ * A list is found by its address: the local part and the domain, both
+ * compared lower-cased (db_list_find()). The settings live in list_settings
+ * as canonical text checked by conf_list_check(); a setting never set reads
+ * as its default from conf/list_settings.def.
+ *
+ * Functions that change several rows (create with owners, delete) do not
+ * open a transaction of their own: wrap them in db_begin()/db_commit() so
+ * that a failure leaves nothing half-written (the CLI does).
+ */
+#ifndef FANMAIL_DB_LISTS_H
+#define FANMAIL_DB_LISTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/db.h"
+#include "mail/addr.h"
+
+struct db_list {
+	int64_t id;
+	char address[ADDR_PATH_MAX + 1];  /* as created */
+	char local[ADDR_LOCAL_MAX + 1];   /* lower-cased */
+	char domain[ADDR_DOMAIN_MAX + 1]; /* lower-cased */
+	int64_t created;
+	int64_t post_count;
+};
+
+/* Suffixes of a list's role addresses (LIST-request, LIST-bounces+...):
+ * a list whose name ends with one of these cannot be created. */
+extern const char *const db_list_role_suffixes[];
+
+/* Checks that a is usable as a list address: a plain dot-atom local part
+ * (no quotes, no '+', not ending in a role suffix), ASCII, a domain name
+ * (no literal). Returns 0, or -1 with *why set. */
+int db_list_check_address(const struct addr *a, const char **why);
+
+/* Creates the list; DB_EXISTS when it exists, DB_INVALID for an address
+ * db_list_check_address() refuses. Fills out (may be NULL). */
+int db_list_create(struct db *db, const struct addr *a, struct db_list *out);
+
+/* Deletes the list with its settings, roles and members. */
+int db_list_delete(struct db *db, int64_t list_id);
+
+/* Finds a list by local part and domain (any case). DB_NOTFOUND when
+ * there is none. */
+int db_list_find(struct db *db, const char *local, const char *domain, struct db_list *out);
+int db_list_get(struct db *db, int64_t list_id, struct db_list *out);
+
+/* Calls fn for every list in address order; fn returns non-zero to stop
+ * (that value is returned). */
+typedef int (*db_list_fn)(const struct db_list *l, void *arg);
+int db_list_each(struct db *db, db_list_fn fn, void *arg);
+
+/* All lists in one array (malloc'd; free() it). *n gets the count. */
+int db_list_all(struct db *db, struct db_list **lists, size_t *n);
+
+/* ---- settings ---- */
+
+/* Sets key to value after conf_list_check(); DB_INVALID (message says why)
+ * for an unknown key or a bad value. */
+int db_list_set(struct db *db, int64_t list_id, const char *key, const char *value);
+
+/* The value of key (stored, else the default) into buf. Returns 0, or -1
+ * (DB_INVALID for an unknown key). *is_default, when not NULL, tells
+ * whether the value is the default. */
+int db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, size_t len,
+                        int *is_default);
+
+/* Typed shortcuts for callers that read settings at run time: the value
+ * of an INT/SIZE/TIME or BOOL setting, or def when unset or unreadable. */
+long long db_list_setting_int(struct db *db, int64_t list_id, const char *key, long long def);
+int db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def);
+
+/* ---- roles ---- */
+
+#define DB_ROLE_OWNER "owner"
+#define DB_ROLE_MODERATOR "moderator"
+
+/* Adds a as role ("owner" or "moderator"); DB_EXISTS when it has it. */
+int db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct addr *a);
+/* DB_NOTFOUND when a does not have the role. */
+int db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct addr *a);
+/* 1 when the address with lookup key addr_key has the role, 0 if not,
+ * -1 on error. */
+int db_list_has_role(struct db *db, int64_t list_id, const char *role, const char *addr_key);
+
+/* Calls fn(address, arg) for each holder of role, in key order. */
+typedef int (*db_role_fn)(const char *address, void *arg);
+int db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * members.c - the members of a list. See members.h.
+ *
+ * Streaming walks order by addr_key so that SQLite reads them straight
+ * from the UNIQUE (list_id, addr_key) index and never sorts: memory stays
+ * flat whatever the list size. The status filter is written `+status` to
+ * keep the planner on that index instead of (list_id, status, domain),
+ * which would need a sort.
+ */
+#include "db/members.h"
+#include "db/db_internal.h"
+#include "conf/conf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* SQLite's page cache during a bulk import (KiB; the default is 2 MB). */
+#define IMPORT_CACHE_KIB 262144
+
+static void
+copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+
+	if (n >= len)
+		n = len - 1;
+	if (n > 0)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
+}
+
+int
+db_member_status_valid(const char *s)
+{
+	return s != NULL && (strcmp(s, "enabled") == 0 || strcmp(s, "disabled") == 0 ||
+	                     strcmp(s, "unconfirmed") == 0);
+}
+
+static int
+delivery_valid(const char *s)
+{
+	return strcmp(s, "regular") == 0 || strcmp(s, "digest") == 0 || strcmp(s, "nomail") == 0;
+}
+
+/* Address, key and domain of a, or -1 with the error set. */
+static int
+keys(struct db *db, const struct addr *a, char *address, char *key, char *domain)
+{
+	if (addr_format(a, address, ADDR_PATH_MAX + 1) < 0 ||
+	    addr_key(a, key, ADDR_PATH_MAX + 1) < 0 ||
+	    addr_domain_key(a, domain, ADDR_DOMAIN_MAX + 1) < 0)
+		return db_failf(db, DB_INVALID, "address too long");
+	return 0;
+}
+
+static int
+check_name(struct db *db, const char *name)
+{
+	const char *why;
+
+	if (name == NULL)
+		return 0;
+	if (strlen(name) > DB_MEMBER_NAME_MAX)
+		return db_failf(db, DB_INVALID, "the name is longer than %d octets",
+		                DB_MEMBER_NAME_MAX);
+	if (addr_check_name(name, strlen(name), &why) < 0)
+		return db_failf(db, DB_INVALID, "%s", why);
+	return 0;
+}
+
+static int
+bind_member(struct db *db, sqlite3_stmt *st, int64_t list_id, const struct addr *a,
+            const char *name)
+{
+	char address[ADDR_PATH_MAX + 1], key[ADDR_PATH_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
+	int64_t now = db_now();
+
+	if (keys(db, a, address, key, domain) < 0 || check_name(db, name) < 0)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, address);
+	db_bind_text(st, 3, key);
+	db_bind_text(st, 4, domain);
+	db_bind_text(st, 5, name != NULL && *name ? name : NULL);
+	sqlite3_bind_int64(st, 6, now);
+	sqlite3_bind_int64(st, 7, now);
+	return 0;
+}
+
+int
+db_member_add(struct db *db, int64_t list_id, const struct addr *a, const char *name,
+              const char *status)
+{
+	static const char sql[] = "INSERT INTO members (list_id, address, addr_key, domain, name, "
+	                          "created, updated, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	sqlite3_stmt *st;
+	int rc;
+
+	if (status == NULL)
+		status = "enabled";
+	if (!db_member_status_valid(status))
+		return db_failf(db, DB_INVALID,
+		                "%s: not a member status (enabled, disabled, unconfirmed)", status);
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	if (bind_member(db, st, list_id, a, name) < 0)
+		return -1;
+	db_bind_text(st, 8, status);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return db_failf(db, DB_EXISTS, "%s@%s is already a member", a->local, a->domain);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return db_failf(db, DB_NOTFOUND, "no list with id %lld", (long long)list_id);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "adding a member");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_member_remove(struct db *db, int64_t list_id, const struct addr *a)
+{
+	static const char sql[] = "DELETE FROM members WHERE list_id = ? AND addr_key = ?";
+	char key[ADDR_PATH_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (addr_key(a, key, sizeof(key)) < 0)
+		return db_failf(db, DB_INVALID, "address too long");
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, key);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "removing a member");
+	if (sqlite3_changes(db->sql) == 0)
+		return db_failf(db, DB_NOTFOUND, "%s@%s is not a member", a->local, a->domain);
+	db_ok(db);
+	return 0;
+}
+
+#define MEMBER_COLS                                                                                \
+	"id, list_id, address, addr_key, domain, name, status, delivery, self_copy, "              \
+	"bounce_score, last_bounce, created, updated"
+
+static void
+member_row(sqlite3_stmt *st, struct db_member *m)
+{
+	m->id = sqlite3_column_int64(st, 0);
+	m->list_id = sqlite3_column_int64(st, 1);
+	copy_col(st, 2, m->address, sizeof(m->address));
+	copy_col(st, 3, m->addr_key, sizeof(m->addr_key));
+	copy_col(st, 4, m->domain, sizeof(m->domain));
+	copy_col(st, 5, m->name, sizeof(m->name));
+	copy_col(st, 6, m->status, sizeof(m->status));
+	copy_col(st, 7, m->delivery, sizeof(m->delivery));
+	m->self_copy = sqlite3_column_int(st, 8);
+	m->bounce_score = sqlite3_column_double(st, 9);
+	m->last_bounce = sqlite3_column_int64(st, 10);
+	m->created = sqlite3_column_int64(st, 11);
+	m->updated = sqlite3_column_int64(st, 12);
+}
+
+int
+db_member_find(struct db *db, int64_t list_id, const struct addr *a, struct db_member *out)
+{
+	static const char sql[] = "SELECT " MEMBER_COLS " FROM members "
+	                          "WHERE list_id = ? AND addr_key = ?";
+	char key[ADDR_PATH_MAX + 1];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (addr_key(a, key, sizeof(key)) < 0)
+		return db_failf(db, DB_INVALID, "address too long");
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		member_row(st, out);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "%s@%s is not a member", a->local, a->domain);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "finding a member");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_member_set(struct db *db, int64_t list_id, const struct addr *a, const char *key,
+              const char *value)
+{
+	static const char sql_status[] =
+	    "UPDATE members SET status = ?1, updated = ?2,"
+	    " bounce_score = CASE WHEN ?1 = 'enabled' THEN 0 ELSE bounce_score END,"
+	    " disabled_reason = CASE ?1 WHEN 'enabled' THEN NULL"
+	    "  WHEN 'disabled' THEN 'admin' ELSE disabled_reason END"
+	    " WHERE list_id = ?3 AND addr_key = ?4";
+	static const char sql_delivery[] = "UPDATE members SET delivery = ?1, updated = ?2 "
+	                                   "WHERE list_id = ?3 AND addr_key = ?4";
+	static const char sql_self_copy[] = "UPDATE members SET self_copy = ?1, updated = ?2 "
+	                                    "WHERE list_id = ?3 AND addr_key = ?4";
+	static const char sql_name[] = "UPDATE members SET name = ?1, updated = ?2 "
+	                               "WHERE list_id = ?3 AND addr_key = ?4";
+	char k[ADDR_PATH_MAX + 1];
+	const char *sql;
+	sqlite3_stmt *st;
+	int b = 0, rc;
+
+	if (strcmp(key, "status") == 0) {
+		if (!db_member_status_valid(value))
+			return db_failf(db, DB_INVALID,
+			                "status: '%s' is not one of enabled, disabled, unconfirmed",
+			                value);
+		sql = sql_status;
+	} else if (strcmp(key, "delivery") == 0) {
+		if (!delivery_valid(value))
+			return db_failf(db, DB_INVALID,
+			                "delivery: '%s' is not one of regular, digest, nomail",
+			                value);
+		sql = sql_delivery;
+	} else if (strcmp(key, "self_copy") == 0) {
+		if (conf_parse_bool(value, &b) < 0)
+			return db_failf(db, DB_INVALID, "self_copy: '%s' is not yes or no", value);
+		sql = sql_self_copy;
+	} else if (strcmp(key, "name") == 0) {
+		const char *why;
+		if (strlen(value) > DB_MEMBER_NAME_MAX)
+			return db_failf(db, DB_INVALID, "name: longer than %d octets",
+			                DB_MEMBER_NAME_MAX);
+		if (addr_check_name(value, strlen(value), &why) < 0)
+			return db_failf(db, DB_INVALID, "name: %s", why);
+		sql = sql_name;
+	} else {
+		return db_failf(db, DB_INVALID,
+		                "%s: unknown member field (status, delivery, self_copy, name)",
+		                key);
+	}
+	if (addr_key(a, k, sizeof(k)) < 0)
+		return db_failf(db, DB_INVALID, "address too long");
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	if (sql == sql_self_copy)
+		sqlite3_bind_int(st, 1, b);
+	else
+		db_bind_text(st, 1, sql == sql_name && *value == '\0' ? NULL : value);
+	sqlite3_bind_int64(st, 2, db_now());
+	sqlite3_bind_int64(st, 3, list_id);
+	db_bind_text(st, 4, k);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "changing a member");
+	if (sqlite3_changes(db->sql) == 0)
+		return db_failf(db, DB_NOTFOUND, "%s@%s is not a member", a->local, a->domain);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_member_each(struct db *db, int64_t list_id, const char *status, db_member_fn fn, void *arg)
+{
+	static const char sql_all[] = "SELECT " MEMBER_COLS " FROM members "
+	                              "WHERE list_id = ? ORDER BY addr_key";
+	static const char sql_status[] = "SELECT " MEMBER_COLS " FROM members "
+	                                 "WHERE list_id = ? AND +status = ? ORDER BY addr_key";
+	struct db_member m;
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	if (status != NULL && !db_member_status_valid(status))
+		return db_failf(db, DB_INVALID,
+		                "%s: not a member status (enabled, disabled, unconfirmed)", status);
+	if ((st = db_stmt(db, status ? sql_status : sql_all)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	if (status != NULL)
+		db_bind_text(st, 2, status);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		member_row(st, &m);
+		if ((stop = fn(&m, arg)) != 0)
+			break;
+	}
+	sqlite3_reset(st);
+	if (stop)
+		return stop;
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "listing members");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c)
+{
+	static const char sql[] = "SELECT status, count(*) FROM members WHERE list_id = ? "
+	                          "GROUP BY status";
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+		int64_t n = sqlite3_column_int64(st, 1);
+		if (s == NULL)
+			continue;
+		if (strcmp(s, "enabled") == 0)
+			c->enabled = n;
+		else if (strcmp(s, "disabled") == 0)
+			c->disabled = n;
+		else if (strcmp(s, "unconfirmed") == 0)
+			c->unconfirmed = n;
+		c->total += n;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "counting members");
+	db_ok(db);
+	return 0;
+}
+
+/* ---- bulk import ---- */
+
+int
+db_member_import_begin(struct db *db, int64_t list_id)
+{
+	char pragma[64];
+
+	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d", IMPORT_CACHE_KIB);
+	if (db_exec(db, pragma) < 0)
+		return -1;
+	if (db_begin(db) < 0)
+		return -1;
+	(void)list_id;
+	db_ok(db);
+	return 0;
+}
+
+int
+db_member_import_add(struct db *db, int64_t list_id, const struct addr *a, const char *name)
+{
+	static const char sql[] = "INSERT INTO members (list_id, address, addr_key, domain, name, "
+	                          "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?) "
+	                          "ON CONFLICT (list_id, addr_key) DO NOTHING";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	if (bind_member(db, st, list_id, a, name) < 0)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+			return db_failf(db, DB_NOTFOUND, "no list with id %lld",
+			                (long long)list_id);
+		return db_fail(db, rc, "importing a member");
+	}
+	return sqlite3_changes(db->sql) > 0 ? 1 : 0;
+}
+
+int
+db_member_import_end(struct db *db, int commit)
+{
+	int rc = 0;
+
+	if (commit)
+		rc = db_commit(db);
+	else
+		db_rollback(db);
+	/* Back to the default page cache; a failure here changes nothing. */
+	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
+	if (rc == 0 && commit)
+		db_ok(db);
+	return rc;
+}

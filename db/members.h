@@ -1,0 +1,88 @@
+/*
+ * members.h - the members of a list: add, remove, find, change, stream,
+ * count, and bulk import.
+ *
+ * A member is keyed by its list and addr_key() of its address, so that
+ * Bob@Example.org and bob@example.org are one member; the address is kept
+ * as it was given. Iteration (db_member_each) streams rows from SQLite in
+ * key order with a callback, so memory stays flat for any list size.
+ *
+ * Bulk import (db_member_import_*) runs in ONE transaction, skips
+ * addresses that are members already (re-importing changes nothing), and
+ * raises SQLite's page cache while it runs.
+ */
+#ifndef FANMAIL_DB_MEMBERS_H
+#define FANMAIL_DB_MEMBERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/db.h"
+#include "mail/addr.h"
+
+#define DB_MEMBER_NAME_MAX 255
+
+struct db_member {
+	int64_t id;
+	int64_t list_id;
+	char address[ADDR_PATH_MAX + 1];  /* as given */
+	char addr_key[ADDR_PATH_MAX + 1]; /* addr_key() */
+	char domain[ADDR_DOMAIN_MAX + 1]; /* addr_domain_key() */
+	char name[DB_MEMBER_NAME_MAX + 1];
+	char status[16];   /* enabled, disabled, unconfirmed */
+	char delivery[16]; /* regular, digest, nomail */
+	int self_copy;
+	double bounce_score;
+	int64_t last_bounce; /* 0 when none */
+	int64_t created;
+	int64_t updated;
+};
+
+/* 1 when s is a member status (enabled, disabled, unconfirmed). */
+int db_member_status_valid(const char *s);
+
+/* Adds a to the list with the given name (NULL or "" for none) and status
+ * (NULL for enabled). DB_EXISTS when the address is a member already. */
+int db_member_add(struct db *db, int64_t list_id, const struct addr *a, const char *name,
+                  const char *status);
+
+/* DB_NOTFOUND when a is not a member. */
+int db_member_remove(struct db *db, int64_t list_id, const struct addr *a);
+
+/* Finds a member by address (compared by key). DB_NOTFOUND if none. */
+int db_member_find(struct db *db, int64_t list_id, const struct addr *a, struct db_member *out);
+
+/* Sets one field: status (enabled|disabled|unconfirmed; enabled also
+ * clears the bounce score and the disabled reason), delivery
+ * (regular|digest|nomail), self_copy (yes|no) or name. DB_INVALID for an
+ * unknown key or a bad value, DB_NOTFOUND when a is not a member. */
+int db_member_set(struct db *db, int64_t list_id, const struct addr *a, const char *key,
+                  const char *value);
+
+/* Calls fn for each member (of the given status, or all when status is
+ * NULL) in key order; fn returns non-zero to stop, and that value is
+ * returned. The row is streamed: fn must not call db_member_each. */
+typedef int (*db_member_fn)(const struct db_member *m, void *arg);
+int db_member_each(struct db *db, int64_t list_id, const char *status, db_member_fn fn, void *arg);
+
+struct db_member_counts {
+	int64_t enabled;
+	int64_t disabled;
+	int64_t unconfirmed;
+	int64_t total;
+};
+
+int db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c);
+
+/* ---- bulk import ----
+ *	db_member_import_begin(db, list_id);        // BEGIN IMMEDIATE
+ *	for each line: db_member_import_add(...);   // 1 added, 0 already there
+ *	db_member_import_end(db, 1);                // COMMIT (0: ROLLBACK)
+ */
+int db_member_import_begin(struct db *db, int64_t list_id);
+/* Returns 1 when a was added, 0 when it was a member already, -1 on
+ * error (the import must then be ended with commit = 0). */
+int db_member_import_add(struct db *db, int64_t list_id, const struct addr *a, const char *name);
+int db_member_import_end(struct db *db, int commit);
+
+#endif

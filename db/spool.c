@@ -1,0 +1,151 @@
+/*
+ * spool.c - inserting accepted messages, and the list addresses RCPT is
+ * checked against.
+ */
+#include "db/spool.h"
+#include "db/db_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int
+insert_rows(struct db *db, const struct spool_msg *m, int64_t *id)
+{
+	static const char msg_sql[] =
+	    "INSERT INTO spool (qid, received, client, helo, mail_from, size, message)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	static const char rcpt_sql[] = "INSERT INTO spool_rcpt (spool_id, rcpt, list_id, role,"
+	                               " extension) VALUES (?1, ?2, ?3, ?4, ?5)";
+	sqlite3_stmt *st;
+	int64_t sid;
+	int rc;
+
+	if ((st = db_stmt(db, msg_sql)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, m->qid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, m->received);
+	sqlite3_bind_text(st, 3, m->client, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, m->helo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, m->mail_from, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, (int64_t)m->len);
+	sqlite3_bind_blob64(st, 7, m->body, m->len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "spool message");
+	sid = sqlite3_last_insert_rowid(db->sql);
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		const struct spool_rcpt *r = &m->rcpts[i];
+
+		if ((st = db_stmt(db, rcpt_sql)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, sid);
+		sqlite3_bind_text(st, 2, r->rcpt, -1, SQLITE_STATIC);
+		if (r->list_id > 0)
+			sqlite3_bind_int64(st, 3, r->list_id);
+		sqlite3_bind_text(st, 4, r->role, -1, SQLITE_STATIC);
+		if (r->extension != NULL)
+			sqlite3_bind_text(st, 5, r->extension, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return db_fail(db, rc, "spool recipient");
+	}
+	if (id != NULL)
+		*id = sid;
+	return 0;
+}
+
+int
+db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id)
+{
+	int own = sqlite3_get_autocommit(db->sql);
+
+	if (own) {
+		if (db_begin(db) < 0)
+			return -1;
+		if (insert_rows(db, m, id) < 0) {
+			db_rollback(db);
+			return -1;
+		}
+		if (db_commit(db) < 0)
+			return -1;
+		db_ok(db);
+		return 0;
+	}
+	if (db_exec(db, "SAVEPOINT spool_msg") < 0)
+		return -1;
+	if (insert_rows(db, m, id) < 0) {
+		enum db_status st = db->status;
+		char msg[sizeof(db->err)];
+
+		memcpy(msg, db->err, sizeof(msg));
+		sqlite3_exec(db->sql, "ROLLBACK TO spool_msg; RELEASE spool_msg", NULL, NULL, NULL);
+		db->status = st;
+		memcpy(db->err, msg, sizeof(msg));
+		return -1;
+	}
+	if (db_exec(db, "RELEASE spool_msg") < 0)
+		return -1;
+	db_ok(db);
+	return 0;
+}
+
+int
+db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp)
+{
+	static const char dv_sql[] = "PRAGMA data_version";
+	static const char gen_sql[] = "SELECT gen FROM list_gen WHERE id = 1";
+	sqlite3_stmt *st;
+	int64_t dv, gen = 0;
+	int rc;
+
+	if ((st = db_stmt(db, dv_sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	dv = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "data_version");
+	if (stamp->valid && dv == stamp->data_version)
+		return 0;
+	if ((st = db_stmt(db, gen_sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		gen = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "list generation");
+	stamp->data_version = dv;
+	if (stamp->valid && gen == stamp->gen)
+		return 0;
+	stamp->gen = gen;
+	stamp->valid = 1;
+	return 1;
+}
+
+int
+db_spool_lists_load(struct db *db,
+                    int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
+                    void *arg)
+{
+	static const char sql[] = "SELECT id, local, domain FROM lists";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		       (const char *)sqlite3_column_text(st, 2)) != 0) {
+			sqlite3_reset(st);
+			return db_failf(db, DB_ERR, "loading lists: out of memory");
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "load lists");
+	db_ok(db);
+	return 0;
+}

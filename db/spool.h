@@ -1,0 +1,79 @@
+/*
+ * spool.h - the inbound spool: messages fanmaild accepted, with their
+ * envelope, committed before the 250 reply; and the list addresses that
+ * RCPT is checked against.
+ *
+ * Table spool: one row per accepted message. state 'new' until the list
+ * engine has handled it. message holds the whole message as received
+ * (CRLF line ends, dots unstuffed) with fanmaild's Received header first.
+ *
+ * Table spool_rcpt: one row per accepted recipient, in RCPT order:
+ *   rcpt       the address as the client gave it (without <>)
+ *   list_id    the list it names
+ *   role       what it names, one of:
+ *                post         LIST@domain, a post to the list
+ *                request      LIST-request, email commands
+ *                owner        LIST-owner, mail for the owners
+ *                bounces      LIST-bounces or LIST-bounces+EXT (VERP)
+ *                join         LIST-join, subscribe request
+ *                leave        LIST-leave, unsubscribe request
+ *                subscribe    LIST-subscribe, as join
+ *                unsubscribe  LIST-unsubscribe, as leave
+ *                confirm      LIST-confirm+TOKEN, a confirmation reply
+ *   extension  the text after the '+' as written (the VERP-encoded
+ *              recipient for bounces, the token for confirm), else NULL
+ * The role names are the ones lists/listaddr.h's listaddr_role_name()
+ * gives.
+ */
+#ifndef FANMAIL_SPOOL_H
+#define FANMAIL_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/db.h"
+
+struct spool_rcpt {
+	const char *rcpt;
+	int64_t list_id;
+	const char *role;
+	const char *extension; /* NULL when none */
+};
+
+struct spool_msg {
+	const char *qid; /* made with db_qid_make() */
+	int64_t received;
+	const char *client; /* "host[ip]:port" */
+	const char *helo;
+	const char *mail_from; /* "" for the null sender */
+	const void *body;
+	size_t len;
+	const struct spool_rcpt *rcpts;
+	size_t nrcpt;
+};
+
+/* Inserts m and its recipients. Inside a transaction of the caller's, the
+ * message is inserted under a savepoint: on failure nothing of it remains
+ * and the transaction can go on with other messages. Without one, it runs
+ * in its own transaction. *id (may be NULL) receives the spool row id. */
+int db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id);
+
+/* Change detection for the list table, cheap enough for every RCPT: *stamp
+ * starts zeroed; returns 1 (and updates *stamp) when lists were created,
+ * deleted or renamed since the last call that returned 1, 0 when not, -1 on
+ * error. It reads only SQLite's data_version unless another connection has
+ * committed since the previous call. */
+struct db_list_stamp {
+	int64_t data_version;
+	int64_t gen;
+	int valid;
+};
+int db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp);
+
+/* Calls fn for every list (id, lower-cased local part and domain). Stops
+ * and returns -1 when fn returns non-zero. */
+int db_spool_lists_load(struct db *db,
+                        int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
+                        void *arg);
+
+#endif

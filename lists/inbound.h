@@ -1,0 +1,64 @@
+/*
+ * inbound.h - one committed spool entry, as the engine runner hands it to
+ * the handler for its recipient's role, and the handlers' contract.
+ *
+ * The runner (server/engine_runner.c) reads each spool entry left 'new',
+ * and for each of its recipients (spool_rcpt rows, filled by smtp_in) calls
+ * the handler of the recipient's role:
+ *   post                                   engine_handle_post()  (lists/engine.h)
+ *   request, join, leave, subscribe,
+ *   unsubscribe, confirm, owner            commands_handle()     (lists/commands.h)
+ *   bounces                                bounce_handle()       (lists/bounce.h)
+ * Role names are those smtp_in writes in spool_rcpt.role (lists/listaddr.h).
+ *
+ * Contract, the same for every handler:
+ *   int handler(struct db *db, const struct conf *conf, const struct inbound *in,
+ *               char *outcome, size_t outcomelen);
+ * - It runs INSIDE the runner's transaction (already begun with
+ *   db_begin()); it never begins, commits or rolls back itself. Whatever it
+ *   stores (outbound messages, holds, tokens, bounce events) commits
+ *   together with the spool entry being marked done, so a crash neither
+ *   loses nor doubles its work.
+ * - Returns 0 when the entry is dealt with (including "refused", "dropped",
+ *   "ignored": those are outcomes, not failures), with a short line for the
+ *   spool's outcome column and the log in outcome ("posted qid=..",
+ *   "held: non-member", "dropped: loop").
+ * - Returns -1 when it could not finish: the runner rolls the whole
+ *   transaction back. If db_status(db) is DB_BUSY the entry is retried
+ *   later; otherwise it is marked 'failed' with outcome as its reason.
+ * - It must not keep pointers into *in after it returns.
+ * - After each commit the runner wakes delivery (deliver_kick()), so a
+ *   handler that queues mail needs to do nothing more.
+ */
+#ifndef FANMAIL_INBOUND_H
+#define FANMAIL_INBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+struct conf;
+
+struct inbound {
+	int64_t spool_id;        /* spool.id */
+	const char *qid;         /* spool.qid, for log lines */
+	const char *mail_from;   /* envelope sender; "" for the null sender */
+	const char *rcpt;        /* this recipient, as given in RCPT TO */
+	int64_t list_id;         /* spool_rcpt.list_id; 0 when the list is gone */
+	const char *list_local;  /* the list's local part (lower case), "" if gone */
+	const char *list_domain; /* the list's domain (lower case), "" if gone */
+	const char *role;        /* spool_rcpt.role: post, request, owner, bounces, ... */
+	const char *extension;   /* after the '+' (VERP or token); NULL when none */
+	const char *message;     /* the raw message as received (CRLF line ends) */
+	size_t len;
+	int64_t received; /* spool.received, seconds since the epoch */
+};
+
+/* Handlers of the other areas (declared here so the runner needs one
+ * header; their modules define them). */
+int commands_handle(struct db *db, const struct conf *conf, const struct inbound *in, char *outcome,
+                    size_t outcomelen);
+int bounce_handle(struct db *db, const struct conf *conf, const struct inbound *in, char *outcome,
+                  size_t outcomelen);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * listaddr.c - mapping a recipient local part to a list and a role.
+ */
+#include "lists/listaddr.h"
+
+#include <string.h>
+#include <strings.h>
+
+static const struct {
+	const char *suffix; /* after "LIST-" */
+	enum listaddr_role role;
+	int ext; /* 0: no extension, 1: optional, 2: required */
+} roles[] = {
+    {"request", LISTADDR_REQUEST, 0},
+    {"owner", LISTADDR_OWNER, 0},
+    {"bounces", LISTADDR_BOUNCES, 1},
+    {"join", LISTADDR_JOIN, 0},
+    {"leave", LISTADDR_LEAVE, 0},
+    {"subscribe", LISTADDR_SUBSCRIBE, 0},
+    {"unsubscribe", LISTADDR_UNSUBSCRIBE, 0},
+    {"confirm", LISTADDR_CONFIRM, 2},
+};
+
+const char *
+listaddr_role_name(enum listaddr_role role)
+{
+	if (role == LISTADDR_POST)
+		return "post";
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+		if (roles[i].role == role)
+			return roles[i].suffix;
+	return "post";
+}
+
+int
+listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void *arg,
+                 struct listaddr_match *m)
+{
+	const char *plus;
+	size_t base;
+	int64_t id;
+
+	memset(m, 0, sizeof(*m));
+	if (len == 0)
+		return -1;
+	if ((id = lookup(arg, local, len)) > 0) {
+		m->list_id = id;
+		m->role = LISTADDR_POST;
+		return 0;
+	}
+	/* The role suffix ends at the first '+'; a list name may hold '-' but
+	 * the role is always the last "-word" before the extension. */
+	plus = memchr(local, '+', len);
+	base = plus ? (size_t)(plus - local) : len;
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		size_t sl = strlen(roles[i].suffix);
+		const char *ext = plus ? plus + 1 : NULL;
+		size_t ext_len = plus ? len - base - 1 : 0;
+
+		if (base < sl + 2 || local[base - sl - 1] != '-' ||
+		    strncasecmp(local + base - sl, roles[i].suffix, sl) != 0)
+			continue;
+		if (roles[i].ext == 0 && plus != NULL)
+			return -1;
+		if (roles[i].ext == 2 && ext_len == 0)
+			return -1;
+		if ((id = lookup(arg, local, base - sl - 1)) <= 0)
+			return -1;
+		m->list_id = id;
+		m->role = roles[i].role;
+		if (ext_len > 0) {
+			m->ext = ext;
+			m->ext_len = ext_len;
+		}
+		return 0;
+	}
+	return -1;
+}

@@ -1,0 +1,59 @@
+/*
+ * listaddr.h - which list, and which of its addresses, a recipient names.
+ *
+ * Pure logic, no store: the caller passes the recipient's local part and a
+ * lookup function that says whether a local part is a known list (at the
+ * recipient's domain). listaddr_resolve() then decides:
+ *
+ *   LIST                  post
+ *   LIST-request          request       LIST-owner        owner
+ *   LIST-bounces          bounces       LIST-bounces+EXT  bounces, extension EXT
+ *   LIST-join             join          LIST-leave        leave
+ *   LIST-subscribe        subscribe     LIST-unsubscribe  unsubscribe
+ *   LIST-confirm+TOKEN    confirm, extension TOKEN (a token is required)
+ *
+ * An exact list name always wins over a suffix: with lists "foo" and
+ * "foo-request", "foo-request" posts to the second. Matching ignores ASCII
+ * case; the extension is returned as written. No other role takes a `+`
+ * extension. The role names are the strings stored in spool_rcpt.role
+ * (see db/spool.h).
+ */
+#ifndef FANMAIL_LISTADDR_H
+#define FANMAIL_LISTADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum listaddr_role {
+	LISTADDR_POST,
+	LISTADDR_REQUEST,
+	LISTADDR_OWNER,
+	LISTADDR_BOUNCES,
+	LISTADDR_JOIN,
+	LISTADDR_LEAVE,
+	LISTADDR_SUBSCRIBE,
+	LISTADDR_UNSUBSCRIBE,
+	LISTADDR_CONFIRM,
+};
+
+/* Returns the list's id (> 0) when local[0..len) names a list, else 0.
+ * local is as the client wrote it; compare without regard to ASCII case. */
+typedef int64_t (*listaddr_lookup_fn)(void *arg, const char *local, size_t len);
+
+struct listaddr_match {
+	int64_t list_id;
+	enum listaddr_role role;
+	const char *ext; /* points into the local part given; NULL when none */
+	size_t ext_len;
+};
+
+/* Resolves local[0..len). Returns 0 with *m filled, or -1 when the local
+ * part names no list address. */
+int listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void *arg,
+                     struct listaddr_match *m);
+
+/* "post", "request", "owner", "bounces", "join", "leave", "subscribe",
+ * "unsubscribe", "confirm". */
+const char *listaddr_role_name(enum listaddr_role role);
+
+#endif

@@ -1,0 +1,1209 @@
+/*
+ * post.c - posting policy, loop check, DMARC decision and the rewrite of a
+ * post into the message that goes out. See post.h.
+ *
+ * The rewrite copies the original header fields in order (line ends made
+ * CRLF), drops the ones the list owns (List-*, Precedence, Return-Path),
+ * rewrites Subject in place, From/Reply-To as the settings say, and adds
+ * the list's fields after the last original one. The body is copied as is
+ * unless a footer goes in; the footer never breaks the MIME structure: it
+ * is appended to a plain text body, added as a last part to
+ * multipart/mixed, or the body becomes the first part of a new
+ * multipart/mixed; signed and encrypted bodies get none.
+ */
+#include "lists/post.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <libpsl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "conf/conf.h"
+#include "mail/addr.h"
+
+/* --- growing buffer --- */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void
+b_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap : 4096;
+		char *np;
+
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		if ((np = realloc(b->p, ncap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+b_str(struct buf *b, const char *s)
+{
+	b_add(b, s, strlen(s));
+}
+
+static void __attribute__((format(printf, 2, 3))) b_printf(struct buf *b, const char *fmt, ...)
+{
+	char tmp[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	b_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Copies s[0..n) with every line end (LF, CR, CRLF) made CRLF. */
+static void
+b_crlf(struct buf *b, const char *s, size_t n)
+{
+	const char *p = s, *end = s + n;
+
+	while (p < end) {
+		const char *q = p;
+
+		while (q < end && *q != '\r' && *q != '\n')
+			q++;
+		b_add(b, p, (size_t)(q - p));
+		if (q == end)
+			break;
+		b_add(b, "\r\n", 2);
+		if (*q == '\r' && q + 1 < end && q[1] == '\n')
+			q++;
+		p = q + 1;
+	}
+}
+
+static int
+ends_with_eol(const char *s, size_t n)
+{
+	return n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r');
+}
+
+/* --- settings --- */
+
+static void
+lower_copy(char *dst, size_t dstlen, const char *src)
+{
+	size_t i;
+
+	for (i = 0; src[i] && i + 1 < dstlen; i++)
+		dst[i] = (char)tolower((unsigned char)src[i]);
+	dst[i] = '\0';
+}
+
+/* Expands %n (name), %a (address), %% and \n into dst. */
+static void
+expand(const struct post_cfg *c, const char *src, char *dst, size_t dstlen, int crlf)
+{
+	size_t o = 0;
+
+	for (const char *p = src; *p && o + 3 < dstlen; p++) {
+		const char *ins = NULL;
+		char one[2] = {0, 0};
+
+		if (*p == '%' && p[1] == 'n') {
+			ins = c->local;
+			p++;
+		} else if (*p == '%' && p[1] == 'a') {
+			ins = c->address;
+			p++;
+		} else if (*p == '%' && p[1] == '%') {
+			ins = "%";
+			p++;
+		} else if (*p == '\\' && p[1] == 'n') {
+			ins = crlf ? "\r\n" : "\n";
+			p++;
+		} else if (*p == '\n' && crlf) {
+			ins = "\r\n";
+		} else if (*p == '\r') {
+			continue;
+		} else {
+			one[0] = *p;
+			ins = one;
+		}
+		for (; *ins && o + 1 < dstlen; ins++)
+			dst[o++] = *ins;
+	}
+	dst[o] = '\0';
+}
+
+void
+post_cfg_init(struct post_cfg *c, const char *local, const char *domain)
+{
+	memset(c, 0, sizeof(*c));
+	lower_copy(c->local, sizeof(c->local), local);
+	lower_copy(c->domain, sizeof(c->domain), domain);
+	snprintf(c->address, sizeof(c->address), "%s@%s", c->local, c->domain);
+	for (size_t i = 0; i < conf_list_ndefs; i++)
+		post_cfg_set(c, conf_list_defs[i].name, conf_list_defs[i].def);
+}
+
+static int
+pick(const char *value, const char *const *choices, int *out)
+{
+	for (int i = 0; choices[i]; i++)
+		if (strcasecmp(value, choices[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+int
+post_cfg_set(struct post_cfg *c, const char *key, const char *value)
+{
+	static const char *const policies[] = {"open", "members", "moderated", "announce", NULL};
+	static const char *const nonmember[] = {"hold", "reject", "discard", NULL};
+	static const char *const reply_to[] = {"none", "list", "explicit", NULL};
+	static const char *const actions[] = {"munge", "wrap", NULL};
+	static const char *const when[] = {"quarantine", "reject", "always", "never", NULL};
+	static const char *const fallback[] = {"mitigate", "skip", NULL};
+	int v;
+
+	if (strcmp(key, "policy") == 0) {
+		if (pick(value, policies, &v) < 0)
+			return -1;
+		c->policy = (enum post_policy)v;
+	} else if (strcmp(key, "nonmember_action") == 0) {
+		if (pick(value, nonmember, &v) < 0)
+			return -1;
+		c->nonmember = (enum post_nonmember)v;
+	} else if (strcmp(key, "reply_to") == 0) {
+		if (pick(value, reply_to, &v) < 0)
+			return -1;
+		c->reply_to = (enum post_reply_to)v;
+	} else if (strcmp(key, "dmarc_mitigation") == 0) {
+		if (pick(value, actions, &v) < 0)
+			return -1;
+		c->dmarc_action = (enum post_dmarc_action)v;
+	} else if (strcmp(key, "dmarc_when") == 0) {
+		if (pick(value, when, &v) < 0)
+			return -1;
+		c->dmarc_when = (enum post_dmarc_when)v;
+	} else if (strcmp(key, "dmarc_fallback") == 0) {
+		if (pick(value, fallback, &v) < 0)
+			return -1;
+		c->dmarc_fallback = (enum post_dmarc_fallback)v;
+	} else if (strcmp(key, "display_name") == 0) {
+		snprintf(c->display_name, sizeof(c->display_name), "%s", value);
+	} else if (strcmp(key, "subject_prefix") == 0) {
+		expand(c, value, c->subject_prefix, sizeof(c->subject_prefix), 0);
+	} else if (strcmp(key, "reply_to_address") == 0) {
+		snprintf(c->reply_to_address, sizeof(c->reply_to_address), "%s", value);
+	} else if (strcmp(key, "footer") == 0) {
+		expand(c, value, c->footer, sizeof(c->footer), 1);
+	} else if (strcmp(key, "archive_url") == 0) {
+		snprintf(c->archive_url, sizeof(c->archive_url), "%s", value);
+	} else if (strcmp(key, "archive") == 0) {
+		if (conf_parse_bool(value, &v) < 0)
+			return -1;
+		c->archive = v;
+	}
+	return 0;
+}
+
+static const char *
+list_name(const struct post_cfg *c)
+{
+	return c->display_name[0] ? c->display_name : c->local;
+}
+
+/* --- policy and loops --- */
+
+enum post_verdict
+post_policy(const struct post_cfg *c, int is_member, int is_privileged, const char **reason)
+{
+	enum post_verdict refuse = c->nonmember == NONMEMBER_HOLD     ? POST_HOLD
+	                           : c->nonmember == NONMEMBER_REJECT ? POST_REJECT
+	                                                              : POST_DISCARD;
+
+	*reason = NULL;
+	switch (c->policy) {
+	case POLICY_OPEN:
+		return POST_PASS;
+	case POLICY_MEMBERS:
+		if (is_member || is_privileged)
+			return POST_PASS;
+		*reason = "post from a non-member";
+		return refuse;
+	case POLICY_MODERATED:
+		*reason = "the list is moderated";
+		return POST_HOLD;
+	case POLICY_ANNOUNCE:
+		if (is_privileged)
+			return POST_PASS;
+		*reason = "only owners and moderators post to this list";
+		return refuse;
+	}
+	return POST_HOLD;
+}
+
+/* Does the unfolded value contain needle, ignoring case? */
+static int
+contains_ci(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return 1;
+	return 0;
+}
+
+int
+post_is_loop(const struct msg *m, const struct post_cfg *c)
+{
+	char id[340];
+	const struct msg_header *h;
+
+	snprintf(id, sizeof(id), "<%s.%s>", c->local, c->domain);
+	for (size_t i = 0; (h = msg_header_get(m, "List-Id", i)) != NULL; i++) {
+		char *v = msg_unfold(h->value, h->value_len);
+		int hit = v && contains_ci(v, id);
+
+		free(v);
+		if (hit)
+			return 1;
+	}
+	for (size_t i = 0; (h = msg_header_get(m, "X-Loop", i)) != NULL; i++) {
+		char *v = msg_unfold(h->value, h->value_len);
+		char a[POST_ADDR_MAX + 4];
+		int hit;
+
+		snprintf(a, sizeof(a), "%s", v ? v : "");
+		hit = v && (strcasecmp(v, c->address) == 0 ||
+		            (snprintf(a, sizeof(a), "<%s>", c->address), contains_ci(v, a)));
+		free(v);
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+/* --- addresses --- */
+
+int
+post_parse_mailbox(const char *value, size_t len, char *name, size_t namelen, char *addr,
+                   size_t addrlen)
+{
+	char *v = msg_unfold(value, len), *lt, *gt, *p, *at;
+	char nm[1024];
+	size_t o = 0;
+	int quoted = 0;
+
+	if (v == NULL)
+		return -1;
+	name[0] = addr[0] = '\0';
+	nm[0] = '\0';
+	/* The first mailbox only: cut at a comma outside quotes and brackets. */
+	{
+		int q = 0, ang = 0;
+
+		for (p = v; *p; p++) {
+			if (*p == '\\' && q && p[1]) {
+				p++;
+			} else if (*p == '"') {
+				q = !q;
+			} else if (!q && *p == '<') {
+				ang = 1;
+			} else if (!q && *p == '>') {
+				ang = 0;
+			} else if (!q && !ang && *p == ',') {
+				*p = '\0';
+				break;
+			}
+		}
+	}
+	lt = NULL;
+	{
+		int q = 0;
+
+		for (p = v; *p; p++) {
+			if (*p == '\\' && q && p[1])
+				p++;
+			else if (*p == '"')
+				q = !q;
+			else if (!q && *p == '<') {
+				lt = p;
+				break;
+			}
+		}
+	}
+	if (lt != NULL && (gt = strchr(lt, '>')) != NULL) {
+		size_t al = (size_t)(gt - lt - 1);
+
+		if (al + 1 > addrlen || al == 0) {
+			free(v);
+			return -1;
+		}
+		memcpy(addr, lt + 1, al);
+		addr[al] = '\0';
+		/* The phrase before '<', unquoted. */
+		for (p = v; p < lt && o + 1 < sizeof(nm); p++) {
+			if (*p == '"') {
+				quoted = !quoted;
+				continue;
+			}
+			if (*p == '\\' && quoted && p + 1 < lt)
+				p++;
+			nm[o++] = *p;
+		}
+		nm[o] = '\0';
+	} else {
+		/* addr-spec, perhaps with a (comment) name. */
+		char *cmt = strchr(v, '(');
+
+		p = v;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (cmt != NULL) {
+			char *ce = strrchr(cmt, ')');
+
+			if (ce != NULL && ce > cmt)
+				snprintf(nm, sizeof(nm), "%.*s", (int)(ce - cmt - 1), cmt + 1);
+			*cmt = '\0';
+		}
+		snprintf(addr, addrlen, "%s", p);
+	}
+	/* Trim. */
+	for (p = addr; *p == ' '; p++)
+		;
+	memmove(addr, p, strlen(p) + 1);
+	for (o = strlen(addr); o > 0 && (addr[o - 1] == ' ' || addr[o - 1] == '\t'); o--)
+		addr[o - 1] = '\0';
+	at = strrchr(addr, '@');
+	free(v);
+	if (addr[0] == '\0' || at == NULL || at == addr || at[1] == '\0' || strchr(addr, ' '))
+		return -1;
+	{
+		char *t = nm, *dec;
+		size_t tl = strlen(nm);
+
+		while (*t == ' ' || *t == '\t')
+			t++, tl--;
+		while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
+			tl--;
+		dec = msg_decode_words(t, tl, NULL);
+		if (dec != NULL) {
+			snprintf(name, namelen, "%s", dec);
+			free(dec);
+		}
+	}
+	return 0;
+}
+
+int
+post_addr_key(const char *addr, char *key, size_t keylen)
+{
+	struct addr a;
+	const char *why;
+
+	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0)
+		return -1;
+	return addr_key(&a, key, keylen) < 0 ? -1 : 0;
+}
+
+/* --- DMARC --- */
+
+void
+post_org_domain(const char *domain, char *out, size_t outlen)
+{
+	const psl_ctx_t *psl = psl_builtin();
+	char low[256];
+	const char *reg = NULL;
+
+	lower_copy(low, sizeof(low), domain);
+	if (psl != NULL)
+		reg = psl_registrable_domain(psl, low);
+	snprintf(out, outlen, "%s", reg ? reg : low);
+}
+
+const char *
+post_dmarc_record_policy(const char *text, int is_subdomain)
+{
+	const char *p = text, *pol = NULL, *sp = NULL;
+	int first = 1;
+
+	while (*p) {
+		const char *tag, *val;
+		size_t tl, vl;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		tag = p;
+		while (*p && *p != '=' && *p != ';' && *p != ' ' && *p != '\t')
+			p++;
+		tl = (size_t)(p - tag);
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p != '=') {
+			if (first)
+				return NULL;
+			while (*p && *p != ';')
+				p++;
+			if (*p == ';')
+				p++;
+			continue;
+		}
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		val = p;
+		while (*p && *p != ';')
+			p++;
+		vl = (size_t)(p - val);
+		while (vl > 0 && (val[vl - 1] == ' ' || val[vl - 1] == '\t'))
+			vl--;
+		if (*p == ';')
+			p++;
+		if (first) {
+			/* "v=DMARC1" must come first (RFC 7489 section 6.4). */
+			if (!msg_word_eq(tag, tl, "v") ||
+			    !(vl == 6 && strncmp(val, "DMARC1", 6) == 0))
+				return NULL;
+			first = 0;
+			continue;
+		}
+		if (msg_word_eq(tag, tl, "p") || msg_word_eq(tag, tl, "sp")) {
+			const char *r = msg_word_eq(val, vl, "reject")       ? "reject"
+			                : msg_word_eq(val, vl, "quarantine") ? "quarantine"
+			                : msg_word_eq(val, vl, "none")       ? "none"
+			                                                     : NULL;
+
+			if (tag[0] == 'p' || tag[0] == 'P')
+				pol = r;
+			else
+				sp = r;
+		}
+	}
+	if (first)
+		return NULL;
+	if (is_subdomain && sp != NULL)
+		return sp;
+	/* A record without a valid p= is treated as none (section 6.6.3). */
+	return pol ? pol : "none";
+}
+
+int
+post_dmarc_applies(const struct post_cfg *c, const char *policy)
+{
+	switch (c->dmarc_when) {
+	case DMARC_WHEN_NEVER:
+		return 0;
+	case DMARC_WHEN_ALWAYS:
+		return 1;
+	case DMARC_WHEN_QUARANTINE:
+		if (policy == NULL)
+			return c->dmarc_fallback == DMARC_FALLBACK_MITIGATE;
+		return strcmp(policy, "quarantine") == 0 || strcmp(policy, "reject") == 0;
+	case DMARC_WHEN_REJECT:
+		if (policy == NULL)
+			return c->dmarc_fallback == DMARC_FALLBACK_MITIGATE;
+		return strcmp(policy, "reject") == 0;
+	}
+	return 0;
+}
+
+/* --- subject --- */
+
+/* Length of a reply marker at s ("Re:", "RE :", "Aw:", "Sv:", "Re[2]:"),
+ * or 0. */
+static size_t
+reply_marker(const char *s)
+{
+	static const char *const words[] = {"re", "aw", "sv", "antw", NULL};
+
+	for (int i = 0; words[i]; i++) {
+		size_t n = strlen(words[i]);
+		const char *p = s + n;
+
+		if (strncasecmp(s, words[i], n) != 0)
+			continue;
+		if (*p == '[') {
+			const char *q = p + 1;
+
+			while (isdigit((unsigned char)*q))
+				q++;
+			if (*q != ']' || q == p + 1)
+				continue;
+			p = q + 1;
+		}
+		while (*p == ' ')
+			p++;
+		if (*p == ':')
+			return (size_t)(p + 1 - s);
+	}
+	return 0;
+}
+
+char *
+post_subject(const char *raw, size_t len, const char *prefix, int *was_encoded)
+{
+	char *unf, *dec, *p, *out;
+	size_t plen = strlen(prefix), n;
+	int reply = 0;
+
+	*was_encoded = 0;
+	unf = raw ? msg_unfold(raw, len) : strdup("");
+	if (unf == NULL)
+		return NULL;
+	dec = msg_decode_words(unf, strlen(unf), was_encoded);
+	free(unf);
+	if (dec == NULL)
+		return NULL;
+	if (plen == 0)
+		return dec;
+	p = dec;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncasecmp(p, prefix, plen) == 0) {
+			p += plen;
+		} else if ((n = reply_marker(p)) > 0) {
+			reply = 1;
+			p += n;
+		} else {
+			break;
+		}
+	}
+	n = strlen(p);
+	out = malloc(plen + n + 16);
+	if (out != NULL)
+		snprintf(out, plen + n + 16, "%s%s%s%s", reply ? "Re: " : "", prefix, *p ? " " : "",
+		         *p ? p : (reply ? "" : ""));
+	free(dec);
+	return out;
+}
+
+/* --- the rewrite --- */
+
+static int
+name_in(const struct msg_header *h, const char *const *names)
+{
+	for (int i = 0; names[i]; i++)
+		if (msg_word_eq(h->name, h->name_len, names[i]))
+			return 1;
+	return 0;
+}
+
+static const char *const list_owned[] = {"List-Id",
+                                         "List-Post",
+                                         "List-Help",
+                                         "List-Subscribe",
+                                         "List-Unsubscribe",
+                                         "List-Owner",
+                                         "List-Archive",
+                                         "List-Unsubscribe-Post",
+                                         "Precedence",
+                                         "Return-Path",
+                                         NULL};
+
+/* Writes name and value as a header field, value as a phrase: quoted when
+ * it is ASCII, RFC 2047 words otherwise. */
+static void
+b_phrase(struct buf *b, const char *text)
+{
+	int ascii = 1, atoms = *text != '\0' && *text != ' ';
+
+	for (const char *p = text; *p; p++) {
+		if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 32)
+			ascii = 0;
+		if (!isalnum((unsigned char)*p) && !strchr(" !#$%&'*+-/=?^_`{|}~", *p))
+			atoms = 0;
+	}
+	if (ascii && atoms && text[strlen(text) - 1] != ' ') {
+		b_str(b, text);
+	} else if (ascii) {
+		b_add(b, "\"", 1);
+		for (const char *p = text; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				b_add(b, "\\", 1);
+			b_add(b, p, 1);
+		}
+		b_add(b, "\"", 1);
+	} else {
+		char *enc = msg_encode_words(text, strlen(text), "\r\n", 60);
+
+		if (enc == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b_str(b, enc);
+		free(enc);
+	}
+}
+
+static void
+list_fields(struct buf *b, const struct post_cfg *c)
+{
+	b_str(b, "List-Id: ");
+	b_phrase(b, list_name(c));
+	b_printf(b, " <%s.%s>\r\n", c->local, c->domain);
+	if (c->policy == POLICY_ANNOUNCE)
+		b_str(b, "List-Post: NO\r\n");
+	else
+		b_printf(b, "List-Post: <mailto:%s>\r\n", c->address);
+	b_printf(b, "List-Help: <mailto:%s-request@%s?subject=help>\r\n", c->local, c->domain);
+	b_printf(b, "List-Subscribe: <mailto:%s-join@%s>\r\n", c->local, c->domain);
+	b_printf(b, "List-Unsubscribe: <mailto:%s-leave@%s>\r\n", c->local, c->domain);
+	b_printf(b, "List-Owner: <mailto:%s-owner@%s>\r\n", c->local, c->domain);
+	if (c->archive_url[0])
+		b_printf(b, "List-Archive: <%s>\r\n", c->archive_url);
+	b_str(b, "Precedence: list\r\n");
+	b_printf(b, "X-Loop: %s\r\n", c->address);
+}
+
+/* "Name via List" <list@domain> */
+static void
+munged_from(struct buf *b, const struct post_cfg *c, const char *name, const char *addr)
+{
+	char phrase[1200];
+
+	snprintf(phrase, sizeof(phrase), "%s via %s", name[0] ? name : addr, list_name(c));
+	b_str(b, "From: ");
+	b_phrase(b, phrase);
+	b_printf(b, " <%s>\r\n", c->address);
+}
+
+/* The Reply-To that goes out, or NULL to keep the original field. */
+static void
+reply_to_field(struct buf *b, const struct post_cfg *c, const struct msg *m, int munged,
+               int *replaced)
+{
+	const struct msg_header *from = msg_header_get(m, "From", 0);
+	const struct msg_header *rt = msg_header_get(m, "Reply-To", 0);
+	char *orig = NULL;
+
+	*replaced = 0;
+	if (!munged && c->reply_to == REPLY_TO_NONE)
+		return;
+	*replaced = 1;
+	if (munged) {
+		/* The poster's address must survive the rewrite: their own
+		 * Reply-To if they set one, else their From. */
+		const struct msg_header *h = rt ? rt : from;
+
+		if (h != NULL)
+			orig = msg_unfold(h->value, h->value_len);
+	}
+	if (c->reply_to == REPLY_TO_LIST || c->reply_to == REPLY_TO_EXPLICIT) {
+		const char *a = c->reply_to == REPLY_TO_LIST ? c->address : c->reply_to_address;
+
+		if (orig && *orig)
+			b_printf(b, "Reply-To: %s, <%s>\r\n", orig, a);
+		else
+			b_printf(b, "Reply-To: <%s>\r\n", a);
+	} else if (orig && *orig) {
+		b_printf(b, "Reply-To: %s\r\n", orig);
+	} else {
+		*replaced = 0; /* nothing to say: keep what there is */
+	}
+	free(orig);
+}
+
+enum footer_mode { FOOTER_NONE, FOOTER_INLINE, FOOTER_APPEND, FOOTER_WRAP };
+
+static int
+is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
+static enum footer_mode
+footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctype *ct,
+            const char *cte)
+{
+	const char *cs;
+
+	if (c->footer[0] == '\0')
+		return FOOTER_NONE;
+	if (msg_ctype_is(ct, "multipart", "signed") || msg_ctype_is(ct, "multipart", "encrypted") ||
+	    msg_ctype_is(ct, "application", "pkcs7-mime") ||
+	    msg_ctype_is(ct, "application", "x-pkcs7-mime"))
+		return FOOTER_NONE;
+	if (msg_ctype_is(ct, "multipart", NULL)) {
+		const char *bd = msg_ctype_param(ct, "boundary");
+
+		/* A multipart without a usable structure is left alone rather
+		 * than guessed at. */
+		if (bd == NULL || *bd == '\0' || msg_multipart_close(m->body, m->body_len, bd) < 0)
+			return FOOTER_NONE;
+		return msg_ctype_is(ct, "multipart", "mixed") ? FOOTER_APPEND : FOOTER_WRAP;
+	}
+	if (msg_ctype_is(ct, "text", "plain")) {
+		if (cte && strncasecmp(cte, "base64", 6) == 0)
+			return FOOTER_WRAP;
+		cs = msg_ctype_param(ct, "charset");
+		if (is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
+		    strcasecmp(cs, "us-ascii") == 0)
+			return FOOTER_INLINE;
+		return FOOTER_WRAP;
+	}
+	return FOOTER_WRAP;
+}
+
+/* Quoted-printable encoding of the footer, lines kept as lines. */
+static void
+b_qp(struct buf *b, const char *s)
+{
+	size_t col = 0;
+
+	for (const char *p = s; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (*p == '\r' && p[1] == '\n') {
+			b_add(b, "\r\n", 2);
+			p++;
+			col = 0;
+			continue;
+		}
+		if (col >= 72) {
+			b_add(b, "=\r\n", 3);
+			col = 0;
+		}
+		if ((ch >= 33 && ch <= 126 && ch != '=') ||
+		    (ch == ' ' && p[1] != '\r' && p[1] != '\0')) {
+			b_add(b, p, 1);
+			col++;
+		} else {
+			b_printf(b, "=%02X", ch);
+			col += 3;
+		}
+	}
+}
+
+static void
+footer_part(struct buf *b, const struct post_cfg *c, const char *boundary)
+{
+	int ascii = is_ascii(c->footer);
+	size_t fl = strlen(c->footer);
+
+	b_printf(b,
+	         "--%s\r\nContent-Type: text/plain; charset=%s\r\n"
+	         "Content-Transfer-Encoding: %s\r\nContent-Disposition: inline\r\n\r\n",
+	         boundary, ascii ? "us-ascii" : "utf-8", ascii ? "7bit" : "8bit");
+	b_add(b, c->footer, fl);
+	if (!ends_with_eol(c->footer, fl))
+		b_add(b, "\r\n", 2);
+}
+
+static void
+make_boundary(char *out, size_t outlen, const char *raw, size_t len, const char *qid)
+{
+	for (unsigned i = 0;; i++) {
+		snprintf(out, outlen, "=_fanmail_%s_%u", qid, i);
+		if (memmem(raw, len, out, strlen(out)) == NULL)
+			return;
+	}
+}
+
+/* Does the header belong to the MIME description of the body? */
+static int
+is_content_field(const struct msg_header *h)
+{
+	return (h->name_len > 8 && strncasecmp(h->name, "Content-", 8) == 0) ||
+	       msg_word_eq(h->name, h->name_len, "MIME-Version");
+}
+
+static void
+subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, struct post_out *out)
+{
+	const struct msg_header *h = msg_header_get(m, "Subject", 0);
+	int enc = 0;
+	char *s;
+
+	if (c->subject_prefix[0] == '\0') {
+		if (h != NULL) {
+			b_crlf(b, h->start, h->len);
+			if (!ends_with_eol(h->start, h->len))
+				b_add(b, "\r\n", 2);
+			out->subject = msg_decode_words(h->value, h->value_len, &enc);
+			if (out->subject) {
+				char *t = msg_unfold(out->subject, strlen(out->subject));
+
+				free(out->subject);
+				out->subject = t;
+			}
+		}
+		return;
+	}
+	s = post_subject(h ? h->value : NULL, h ? h->value_len : 0, c->subject_prefix, &enc);
+	if (s == NULL) {
+		b->oom = 1;
+		return;
+	}
+	b_str(b, "Subject: ");
+	if (enc || !is_ascii(s)) {
+		char *e = msg_encode_words(s, strlen(s), "\r\n", 69);
+
+		if (e == NULL) {
+			b->oom = 1;
+		} else {
+			b_str(b, e);
+			free(e);
+		}
+	} else {
+		b_str(b, s);
+	}
+	b_str(b, "\r\n");
+	out->subject = s;
+}
+
+/* Copies the original fields, with the list's changes. content: copy the
+ * Content-* fields too. dmarc_wrap: only the fields that describe the
+ * conversation go to the outer message. */
+static void
+copy_fields(struct buf *b, const struct post_cfg *c, const struct msg *m, int munge, int content,
+            int wrap, struct post_out *out)
+{
+	static const char *const outer[] = {"To",          "Cc",         "Date", "Message-ID",
+	                                    "In-Reply-To", "References", NULL};
+	const struct msg_header *from = msg_header_get(m, "From", 0);
+	char name[512], addr[POST_ADDR_MAX];
+	int have_from = from && post_parse_mailbox(from->value, from->value_len, name, sizeof(name),
+	                                           addr, sizeof(addr)) == 0;
+	int rt_replaced = 0, subject_done = 0;
+	struct buf rt = {0};
+
+	if (munge && !have_from)
+		munge = 0; /* nobody to rewrite */
+	reply_to_field(&rt, c, m, munge, &rt_replaced);
+	for (size_t i = 0; i < m->nhdrs; i++) {
+		const struct msg_header *h = &m->hdrs[i];
+
+		if (name_in(h, list_owned))
+			continue;
+		if (msg_word_eq(h->name, h->name_len, "Subject")) {
+			if (!subject_done)
+				subject_field(b, c, m, out);
+			subject_done = 1;
+			continue;
+		}
+		if (h == from && munge) {
+			munged_from(b, c, name, addr);
+			if (rt.len)
+				b_add(b, rt.p, rt.len);
+			continue;
+		}
+		if (msg_word_eq(h->name, h->name_len, "Reply-To") && rt_replaced)
+			continue;
+		if (!content && is_content_field(h))
+			continue;
+		if (wrap && !name_in(h, outer) && h != from)
+			continue;
+		b_crlf(b, h->start, h->len);
+		if (!ends_with_eol(h->start, h->len))
+			b_add(b, "\r\n", 2);
+	}
+	if (!subject_done)
+		subject_field(b, c, m, out);
+	if (!munge && rt.len)
+		b_add(b, rt.p, rt.len);
+	free(rt.p);
+}
+
+static void
+add_date_and_id(struct buf *b, const struct msg *m, const struct post_env *env,
+                struct post_out *out)
+{
+	const struct msg_header *id = msg_header_get(m, "Message-ID", 0);
+
+	if (msg_header_get(m, "Date", 0) == NULL) {
+		char d[64];
+		time_t t = (time_t)env->now;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		strftime(d, sizeof(d), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		b_printf(b, "Date: %s\r\n", d);
+	}
+	if (id == NULL) {
+		char mid[300];
+
+		snprintf(mid, sizeof(mid), "<%s.%lld@%s>", env->qid, (long long)env->now,
+		         env->hostname);
+		b_printf(b, "Message-ID: %s\r\n", mid);
+		out->message_id = strdup(mid);
+	} else {
+		out->message_id = msg_unfold(id->value, id->value_len);
+	}
+}
+
+int
+post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct post_env *env,
+             struct post_out *out)
+{
+	struct msg m;
+	struct msg_ctype ct;
+	const struct msg_header *h;
+	char *cte = NULL, boundary[128];
+	struct buf b = {0};
+	enum footer_mode fm;
+	int wrap_dmarc = env->mitigate && c->dmarc_action == DMARC_WRAP;
+	int munge = env->mitigate && c->dmarc_action == DMARC_MUNGE;
+
+	memset(out, 0, sizeof(*out));
+	if (msg_parse(&m, raw, len) < 0)
+		return -1;
+	h = msg_header_get(&m, "Content-Type", 0);
+	if (msg_ctype_parse(h ? h->value : "", h ? h->value_len : 0, &ct) < 0) {
+		msg_free(&m);
+		return -1;
+	}
+	cte = msg_header_text(&m, "Content-Transfer-Encoding");
+	if ((h = msg_header_get(&m, "From", 0)) != NULL) {
+		char name[512];
+
+		if (post_parse_mailbox(h->value, h->value_len, name, sizeof(name), out->sender,
+		                       sizeof(out->sender)) < 0)
+			out->sender[0] = '\0';
+		else if (munge)
+			out->dmarc = 1;
+	}
+	if (out->sender[0] == '\0')
+		munge = 0;
+	make_boundary(boundary, sizeof(boundary), raw, len, env->qid);
+
+	if (wrap_dmarc) {
+		/* The original goes inside untouched, so its DKIM signature
+		 * still verifies; the list speaks for it outside. */
+		out->dmarc = 2;
+		copy_fields(&b, c, &m, 1, 0, 1, out);
+		if (out->sender[0] == '\0') { /* no From to rewrite: add ours */
+			b_str(&b, "From: ");
+			b_phrase(&b, list_name(c));
+			b_printf(&b, " <%s>\r\n", c->address);
+		}
+		add_date_and_id(&b, &m, env, out);
+		list_fields(&b, c);
+		b_str(&b, "MIME-Version: 1.0\r\n");
+		if (c->footer[0]) {
+			out->footer = 2;
+			b_printf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n",
+			         boundary);
+			b_printf(&b,
+			         "--%s\r\nContent-Type: message/rfc822\r\n"
+			         "Content-Disposition: inline\r\n\r\n",
+			         boundary);
+			b_crlf(&b, raw, len);
+			if (!ends_with_eol(raw, len))
+				b_add(&b, "\r\n", 2);
+			footer_part(&b, c, boundary);
+			b_printf(&b, "--%s--\r\n", boundary);
+		} else {
+			b_str(
+			    &b,
+			    "Content-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n");
+			b_crlf(&b, raw, len);
+		}
+		goto done;
+	}
+
+	fm = footer_mode(c, &m, &ct, cte);
+	out->footer = fm == FOOTER_NONE ? 0 : fm == FOOTER_INLINE ? 1 : fm == FOOTER_APPEND ? 2 : 3;
+	if (fm == FOOTER_INLINE && !is_ascii(c->footer)) {
+		/* The body is (declared) ASCII or UTF-8: say UTF-8, 8bit. */
+		copy_fields(&b, c, &m, munge, 0, 0, out);
+		add_date_and_id(&b, &m, env, out);
+		list_fields(&b, c);
+		for (size_t i = 0; i < m.nhdrs; i++) {
+			const struct msg_header *f = &m.hdrs[i];
+
+			if (!is_content_field(f) ||
+			    msg_word_eq(f->name, f->name_len, "Content-Type") ||
+			    msg_word_eq(f->name, f->name_len, "Content-Transfer-Encoding"))
+				continue;
+			b_crlf(&b, f->start, f->len);
+		}
+		if (msg_header_get(&m, "MIME-Version", 0) == NULL)
+			b_str(&b, "MIME-Version: 1.0\r\n");
+		b_str(&b, "Content-Type: text/plain; charset=utf-8");
+		for (size_t i = 0; i < ct.nparams; i++)
+			if (strcmp(ct.params[i].name, "charset") != 0)
+				b_printf(&b, "; %s=\"%s\"", ct.params[i].name, ct.params[i].value);
+		b_str(&b, "\r\n");
+		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
+			b_str(&b, "Content-Transfer-Encoding: quoted-printable\r\n");
+		else
+			b_str(&b, "Content-Transfer-Encoding: 8bit\r\n");
+	} else if (fm == FOOTER_WRAP) {
+		copy_fields(&b, c, &m, munge, 0, 0, out);
+		add_date_and_id(&b, &m, env, out);
+		list_fields(&b, c);
+		b_printf(&b,
+		         "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"%s\"\r\n",
+		         boundary);
+	} else {
+		copy_fields(&b, c, &m, munge, 1, 0, out);
+		add_date_and_id(&b, &m, env, out);
+		list_fields(&b, c);
+	}
+	b_str(&b, "\r\n");
+
+	switch (fm) {
+	case FOOTER_NONE:
+		b_crlf(&b, m.body, m.body_len);
+		break;
+	case FOOTER_INLINE:
+		b_crlf(&b, m.body, m.body_len);
+		if (!ends_with_eol(m.body, m.body_len))
+			b_str(&b, "\r\n");
+		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
+			b_qp(&b, c->footer);
+		else
+			b_str(&b, c->footer);
+		if (!ends_with_eol(c->footer, strlen(c->footer)))
+			b_str(&b, "\r\n");
+		break;
+	case FOOTER_APPEND: {
+		const char *bd = msg_ctype_param(&ct, "boundary");
+		long off = msg_multipart_close(m.body, m.body_len, bd);
+
+		b_crlf(&b, m.body, (size_t)off);
+		b_str(&b, "\r\n");
+		footer_part(&b, c, bd);
+		/* The original close delimiter and epilogue follow. */
+		{
+			const char *rest = m.body + off;
+			size_t rl = m.body_len - (size_t)off;
+
+			/* Skip the line end that belonged to the delimiter. */
+			if (rl && *rest == '\r')
+				rest++, rl--;
+			if (rl && *rest == '\n')
+				rest++, rl--;
+			b_crlf(&b, rest, rl);
+		}
+		break;
+	}
+	case FOOTER_WRAP:
+		b_printf(&b, "--%s\r\n", boundary);
+		for (size_t i = 0; i < m.nhdrs; i++)
+			if (is_content_field(&m.hdrs[i]) &&
+			    !msg_word_eq(m.hdrs[i].name, m.hdrs[i].name_len, "MIME-Version")) {
+				b_crlf(&b, m.hdrs[i].start, m.hdrs[i].len);
+				if (!ends_with_eol(m.hdrs[i].start, m.hdrs[i].len))
+					b_str(&b, "\r\n");
+			}
+		b_str(&b, "\r\n");
+		b_crlf(&b, m.body, m.body_len);
+		if (!ends_with_eol(m.body, m.body_len))
+			b_str(&b, "\r\n");
+		footer_part(&b, c, boundary);
+		b_printf(&b, "--%s--\r\n", boundary);
+		break;
+	}
+done:
+	free(cte);
+	msg_ctype_free(&ct);
+	msg_free(&m);
+	if (b.oom || (out->subject == NULL && c->subject_prefix[0]) || out->message_id == NULL) {
+		free(b.p);
+		post_out_free(out);
+		return -1;
+	}
+	out->data = b.p;
+	out->len = b.len;
+	return 0;
+}
+
+void
+post_out_free(struct post_out *out)
+{
+	free(out->data);
+	free(out->subject);
+	free(out->message_id);
+	out->data = out->subject = out->message_id = NULL;
+}
+
+/* --- automatic replies --- */
+
+int
+post_may_autoreply(const struct msg *m, const char *mail_from)
+{
+	char *v;
+	int ok = 1;
+
+	if (mail_from == NULL || *mail_from == '\0')
+		return 0;
+	if ((v = msg_header_text(m, "Auto-Submitted")) != NULL) {
+		if (strncasecmp(v, "no", 2) != 0 || (v[2] && v[2] != ' ' && v[2] != ';'))
+			ok = 0;
+		free(v);
+	}
+	if ((v = msg_header_text(m, "Precedence")) != NULL) {
+		if (strcasecmp(v, "bulk") == 0 || strcasecmp(v, "junk") == 0 ||
+		    strcasecmp(v, "list") == 0)
+			ok = 0;
+		free(v);
+	}
+	return ok;
+}
+
+char *
+post_reject_notice(const struct post_cfg *c, const char *to, const char *reason,
+                   const struct msg *orig, const struct post_env *env, size_t *len)
+{
+	struct buf b = {0};
+	char d[64], *subj = msg_header_text(orig, "Subject");
+	time_t t = (time_t)env->now;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(d, sizeof(d), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	b_printf(&b, "From: %s-owner@%s\r\n", c->local, c->domain);
+	b_printf(&b, "To: <%s>\r\n", to);
+	b_printf(&b, "Subject: Your post to %s was not accepted\r\n", c->address);
+	b_printf(&b, "Date: %s\r\n", d);
+	b_printf(&b, "Message-ID: <%s.reject.%lld@%s>\r\n", env->qid, (long long)env->now,
+	         env->hostname);
+	b_str(&b, "Auto-Submitted: auto-replied\r\n");
+	b_str(&b, "Precedence: list\r\n");
+	b_printf(&b, "X-Loop: %s\r\n", c->address);
+	b_str(&b, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	          "Content-Transfer-Encoding: 8bit\r\n\r\n");
+	b_printf(&b, "Your message to %s was not distributed: %s.\r\n\r\n", c->address, reason);
+	b_printf(&b, "If you think this is a mistake, write to the list owners at %s-owner@%s.\r\n",
+	         c->local, c->domain);
+	b_str(&b, "\r\nThe header of your message follows.\r\n\r\n");
+	for (size_t i = 0; i < orig->nhdrs; i++) {
+		b_str(&b, "> ");
+		b_crlf(&b, orig->hdrs[i].start, orig->hdrs[i].len);
+		if (!ends_with_eol(orig->hdrs[i].start, orig->hdrs[i].len))
+			b_str(&b, "\r\n");
+	}
+	free(subj);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
