@@ -17,6 +17,9 @@
 #define CLI_GROUPS(X) \
 	X(config) \
 	CLI_GROUPS_CORE(X) \
+	X(queue) \
+	X(mod) \
+	X(bounce) X(bounces) \
 	/* END */
 // clang-format on
 
