@@ -132,12 +132,18 @@ static const char *const migrations[] = {
     "  sender TEXT NOT NULL,"
     "  subject TEXT,"
     "  reason TEXT NOT NULL,"
+    "  env_from TEXT NOT NULL DEFAULT ''," /* the post's envelope sender */
+    "  message_id TEXT,"                   /* the post's Message-ID */
     "  created INTEGER NOT NULL,"
     "  expires INTEGER NOT NULL,"
     "  state TEXT NOT NULL DEFAULT 'held'"
-    "    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired'))"
+    "    CHECK (state IN ('held', 'approved', 'rejected', 'discarded', 'expired')),"
+    "  decided INTEGER," /* when it left 'held' */
+    "  decided_by TEXT"  /* who: an address, 'cli', or 'expiry' */
     ");"
     "CREATE INDEX holds_by_list ON holds (list_id, state);"
+    /* The expiry walk: posts still held, by deadline. */
+    "CREATE INDEX holds_due ON holds (expires) WHERE state = 'held';"
     /* Confirmation tokens for subscribe and unsubscribe. */
     "CREATE TABLE tokens ("
     "  token TEXT PRIMARY KEY,"
@@ -149,6 +155,7 @@ static const char *const migrations[] = {
     "  created INTEGER NOT NULL,"
     "  expires INTEGER NOT NULL"
     ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_by_addr ON tokens (list_id, addr_key, action);"
     /* Bounces seen, per member and per domain. */
     "CREATE TABLE bounce_events ("
     "  id INTEGER PRIMARY KEY,"
@@ -174,6 +181,13 @@ static const char *const migrations[] = {
     "  raw BLOB NOT NULL"
     ");"
     "CREATE INDEX archive_by_list ON archive (list_id, date);"
+    /* The last DMARC policy seen per From domain ('' for no record), so
+     * that a post approved later, perhaps by the CLI, is treated alike. */
+    "CREATE TABLE dmarc_cache ("
+    "  domain TEXT PRIMARY KEY,"
+    "  policy TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
     /* Rate limits for automatic replies (confirmations, RFC 3834). */
     "CREATE TABLE reply_log ("
     "  addr_key TEXT NOT NULL,"
@@ -182,6 +196,7 @@ static const char *const migrations[] = {
     "  time INTEGER NOT NULL"
     ");"
     "CREATE INDEX reply_log_by_addr ON reply_log (addr_key, kind, time);"
+    "CREATE INDEX reply_log_by_list ON reply_log (list_id, kind, time);"
     /* The event log: what happened to lists and members, for admins. */
     "CREATE TABLE events ("
     "  id INTEGER PRIMARY KEY,"

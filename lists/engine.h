@@ -27,16 +27,19 @@ struct db;
 struct conf;
 
 /* How the DMARC policy of a From domain is found. The runner passes one
- * that asks DNS (server/dmarc.c, cached by TTL in memory and in the
- * dmarc_cache table); tests pass fixed answers. lookup() gets the
- * organizational domain (libpsl) and writes its policy into *policy:
- * "none", "quarantine", "reject", or "" when it publishes no DMARC record;
+ * that asks DNS (server/dmarc.c: RFC 7489 policy discovery, _dmarc.DOMAIN
+ * then _dmarc.ORGDOMAIN, the organizational domain from libpsl; cached by
+ * TTL); tests pass fixed answers. lookup() writes the policy that applies
+ * to from_domain into *policy: "none", "quarantine", "reject", or "" when
+ * no DMARC record is published, and how long it may be kept into *ttl;
  * it returns -1 when the lookup failed (timeout, SERVFAIL): the list's
- * dmarc_fallback then applies. With no lookup (NULL, as on the release
- * path, which may run in the CLI) the last answer kept in dmarc_cache is
- * used, however old; none kept counts as a failed lookup. */
+ * dmarc_fallback then applies. The engine keeps every answer in the
+ * dmarc_cache table; with no lookup (NULL, as on the release path, which
+ * may run in the CLI) the last answer kept there is used, however old,
+ * and none kept counts as a failed lookup. */
 struct engine_dmarc {
-	int (*lookup)(void *arg, const char *org_domain, char *policy, size_t policylen);
+	int (*lookup)(void *arg, const char *from_domain, char *policy, size_t policylen,
+	              int64_t *ttl);
 	void *arg;
 };
 

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "mail/addr.h"
 
 /* --- growing buffer --- */
 
@@ -418,34 +419,12 @@ post_parse_mailbox(const char *value, size_t len, char *name, size_t namelen, ch
 int
 post_addr_key(const char *addr, char *key, size_t keylen)
 {
-	const char *at = strrchr(addr, '@');
-	size_t o = 0, ll;
-	const char *l = addr;
+	struct addr a;
+	const char *why;
 
-	if (at == NULL)
+	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0)
 		return -1;
-	ll = (size_t)(at - addr);
-	/* "local" quoted needlessly: drop the quotes when the inside is a
-	 * plain dot-atom. */
-	if (ll >= 2 && addr[0] == '"' && at[-1] == '"') {
-		int plain = 1;
-
-		for (const char *p = addr + 1; p < at - 1; p++)
-			if (!(isalnum((unsigned char)*p) || strchr("!#$%&'*+-/=?^_`{|}~.", *p)))
-				plain = 0;
-		if (plain) {
-			l = addr + 1;
-			ll -= 2;
-		}
-	}
-	if (ll + strlen(at) + 1 > keylen)
-		return -1;
-	for (size_t i = 0; i < ll; i++)
-		key[o++] = (char)tolower((unsigned char)l[i]);
-	for (const char *p = at; *p; p++)
-		key[o++] = (char)tolower((unsigned char)*p);
-	key[o] = '\0';
-	return 0;
+	return addr_key(&a, key, keylen) < 0 ? -1 : 0;
 }
 
 /* --- DMARC --- */

@@ -1,0 +1,617 @@
+/*
+ * commands.c - tokens, moderation holds, the automatic reply log, and the
+ * role lookups that commands and moderation need.
+ */
+#include "db/commands.h"
+#include "db/db_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+static int
+random_token(char out[DB_TOKEN_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[16];
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[DB_TOKEN_LEN - 1] = '\0';
+	return 0;
+}
+
+static void
+copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	snprintf(dst, len, "%s", s ? (const char *)s : "");
+}
+
+/* ---- tokens ---- */
+
+int
+db_token_add(struct db *db, int64_t list_id, const char *action, const char *address,
+             const char *addr_key, const char *name, int64_t expires, char token[DB_TOKEN_LEN])
+{
+	static const char sql[] =
+	    "INSERT INTO tokens (token, list_id, action, address, addr_key, name, created, expires)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int tries = 0; tries < 3; tries++) {
+		if (random_token(token) < 0)
+			return db_failf(db, DB_ERR, "token: no randomness: %s", strerror(errno));
+		if ((st = db_stmt(db, sql)) == NULL)
+			return -1;
+		sqlite3_bind_text(st, 1, token, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, list_id);
+		db_bind_text(st, 3, action);
+		db_bind_text(st, 4, address);
+		db_bind_text(st, 5, addr_key);
+		db_bind_text(st, 6, name && *name ? name : NULL);
+		sqlite3_bind_int64(st, 7, db_now());
+		sqlite3_bind_int64(st, 8, expires);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE) {
+			db_ok(db);
+			return 0;
+		}
+		if (rc != SQLITE_CONSTRAINT_PRIMARYKEY)
+			return db_fail(db, rc, "store token");
+	}
+	return db_failf(db, DB_ERR, "store token: no free token");
+}
+
+int
+db_token_get(struct db *db, const char *token, struct db_token *t)
+{
+	static const char sql[] = "SELECT token, list_id, action, address, addr_key, name, created,"
+	                          " expires FROM tokens WHERE token = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	db_bind_text(st, 1, token);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return db_failf(db, DB_NOTFOUND, "no such token");
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return db_fail(db, rc, "read token");
+	}
+	memset(t, 0, sizeof(*t));
+	copy_col(t->token, sizeof(t->token), st, 0);
+	t->list_id = sqlite3_column_int64(st, 1);
+	copy_col(t->action, sizeof(t->action), st, 2);
+	copy_col(t->address, sizeof(t->address), st, 3);
+	copy_col(t->addr_key, sizeof(t->addr_key), st, 4);
+	copy_col(t->name, sizeof(t->name), st, 5);
+	t->created = sqlite3_column_int64(st, 6);
+	t->expires = sqlite3_column_int64(st, 7);
+	sqlite3_reset(st);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_token_delete(struct db *db, const char *token)
+{
+	static const char sql[] = "DELETE FROM tokens WHERE token = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	db_bind_text(st, 1, token);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "delete token");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_token_purge(struct db *db, int64_t now, int64_t *n)
+{
+	static const char sql[] = "DELETE FROM tokens WHERE expires < ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "purge tokens");
+	if (n != NULL)
+		*n = sqlite3_changes(db->sql);
+	db_ok(db);
+	return 0;
+}
+
+/* ---- holds ---- */
+
+int
+db_hold_add(struct db *db, const struct db_hold_new *h, int64_t *id, char token[DB_TOKEN_LEN])
+{
+	static const char sql[] =
+	    "INSERT INTO holds (list_id, spool_id, token, sender, env_from, subject, message_id,"
+	    " reason, created, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int tries = 0; tries < 3; tries++) {
+		if (random_token(token) < 0)
+			return db_failf(db, DB_ERR, "hold: no randomness: %s", strerror(errno));
+		if ((st = db_stmt(db, sql)) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, h->list_id);
+		if (h->spool_id > 0)
+			sqlite3_bind_int64(st, 2, h->spool_id);
+		sqlite3_bind_text(st, 3, token, -1, SQLITE_TRANSIENT);
+		db_bind_text(st, 4, h->sender ? h->sender : "");
+		db_bind_text(st, 5, h->env_from ? h->env_from : "");
+		db_bind_text(st, 6, h->subject);
+		db_bind_text(st, 7, h->message_id);
+		db_bind_text(st, 8, h->reason ? h->reason : "");
+		sqlite3_bind_int64(st, 9, db_now());
+		sqlite3_bind_int64(st, 10, h->expires);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE) {
+			*id = sqlite3_last_insert_rowid(db->sql);
+			db_ok(db);
+			return 0;
+		}
+		if (rc != SQLITE_CONSTRAINT_UNIQUE)
+			return db_fail(db, rc, "store hold");
+	}
+	return db_failf(db, DB_ERR, "store hold: no free token");
+}
+
+#define HOLD_COLS                                                                                  \
+	"h.id, h.list_id, h.spool_id, h.token, h.sender, h.env_from, h.subject, h.message_id,"     \
+	" h.reason, h.created, h.expires, h.state, h.decided, h.decided_by"
+
+static void
+read_hold(sqlite3_stmt *st, struct db_hold *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->id = sqlite3_column_int64(st, 0);
+	h->list_id = sqlite3_column_int64(st, 1);
+	h->spool_id = sqlite3_column_int64(st, 2);
+	copy_col(h->token, sizeof(h->token), st, 3);
+	copy_col(h->sender, sizeof(h->sender), st, 4);
+	copy_col(h->env_from, sizeof(h->env_from), st, 5);
+	copy_col(h->subject, sizeof(h->subject), st, 6);
+	copy_col(h->message_id, sizeof(h->message_id), st, 7);
+	copy_col(h->reason, sizeof(h->reason), st, 8);
+	h->created = sqlite3_column_int64(st, 9);
+	h->expires = sqlite3_column_int64(st, 10);
+	copy_col(h->state, sizeof(h->state), st, 11);
+	h->decided = sqlite3_column_int64(st, 12);
+	copy_col(h->decided_by, sizeof(h->decided_by), st, 13);
+}
+
+/* Runs st (one row expected, message in column 14 when with_message). */
+static int
+get_hold(struct db *db, sqlite3_stmt *st, int with_message, struct db_hold *h)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return db_failf(db, DB_NOTFOUND, "no such held message");
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return db_fail(db, rc, "read hold");
+	}
+	read_hold(st, h);
+	if (with_message && sqlite3_column_type(st, 14) != SQLITE_NULL) {
+		const void *p = sqlite3_column_blob(st, 14);
+		int n = sqlite3_column_bytes(st, 14);
+		h->message = malloc((size_t)n + 1);
+		if (h->message == NULL) {
+			sqlite3_reset(st);
+			return db_failf(db, DB_ERR, "read hold: out of memory");
+		}
+		if (n > 0)
+			memcpy(h->message, p, (size_t)n);
+		h->message[n] = '\0';
+		h->len = (size_t)n;
+	}
+	sqlite3_reset(st);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_hold_get(struct db *db, int64_t list_id, int64_t id, int with_message, struct db_hold *h)
+{
+	static const char sql[] = "SELECT " HOLD_COLS ", s.message FROM holds h"
+	                          " LEFT JOIN spool s ON s.id = h.spool_id"
+	                          " WHERE h.id = ?1 AND (?2 = 0 OR h.list_id = ?2)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, list_id);
+	return get_hold(db, st, with_message, h);
+}
+
+int
+db_hold_get_token(struct db *db, const char *token, int with_message, struct db_hold *h)
+{
+	static const char sql[] = "SELECT " HOLD_COLS ", s.message FROM holds h"
+	                          " LEFT JOIN spool s ON s.id = h.spool_id"
+	                          " WHERE h.token = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+
+	if (st == NULL)
+		return -1;
+	db_bind_text(st, 1, token);
+	return get_hold(db, st, with_message, h);
+}
+
+void
+db_hold_free(struct db_hold *h)
+{
+	free(h->message);
+	h->message = NULL;
+	h->len = 0;
+}
+
+int
+db_hold_decide(struct db *db, int64_t id, const char *state, const char *by, int64_t now)
+{
+	static const char sql[] = "UPDATE holds SET state = ?2, decided = ?3, decided_by = ?4"
+	                          " WHERE id = ?1 AND state = 'held'";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	db_bind_text(st, 2, state);
+	sqlite3_bind_int64(st, 3, now);
+	db_bind_text(st, 4, by);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "decide hold");
+	if (sqlite3_changes(db->sql) == 0)
+		return db_failf(db, DB_NOTFOUND, "held message %lld is not held any more",
+		                (long long)id);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_hold_each(struct db *db, int64_t list_id, const char *state, db_hold_fn fn, void *arg)
+{
+	static const char sql[] =
+	    "SELECT " HOLD_COLS " FROM holds h"
+	    " WHERE (?1 = 0 OR h.list_id = ?1) AND (?2 IS NULL OR h.state = ?2)"
+	    " ORDER BY h.id";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	struct db_hold h;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, state);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_hold(st, &h);
+		if (fn(&h, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "list holds");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_hold_due(struct db *db, int64_t list_id, int64_t now, int64_t *ids, size_t max, size_t *n)
+{
+	static const char sql[] = "SELECT id FROM holds WHERE state = 'held' AND expires < ?1"
+	                          " AND (?2 = 0 OR list_id = ?2) ORDER BY expires LIMIT ?3";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	*n = 0;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 2, list_id);
+	sqlite3_bind_int64(st, 3, (int64_t)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+		ids[(*n)++] = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_fail(db, rc, "due holds");
+	db_ok(db);
+	return 0;
+}
+
+/* ---- reply log ---- */
+
+int
+db_reply_log_add(struct db *db, const char *addr_key, int64_t list_id, const char *kind, int64_t t)
+{
+	static const char sql[] =
+	    "INSERT INTO reply_log (addr_key, list_id, kind, time) VALUES (?1, ?2, ?3, ?4)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	db_bind_text(st, 1, addr_key);
+	if (list_id > 0)
+		sqlite3_bind_int64(st, 2, list_id);
+	db_bind_text(st, 3, kind);
+	sqlite3_bind_int64(st, 4, t);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "log reply");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_reply_log_count(struct db *db, const char *addr_key, int64_t list_id, const char *kind,
+                   int64_t since, int64_t *count)
+{
+	/* Two statements so that each can use its index. */
+	static const char by_addr[] =
+	    "SELECT count(*) FROM reply_log WHERE addr_key = ?1 AND time >= ?4"
+	    " AND (?2 = 0 OR list_id = ?2) AND (?3 IS NULL OR kind = ?3)";
+	static const char by_list[] = "SELECT count(*) FROM reply_log WHERE list_id = ?2"
+	                              " AND time >= ?4 AND (?3 IS NULL OR kind = ?3)";
+	sqlite3_stmt *st;
+	int rc;
+
+	if (addr_key == NULL && list_id <= 0)
+		return db_failf(db, DB_INVALID, "count replies: no address and no list");
+	st = db_stmt(db, addr_key ? by_addr : by_list);
+	if (st == NULL)
+		return -1;
+	if (addr_key)
+		db_bind_text(st, 1, addr_key);
+	sqlite3_bind_int64(st, 2, list_id);
+	db_bind_text(st, 3, kind);
+	sqlite3_bind_int64(st, 4, since);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return db_fail(db, rc, "count replies");
+	}
+	*count = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_reply_log_purge(struct db *db, int64_t before)
+{
+	static const char sql[] = "DELETE FROM reply_log WHERE time < ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, before);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "purge reply log");
+	db_ok(db);
+	return 0;
+}
+
+/* ---- roles ---- */
+
+int
+db_commands_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn fn, void *arg)
+{
+	static const char sql[] =
+	    "SELECT address FROM roles WHERE list_id = ?1 AND role = ?2 ORDER BY addr_key";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, role);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		char addr[DB_ADDR_MAX];
+		copy_col(addr, sizeof(addr), st, 0);
+		if (fn(addr, arg) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "list roles");
+	db_ok(db);
+	return 0;
+}
+
+/* ---- lists and members ---- */
+
+int
+db_commands_list_name(struct db *db, int64_t list_id, char *local, size_t locallen, char *domain,
+                      size_t domainlen)
+{
+	static const char sql[] = "SELECT local, domain FROM lists WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_col(local, locallen, st, 0);
+		copy_col(domain, domainlen, st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "no list with id %lld", (long long)list_id);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "read list");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_commands_list_setting(struct db *db, int64_t list_id, const char *key, char *buf, size_t len)
+{
+	static const char sql[] = "SELECT value FROM list_settings WHERE list_id = ?1 AND key = ?2";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		copy_col(buf, len, st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "setting %s not set", key);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "read list setting");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_commands_member_status(struct db *db, int64_t list_id, const char *addr_key, char *status,
+                          size_t len)
+{
+	static const char sql[] = "SELECT status FROM members WHERE list_id = ?1 AND addr_key = ?2";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, addr_key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		copy_col(status, len, st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "%s is not a member", addr_key);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "read member");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_commands_member_join(struct db *db, int64_t list_id, const char *address, const char *addr_key,
+                        const char *domain, const char *name)
+{
+	static const char sql[] =
+	    "INSERT INTO members (list_id, address, addr_key, domain, name, status, created, "
+	    "updated)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, 'enabled', ?6, ?6)"
+	    " ON CONFLICT (list_id, addr_key) DO UPDATE SET status = 'enabled',"
+	    " disabled_reason = NULL, updated = ?6";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, address);
+	db_bind_text(st, 3, addr_key);
+	db_bind_text(st, 4, domain);
+	db_bind_text(st, 5, name && *name ? name : NULL);
+	sqlite3_bind_int64(st, 6, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "add member");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_commands_member_leave(struct db *db, int64_t list_id, const char *addr_key)
+{
+	static const char sql[] = "DELETE FROM members WHERE list_id = ?1 AND addr_key = ?2";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, addr_key);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "remove member");
+	if (sqlite3_changes(db->sql) == 0)
+		return db_failf(db, DB_NOTFOUND, "%s is not a member", addr_key);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_commands_event(struct db *db, int64_t list_id, const char *kind, const char *detail)
+{
+	static const char sql[] =
+	    "INSERT INTO events (time, list_id, kind, detail) VALUES (?1, ?2, ?3, ?4)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, db_now());
+	if (list_id > 0)
+		sqlite3_bind_int64(st, 2, list_id);
+	db_bind_text(st, 3, kind);
+	db_bind_text(st, 4, detail);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "log event");
+	db_ok(db);
+	return 0;
+}

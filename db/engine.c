@@ -1,0 +1,466 @@
+/*
+ * engine.c - the list engine's statements. See engine.h.
+ */
+#include "db/engine.h"
+#include "db/db_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return strdup(t ? (const char *)t : "");
+}
+
+int
+db_engine_next(struct db *db, int64_t after, int64_t *id)
+{
+	static const char sql[] = "SELECT id FROM spool WHERE state = 'new' AND id > ?1"
+	                          " ORDER BY id LIMIT 1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	*id = 0;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, after);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "next spool entry");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_load(struct db *db, int64_t id, struct db_engine_entry *e)
+{
+	static const char sql[] = "SELECT qid, mail_from, received, state, message FROM spool"
+	                          " WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return db_failf(db, DB_NOTFOUND, "spool entry %lld: not found",
+			                (long long)id);
+		return db_fail(db, rc, "load spool entry");
+	}
+	e->id = id;
+	snprintf(e->qid, sizeof(e->qid), "%s", (const char *)sqlite3_column_text(st, 0));
+	e->mail_from = col_dup(st, 1);
+	e->received = sqlite3_column_int64(st, 2);
+	e->state = col_dup(st, 3);
+	e->len = (size_t)sqlite3_column_bytes(st, 4);
+	e->message = malloc(e->len + 1);
+	if (e->message != NULL) {
+		if (e->len)
+			memcpy(e->message, sqlite3_column_blob(st, 4), e->len);
+		e->message[e->len] = '\0';
+	}
+	sqlite3_reset(st);
+	if (e->mail_from == NULL || e->state == NULL || e->message == NULL) {
+		db_engine_entry_free(e);
+		return db_failf(db, DB_ERR, "load spool entry: out of memory");
+	}
+	db_ok(db);
+	return 0;
+}
+
+void
+db_engine_entry_free(struct db_engine_entry *e)
+{
+	free(e->mail_from);
+	free(e->state);
+	free(e->message);
+	e->mail_from = e->state = e->message = NULL;
+}
+
+int
+db_engine_rcpts(struct db *db, int64_t id, struct db_engine_rcpt **rcpts, size_t *n)
+{
+	static const char sql[] = "SELECT r.rcpt, l.id, l.local, l.domain, r.role, r.extension"
+	                          " FROM spool_rcpt r LEFT JOIN lists l ON l.id = r.list_id"
+	                          " WHERE r.spool_id = ?1 ORDER BY r.rowid";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	struct db_engine_rcpt *v = NULL;
+	size_t cnt = 0;
+	int rc;
+
+	*rcpts = NULL;
+	*n = 0;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_engine_rcpt *nv = realloc(v, (cnt + 1) * sizeof(*v));
+
+		if (nv == NULL)
+			break;
+		v = nv;
+		v[cnt].rcpt = col_dup(st, 0);
+		v[cnt].list_id = sqlite3_column_int64(st, 1);
+		v[cnt].local = col_dup(st, 2);
+		v[cnt].domain = col_dup(st, 3);
+		v[cnt].role = col_dup(st, 4);
+		v[cnt].extension =
+		    sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : col_dup(st, 5);
+		cnt++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_engine_rcpts_free(v, cnt);
+		if (rc == SQLITE_ROW)
+			return db_failf(db, DB_ERR, "spool recipients: out of memory");
+		return db_fail(db, rc, "spool recipients");
+	}
+	*rcpts = v;
+	*n = cnt;
+	db_ok(db);
+	return 0;
+}
+
+void
+db_engine_rcpts_free(struct db_engine_rcpt *rcpts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rcpts[i].rcpt);
+		free(rcpts[i].local);
+		free(rcpts[i].domain);
+		free(rcpts[i].role);
+		free(rcpts[i].extension);
+	}
+	free(rcpts);
+}
+
+int
+db_engine_finish(struct db *db, int64_t id, const char *state, const char *outcome)
+{
+	static const char sql[] = "UPDATE spool SET state = ?2, outcome = ?3, processed = ?4"
+	                          " WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, outcome, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "finish spool entry");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_list(struct db *db, int64_t list_id, char *local, size_t locallen, char *domain,
+               size_t domainlen)
+{
+	static const char sql[] = "SELECT local, domain FROM lists WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(local, locallen, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(domain, domainlen, "%s", (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "list %lld: not found", (long long)list_id);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "load list");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_list_find(struct db *db, const char *local, const char *domain, int64_t *list_id)
+{
+	static const char sql[] =
+	    "SELECT id FROM lists WHERE local = lower(?1) AND domain = lower(?2)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, local, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*list_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "no list %s@%s", local, domain);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "find list");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_settings(struct db *db, int64_t list_id,
+                   void (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	static const char sql[] = "SELECT key, value FROM list_settings WHERE list_id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1));
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "list settings");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
+                 int *is_privileged)
+{
+	static const char sql_m[] = "SELECT 1 FROM members WHERE list_id = ?1 AND addr_key = ?2"
+	                            " AND status <> 'unconfirmed'";
+	static const char sql_r[] = "SELECT 1 FROM roles WHERE list_id = ?1 AND addr_key = ?2";
+	sqlite3_stmt *st;
+	int rc;
+
+	*is_member = *is_privileged = 0;
+	if ((st = db_stmt(db, sql_m)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_text(st, 2, addr_key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*is_member = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "poster membership");
+	if ((st = db_stmt(db, sql_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_text(st, 2, addr_key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*is_privileged = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "poster role");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_QID_LEN],
+                     int64_t *msg_id, int64_t *nrcpt)
+{
+	/* The fan-out: one statement, rows streamed by SQLite from the
+	 * members index straight into deliveries. */
+	static const char sql[] =
+	    "INSERT INTO deliveries (msg_id, rcpt, domain, member_id)"
+	    " SELECT ?1, address, domain, id FROM members"
+	    " WHERE list_id = ?2 AND status = 'enabled' AND delivery = 'regular'"
+	    " AND (?3 IS NULL OR addr_key <> ?3 OR self_copy <> 0)";
+	struct outq_msg m = {
+	    .list_id = p->list_id,
+	    .spool_id = p->spool_id,
+	    .kind = "post",
+	    .env_from = p->env_from,
+	    .verp = 0,
+	    .body = p->body,
+	    .len = p->len,
+	    .lifetime = p->lifetime,
+	};
+	int own = sqlite3_get_autocommit(db->sql);
+	int64_t id = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (own && db_begin(db) < 0)
+		return -1;
+	if (db_outq_add(db, &m, NULL, 0, qid, &id) < 0)
+		goto fail;
+	if ((st = db_stmt(db, sql)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, p->list_id);
+	db_bind_text(st, 3, p->poster_key);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(db, rc, "queue post recipients");
+		goto fail;
+	}
+	*nrcpt = sqlite3_changes(db->sql);
+	if (own && db_commit(db) < 0)
+		return -1;
+	if (msg_id != NULL)
+		*msg_id = id;
+	db_ok(db);
+	return 0;
+fail:
+	if (own)
+		db_rollback(db);
+	return -1;
+}
+
+int
+db_engine_archive_add(struct db *db, int64_t list_id, const char *message_id, int64_t date,
+                      const char *sender, const char *subject, const void *raw, size_t len)
+{
+	static const char sql[] = "INSERT INTO archive (list_id, message_id, date, sender, subject,"
+	                          " raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	db_bind_text(st, 2, message_id);
+	sqlite3_bind_int64(st, 3, date);
+	sqlite3_bind_text(st, 4, sender ? sender : "", -1, SQLITE_STATIC);
+	db_bind_text(st, 5, subject);
+	sqlite3_bind_blob(st, 6, raw, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "archive post");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_archive_each(struct db *db, int64_t list_id,
+                       int (*fn)(void *arg, int64_t date, const char *sender, const void *raw,
+                                 size_t len),
+                       void *arg)
+{
+	static const char sql[] = "SELECT date, sender, raw FROM archive WHERE list_id = ?1"
+	                          " ORDER BY date, id";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		       sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2)) != 0) {
+			sqlite3_reset(st);
+			return db_failf(db, DB_INVALID, "archive walk stopped");
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "read archive");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_dmarc_get(struct db *db, const char *domain, char *policy, size_t policylen,
+                    int64_t *expires)
+{
+	static const char sql[] =
+	    "SELECT policy, expires FROM dmarc_cache WHERE domain = lower(?1)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(policy, policylen, "%s", (const char *)sqlite3_column_text(st, 0));
+		*expires = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return db_failf(db, DB_NOTFOUND, "no DMARC policy kept for %s", domain);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "DMARC cache");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_dmarc_put(struct db *db, const char *domain, const char *policy, int64_t expires)
+{
+	static const char sql[] = "INSERT OR REPLACE INTO dmarc_cache (domain, policy, expires)"
+	                          " VALUES (lower(?1), ?2, ?3)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, policy, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, expires);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "keep DMARC policy");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_event(struct db *db, int64_t list_id, const char *kind, const char *detail)
+{
+	static const char sql[] = "INSERT INTO events (time, list_id, kind, detail)"
+	                          " VALUES (?1, ?2, ?3, ?4)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, db_now());
+	if (list_id > 0)
+		sqlite3_bind_int64(st, 2, list_id);
+	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "log event");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_count_post(struct db *db, int64_t list_id)
+{
+	static const char sql[] = "UPDATE lists SET post_count = post_count + 1 WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "count post");
+	db_ok(db);
+	return 0;
+}

@@ -1,0 +1,964 @@
+/*
+ * commands.c - email commands: rate limits, settings, sending, and
+ * the handler for LIST-request, -join, -leave, -subscribe, -unsubscribe,
+ * -confirm+TOKEN and -owner (see commands.h for the rules; the parsing
+ * and RFC 3834 rules are in commands_parse.c).
+ *
+ * Every mail written here goes through commands_send(), which queues it
+ * with the envelope sender LIST-bounces@DOMAIN (or <>) and notes it in the
+ * reply log that the limits count.
+ */
+#include "lists/commands.h"
+#include "lists/moderate.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/conf.h"
+#include "db/commands.h"
+#include "db/outq.h"
+#include "mail/addr.h"
+#include "mail/build.h"
+#include "mail/msg.h"
+
+#define DAY (24 * 60 * 60)
+
+int
+commands_may_reply(struct db *db, const struct conf *conf, const char *addr_key)
+{
+	int64_t n = 0;
+
+	if (db_reply_log_count(db, addr_key, 0, NULL, db_now() - DAY, &n) < 0)
+		return -1;
+	return n < conf->auto_reply_limit;
+}
+
+/* ---- settings ---- */
+
+long long
+commands_setting_num(struct db *db, int64_t list_id, const char *name)
+{
+	const struct conf_def *d = conf_list_def(name);
+	char buf[256];
+	long long v = 0;
+	int b = 0;
+
+	if (d == NULL)
+		return 0;
+	if (db_commands_list_setting(db, list_id, name, buf, sizeof(buf)) < 0)
+		snprintf(buf, sizeof(buf), "%s", d->def);
+	for (int pass = 0; pass < 2; pass++) {
+		int rc = -1;
+		switch (d->type) {
+		case CONF_BOOL:
+			rc = conf_parse_bool(buf, &b);
+			v = b;
+			break;
+		case CONF_TIME:
+			rc = conf_parse_time(buf, &v);
+			break;
+		case CONF_SIZE:
+			rc = conf_parse_size(buf, &v);
+			break;
+		default:
+			rc = conf_parse_int(buf, &v);
+			break;
+		}
+		if (rc == 0)
+			return v;
+		/* A stored value this build cannot read: the default. */
+		snprintf(buf, sizeof(buf), "%s", d->def);
+	}
+	return 0;
+}
+
+void
+commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf, size_t len)
+{
+	const struct conf_def *d = conf_list_def(name);
+
+	if (db_commands_list_setting(db, list_id, name, buf, len) < 0)
+		snprintf(buf, len, "%s", d ? d->def : "");
+}
+
+/* ---- addresses ---- */
+
+int
+commands_mailbox(const char *text, char *addr, size_t addrlen, char *key, size_t keylen, char *name,
+                 size_t namelen)
+{
+	struct addr a;
+	const char *why;
+
+	if (text == NULL)
+		return -1;
+	if (addr_parse_line(text, strlen(text), ADDR_UTF8, &a, name, namelen, &why) < 0)
+		return -1;
+	if (a.literal)
+		return -1;
+	if (addr_format(&a, addr, addrlen) < 0 || addr_key(&a, key, keylen) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+addr_domain_of(const char *addr, char *domain, size_t len)
+{
+	struct addr a;
+	const char *why;
+
+	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0)
+		return -1;
+	return addr_domain_key(&a, domain, len) < 0 ? -1 : 0;
+}
+
+/* ---- sending ---- */
+
+int
+commands_send(struct db *db, const struct conf *conf, const struct commands_mail *cm, char *qid,
+              const char **why)
+{
+	char env_from[DB_ADDR_MAX];
+	char domain[ADDR_DOMAIN_MAX + 1];
+	char qbuf[DB_QID_LEN];
+	struct outq_rcpt r = {.addr = cm->rcpt, .domain = domain};
+	struct outq_msg m = {
+	    .list_id = cm->list_id,
+	    .spool_id = cm->spool_id,
+	    .kind = "notice",
+	    .env_from = env_from,
+	    .body = cm->body,
+	    .len = cm->len,
+	    .lifetime = conf->max_queue_lifetime,
+	};
+
+	if (addr_domain_of(cm->rcpt, domain, sizeof(domain)) < 0) {
+		*why = "the recipient address is not valid";
+		return -1;
+	}
+	if (cm->null_sender)
+		env_from[0] = '\0';
+	else
+		snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cm->list_local,
+		         cm->list_domain);
+	if (db_outq_add(db, &m, &r, 1, qid ? qid : qbuf, NULL) < 0) {
+		*why = "cannot queue the mail";
+		return -1;
+	}
+	if (cm->rcpt_key != NULL &&
+	    db_reply_log_add(db, cm->rcpt_key, cm->list_id, cm->log_kind, db_now()) < 0) {
+		*why = "cannot log the reply";
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the handler ---- */
+
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (t->len + (size_t)n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		char *np;
+		while (cap < t->len + (size_t)n + 1)
+			cap *= 2;
+		if ((np = realloc(t->p, cap)) == NULL)
+			return;
+		t->p = np;
+		t->cap = cap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	t->len += (size_t)n;
+}
+
+struct ctx {
+	struct db *db;
+	const struct conf *conf;
+	const struct inbound *in;
+	struct msg m;
+	char *subject;    /* decoded; may be NULL */
+	char *message_id; /* may be NULL */
+	char *references; /* may be NULL */
+	char from[DB_ADDR_MAX];
+	char from_key[DB_ADDR_MAX];
+	char from_name[256];
+	char list[DB_ADDR_MAX]; /* LIST@DOMAIN */
+	char request[DB_ADDR_MAX];
+	struct text results; /* the reply to LIST-request */
+	struct text outcome;
+	int answered; /* a mail other than the results already answers */
+};
+
+static void outcome_add(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+outcome_add(struct ctx *c, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	text_add(&c->outcome, "%s%s", c->outcome.len ? "; " : "", line);
+}
+
+/* Builds and queues one automatic mail from LIST-request. */
+static int
+send_mail(struct ctx *c, const char *to, const char *to_key, const char *kind, const char *subject,
+          const char *reply_to, const char *body, char *qid)
+{
+	struct build_msg bm = {
+	    .from_addr = c->request,
+	    .to_addr = to,
+	    .reply_to = reply_to,
+	    .subject = subject,
+	    .hostname = c->conf->hostname,
+	    .auto_submitted = "auto-replied",
+	    .in_reply_to = c->message_id,
+	    .references = c->references,
+	    .body = body,
+	};
+	struct commands_mail cm = {
+	    .list_id = c->in->list_id,
+	    .spool_id = c->in->spool_id,
+	    .list_local = c->in->list_local,
+	    .list_domain = c->in->list_domain,
+	    .rcpt = to,
+	    .rcpt_key = to_key,
+	    .log_kind = kind,
+	};
+	const char *why = NULL;
+	char *out = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (build_message(&bm, &out, &len, NULL, &why) < 0) {
+		outcome_add(c, "cannot build a reply: %s", why);
+		return -1;
+	}
+	cm.body = out;
+	cm.len = len;
+	rc = commands_send(c->db, c->conf, &cm, qid, &why);
+	free(out);
+	if (rc < 0)
+		outcome_add(c, "%s: %s", why, db_errmsg(c->db));
+	return rc;
+}
+
+/* Whether one more confirmation may go to addr_key; *why says which limit
+ * when not. -1 on a database error. */
+static int
+confirm_allowed(struct ctx *c, const char *addr_key, const char **why)
+{
+	int64_t list_id = c->in->list_id;
+	int64_t since = db_now() - commands_setting_num(c->db, list_id, "confirm_limit_window");
+	int64_t n;
+	int ok;
+
+	if (db_reply_log_count(c->db, addr_key, list_id, "confirm", since, &n) < 0)
+		return -1;
+	if (n >= commands_setting_num(c->db, list_id, "confirm_limit_per_address")) {
+		*why = "confirm_limit_per_address";
+		return 0;
+	}
+	if (db_reply_log_count(c->db, NULL, list_id, "confirm", since, &n) < 0)
+		return -1;
+	if (n >= commands_setting_num(c->db, list_id, "confirm_limit_per_list")) {
+		*why = "confirm_limit_per_list";
+		return 0;
+	}
+	if ((ok = commands_may_reply(c->db, c->conf, addr_key)) <= 0) {
+		*why = "auto_reply_limit";
+		return ok;
+	}
+	return 1;
+}
+
+/* Mails a token for action on the sender's address. */
+static int
+send_confirmation(struct ctx *c, const char *action)
+{
+	int64_t list_id = c->in->list_id;
+	int64_t expires = db_now() + commands_setting_num(c->db, list_id, "confirm_token_lifetime");
+	char token[DB_TOKEN_LEN], qid[DB_QID_LEN], date[40], subject[80];
+	char confirm_addr[DB_ADDR_MAX];
+	const char *why = NULL;
+	struct text body = {0};
+	int ok;
+
+	if ((ok = confirm_allowed(c, c->from_key, &why)) < 0)
+		return -1;
+	if (!ok) {
+		outcome_add(c, "%s %s: no confirmation sent (%s reached)", action, c->from, why);
+		text_add(&c->results,
+		         "Too many confirmation requests for %s lately; try again later.\n\n",
+		         c->from);
+		c->answered = 1; /* and never answer past a limit */
+		return 0;
+	}
+	if (db_token_add(c->db, list_id, action, c->from, c->from_key, c->from_name, expires,
+	                 token) < 0)
+		return -1;
+	build_date((time_t)expires, date, sizeof(date));
+	snprintf(confirm_addr, sizeof(confirm_addr), "%s-confirm+%s@%s", c->in->list_local, token,
+	         c->in->list_domain);
+	snprintf(subject, sizeof(subject), "confirm %s", token);
+	text_add(&body,
+	         "Someone, probably you, asked to %s %s %s the mailing list %s.\n"
+	         "\n"
+	         "To confirm, reply to this message (the reply goes to\n"
+	         "%s),\n"
+	         "or send a message to %s with this line in its\n"
+	         "subject or body:\n"
+	         "\n"
+	         "    confirm %s\n"
+	         "\n"
+	         "This request expires on %s.\n"
+	         "If you did not ask for this, ignore this message: nothing changes\n"
+	         "without your confirmation.\n",
+	         strcmp(action, "subscribe") == 0 ? "subscribe" : "unsubscribe", c->from,
+	         strcmp(action, "subscribe") == 0 ? "to" : "from", c->list, confirm_addr,
+	         c->request, token, date);
+	if (body.p == NULL) {
+		outcome_add(c, "out of memory");
+		return -1;
+	}
+	if (send_mail(c, c->from, c->from_key, "confirm", subject, confirm_addr, body.p, qid) < 0) {
+		free(body.p);
+		return -1;
+	}
+	free(body.p);
+	outcome_add(c, "%s %s: confirmation sent qid=%s", action, c->from, qid);
+	text_add(&c->results, "A confirmation request was sent to %s.\n\n", c->from);
+	c->answered = 1;
+	return 0;
+}
+
+static int
+member_status(struct ctx *c, const char *key, char *status, size_t len)
+{
+	if (db_commands_member_status(c->db, c->in->list_id, key, status, len) == 0)
+		return 1;
+	return db_status(c->db) == DB_NOTFOUND ? 0 : -1;
+}
+
+static int
+do_subscribe(struct ctx *c)
+{
+	char policy[32], status[16];
+	int r;
+
+	commands_setting_str(c->db, c->in->list_id, "subscribe_policy", policy, sizeof(policy));
+	if (strcmp(policy, "closed") == 0) {
+		outcome_add(c, "subscribe %s: refused (subscribe_policy closed)", c->from);
+		text_add(&c->results,
+		         "%s does not take subscriptions by email; ask its owners at\n"
+		         "%s-owner@%s.\n\n",
+		         c->list, c->in->list_local, c->in->list_domain);
+		return 0;
+	}
+	if ((r = member_status(c, c->from_key, status, sizeof(status))) < 0)
+		return -1;
+	if (r == 1 && strcmp(status, "enabled") == 0) {
+		outcome_add(c, "subscribe %s: already a member", c->from);
+		text_add(&c->results, "%s is already subscribed to %s.\n\n", c->from, c->list);
+		return 0;
+	}
+	return send_confirmation(c, "subscribe");
+}
+
+static int
+send_notice(struct ctx *c, const char *to, const char *to_key, const char *subject,
+            const char *body)
+{
+	char qid[DB_QID_LEN];
+	int ok = commands_may_reply(c->db, c->conf, to_key);
+
+	if (ok < 0)
+		return -1;
+	if (!ok) {
+		outcome_add(c, "no notice to %s (auto_reply_limit reached)", to);
+		return 0;
+	}
+	return send_mail(c, to, to_key, "reply", subject, NULL, body, qid);
+}
+
+static int
+leave(struct ctx *c, const char *addr, const char *key, const char *how)
+{
+	char detail[600], subject[400];
+	struct text body = {0};
+	int rc = 0;
+
+	if (db_commands_member_leave(c->db, c->in->list_id, key) < 0) {
+		if (db_status(c->db) != DB_NOTFOUND)
+			return -1;
+		outcome_add(c, "unsubscribe %s: not a member", addr);
+		text_add(&c->results, "%s is not subscribed to %s.\n\n", addr, c->list);
+		return 0;
+	}
+	snprintf(detail, sizeof(detail), "%s unsubscribed (%s)", addr, how);
+	if (db_commands_event(c->db, c->in->list_id, "unsubscribe", detail) < 0)
+		return -1;
+	outcome_add(c, "unsubscribe %s: done", addr);
+	text_add(&c->results, "%s has left %s.\n\n", addr, c->list);
+	if (commands_setting_num(c->db, c->in->list_id, "send_goodbye")) {
+		snprintf(subject, sizeof(subject), "You have left %s", c->list);
+		text_add(&body,
+		         "%s is no longer subscribed to %s.\n\n"
+		         "To subscribe again, write to %s-join@%s.\n",
+		         addr, c->list, c->in->list_local, c->in->list_domain);
+		rc = body.p ? send_notice(c, addr, key, subject, body.p) : -1;
+		free(body.p);
+		c->answered = 1;
+	}
+	return rc;
+}
+
+static int
+do_unsubscribe(struct ctx *c)
+{
+	char status[16];
+	int r;
+
+	if ((r = member_status(c, c->from_key, status, sizeof(status))) < 0)
+		return -1;
+	if (r == 0) {
+		outcome_add(c, "unsubscribe %s: not a member", c->from);
+		text_add(&c->results, "%s is not subscribed to %s.\n\n", c->from, c->list);
+		return 0;
+	}
+	if (commands_setting_num(c->db, c->in->list_id, "unsubscribe_confirm"))
+		return send_confirmation(c, "unsubscribe");
+	return leave(c, c->from, c->from_key, "by email");
+}
+
+static int
+use_token(struct ctx *c, const struct db_token *t)
+{
+	char domain[ADDR_DOMAIN_MAX + 1], detail[700], subject[400];
+	struct text body = {0};
+	int rc = 0;
+
+	if (db_token_delete(c->db, t->token) < 0)
+		return -1;
+	if (strcmp(t->action, "unsubscribe") == 0) {
+		return leave(c, t->address, t->addr_key, "confirmed by email");
+	}
+	if (addr_domain_of(t->address, domain, sizeof(domain)) < 0) {
+		outcome_add(c, "confirm: token for an invalid address %s", t->address);
+		return 0;
+	}
+	if (db_commands_member_join(c->db, c->in->list_id, t->address, t->addr_key, domain,
+	                            t->name) < 0)
+		return -1;
+	snprintf(detail, sizeof(detail), "%s subscribed (confirmed by email)", t->address);
+	if (db_commands_event(c->db, c->in->list_id, "subscribe", detail) < 0)
+		return -1;
+	outcome_add(c, "subscribe %s: confirmed", t->address);
+	text_add(&c->results, "%s is now subscribed to %s.\n\n", t->address, c->list);
+	if (commands_setting_num(c->db, c->in->list_id, "send_welcome")) {
+		char desc[300];
+		commands_setting_str(c->db, c->in->list_id, "description", desc, sizeof(desc));
+		snprintf(subject, sizeof(subject), "Welcome to %s", c->list);
+		text_add(&body,
+		         "Welcome to %s%s%s.\n\n"
+		         "%s is now subscribed.\n\n"
+		         "To post, write to %s.\n"
+		         "To leave, write to %s-leave@%s, or send \"unsubscribe\"\n"
+		         "to %s.\n"
+		         "For help, send \"help\" to %s.\n",
+		         c->list, *desc ? ": " : "", desc, t->address, c->list, c->in->list_local,
+		         c->in->list_domain, c->request, c->request);
+		rc = body.p ? send_notice(c, t->address, t->addr_key, subject, body.p) : -1;
+		free(body.p);
+		c->answered = 1;
+	}
+	return rc;
+}
+
+static int
+decide_hold(struct ctx *c, const char *token, enum moderate_action a, const char *why)
+{
+	struct db_hold h;
+	char result[512];
+	int rc;
+
+	if (db_hold_get_token(c->db, token, 0, &h) < 0)
+		return db_status(c->db) == DB_NOTFOUND ? 1 : -1;
+	if (h.list_id != c->in->list_id) {
+		outcome_add(c, "%s: token of another list", moderate_action_name(a));
+		text_add(&c->results, "That token does not belong to %s.\n\n", c->list);
+		return 0;
+	}
+	rc = moderate_decide(c->db, c->conf, h.list_id, h.id, a, c->from, why, result,
+	                     sizeof(result));
+	if (rc < 0) {
+		outcome_add(c, "%s", result);
+		return -1;
+	}
+	outcome_add(c, "%s", result);
+	text_add(&c->results, "%s\n\n", result);
+	return 0;
+}
+
+static int
+do_confirm(struct ctx *c, const char *token)
+{
+	struct db_token t;
+	int r;
+
+	if (db_token_get(c->db, token, &t) == 0) {
+		if (t.list_id != c->in->list_id) {
+			outcome_add(c, "confirm: token of another list");
+			text_add(&c->results, "That token does not belong to %s.\n\n", c->list);
+			return 0;
+		}
+		if (t.expires < db_now()) {
+			if (db_token_delete(c->db, token) < 0)
+				return -1;
+			outcome_add(c, "confirm %s: token expired", t.address);
+			text_add(
+			    &c->results,
+			    "That confirmation has expired. Send your request again to %s.\n\n",
+			    c->request);
+			return 0;
+		}
+		return use_token(c, &t);
+	}
+	if (db_status(c->db) != DB_NOTFOUND)
+		return -1;
+	/* A moderation token: confirming a held post approves it. */
+	if ((r = decide_hold(c, token, MODERATE_APPROVE, NULL)) <= 0)
+		return r;
+	outcome_add(c, "confirm: unknown token");
+	text_add(&c->results,
+	         "The token %s is unknown: it was used already, or it expired.\n"
+	         "Send your request again to %s.\n\n",
+	         token, c->request);
+	return 0;
+}
+
+static int find_text(const struct msg_part *p, void *arg);
+
+struct body_find {
+	char *text;
+	size_t len;
+};
+
+/* Mail to LIST-confirm+TOKEN. For a moderation token a plain reply
+ * approves; a "reject [reason]" or "discard" line in the reply decides
+ * otherwise, so that a moderator can answer the notice either way. */
+static int
+confirm_by_address(struct ctx *c, const char *token)
+{
+	struct commands_list cl;
+	struct body_find bf = {0};
+	struct db_hold h;
+
+	if (db_hold_get_token(c->db, token, 0, &h) < 0) {
+		if (db_status(c->db) != DB_NOTFOUND)
+			return -1;
+		return do_confirm(c, token);
+	}
+	if (msg_walk(c->in->message, c->in->len, find_text, &bf) < 0)
+		return -1;
+	commands_parse(c->subject, bf.text, bf.len, &cl);
+	free(bf.text);
+	for (size_t i = 0; i < cl.n; i++) {
+		const struct commands_cmd *cmd = &cl.cmds[i];
+		const char *why;
+		if (cmd->verb != CMD_REJECT && cmd->verb != CMD_DISCARD)
+			continue;
+		/* "reject TOKEN reason" or just "reject reason". */
+		why = cmd->line + strcspn(cmd->line, " \t");
+		why += strspn(why, " \t");
+		if (strcmp(cmd->token, token) == 0)
+			why = cmd->rest;
+		return decide_hold(
+		    c, token, cmd->verb == CMD_REJECT ? MODERATE_REJECT : MODERATE_DISCARD, why);
+	}
+	return decide_hold(c, token, MODERATE_APPROVE, NULL);
+}
+
+static void
+help_text(struct ctx *c, struct text *t)
+{
+	const char *l = c->in->list_local, *d = c->in->list_domain;
+	char desc[300];
+
+	commands_setting_str(c->db, c->in->list_id, "description", desc, sizeof(desc));
+	text_add(t,
+	         "This is the command address of the mailing list %s%s%s.\n"
+	         "\n"
+	         "Send commands to %s, one per line, in the subject or in\n"
+	         "the body of a message:\n"
+	         "\n"
+	         "  subscribe (or join)      subscribe the address you write from; a\n"
+	         "                           confirmation is mailed to it first\n"
+	         "  unsubscribe (or leave)   leave the list\n"
+	         "  confirm TOKEN            confirm a request with the token you got\n"
+	         "  help                     this text\n"
+	         "  end                      stop reading commands here\n"
+	         "\n"
+	         "Or just write to:\n"
+	         "  %s-join@%s     to subscribe\n"
+	         "  %s-leave@%s    to leave\n"
+	         "  %s-owner@%s    to reach the people who run the list\n"
+	         "\n"
+	         "Moderators decide held posts with the token of the notice:\n"
+	         "  approve TOKEN, reject TOKEN [reason], discard TOKEN\n",
+	         c->list, *desc ? ": " : "", desc, c->request, l, d, l, d, l, d);
+}
+
+static int
+run_command(struct ctx *c, const struct commands_cmd *cmd)
+{
+	text_add(&c->results, "> %s\n", cmd->line);
+	if (cmd->bad) {
+		outcome_add(c, "%s: no valid token", cmd->line);
+		text_add(&c->results, "This command needs a token (letters and digits).\n\n");
+		return 0;
+	}
+	switch (cmd->verb) {
+	case CMD_SUBSCRIBE:
+		return do_subscribe(c);
+	case CMD_UNSUBSCRIBE:
+		return do_unsubscribe(c);
+	case CMD_CONFIRM:
+		return do_confirm(c, cmd->token);
+	case CMD_HELP:
+		help_text(c, &c->results);
+		text_add(&c->results, "\n");
+		outcome_add(c, "help");
+		return 0;
+	case CMD_APPROVE:
+	case CMD_REJECT:
+	case CMD_DISCARD: {
+		enum moderate_action a = cmd->verb == CMD_APPROVE  ? MODERATE_APPROVE
+		                         : cmd->verb == CMD_REJECT ? MODERATE_REJECT
+		                                                   : MODERATE_DISCARD;
+		int r = decide_hold(c, cmd->token, a, cmd->rest);
+		if (r == 1) {
+			outcome_add(c, "%s: unknown token", moderate_action_name(a));
+			text_add(&c->results, "No held message has the token %s.\n\n", cmd->token);
+			r = 0;
+		}
+		return r;
+	}
+	}
+	return 0;
+}
+
+/* The text of the first text/plain part that is not an attachment. */
+
+static int
+find_text(const struct msg_part *p, void *arg)
+{
+	struct body_find *bf = arg;
+	char *disp, *cte;
+
+	if (!msg_ctype_is(p->ct, "text", "plain"))
+		return 0;
+	disp = msg_header_text(p->headers, "Content-Disposition");
+	if (disp != NULL && strncasecmp(disp, "attachment", 10) == 0) {
+		free(disp);
+		return 0;
+	}
+	free(disp);
+	cte = msg_header_text(p->headers, "Content-Transfer-Encoding");
+	bf->text = msg_decode_body(cte, p->body, p->body_len, &bf->len);
+	free(cte);
+	return 1;
+}
+
+/* The reply with the results of the commands, to the sender. */
+static int
+send_results(struct ctx *c)
+{
+	struct text body = {0};
+	char subject[400], qid[DB_QID_LEN];
+	int ok = commands_may_reply(c->db, c->conf, c->from_key);
+
+	if (ok < 0)
+		return -1;
+	if (!ok) {
+		outcome_add(c, "no reply (auto_reply_limit reached)");
+		return 0;
+	}
+	snprintf(subject, sizeof(subject), "Re: %s",
+	         c->subject && *c->subject ? c->subject : "your request");
+	text_add(&body, "The results of your email to %s:\n\n%s", c->in->rcpt,
+	         c->results.p ? c->results.p : "");
+	if (body.p == NULL)
+		return -1;
+	ok = send_mail(c, c->from, c->from_key, "reply", subject, NULL, body.p, qid);
+	free(body.p);
+	if (ok < 0)
+		return -1;
+	outcome_add(c, "replied qid=%s", qid);
+	return 0;
+}
+
+static int
+handle_request(struct ctx *c)
+{
+	struct commands_list cl;
+	struct body_find bf = {0};
+	int rc = 0;
+
+	if (msg_walk(c->in->message, c->in->len, find_text, &bf) < 0) {
+		outcome_add(c, "out of memory");
+		return -1;
+	}
+	commands_parse(c->subject, bf.text, bf.len, &cl);
+	free(bf.text);
+	if (cl.n == 0) {
+		outcome_add(c, "request: no command found");
+		text_add(&c->results, "No command was found in your message.\n\n");
+		help_text(c, &c->results);
+	}
+	for (size_t i = 0; i < cl.n && rc == 0; i++)
+		rc = run_command(c, &cl.cmds[i]);
+	if (rc < 0)
+		return -1;
+	/* One results reply, unless a confirmation or notice was the whole
+	 * answer to a single command. */
+	if (cl.n == 1 && c->answered)
+		return 0;
+	return send_results(c);
+}
+
+/* Forwards the message to the list's owners, marked so that it cannot
+ * come round again. */
+struct owners {
+	struct outq_rcpt r[64];
+	char addr[64][DB_ADDR_MAX];
+	char domain[64][ADDR_DOMAIN_MAX + 1];
+	size_t n;
+};
+
+static int
+add_owner(const char *address, void *arg)
+{
+	struct owners *o = arg;
+
+	if (o->n >= 64)
+		return 1;
+	if (addr_domain_of(address, o->domain[o->n], sizeof(o->domain[0])) < 0)
+		return 0;
+	snprintf(o->addr[o->n], sizeof(o->addr[0]), "%s", address);
+	o->r[o->n].addr = o->addr[o->n];
+	o->r[o->n].domain = o->domain[o->n];
+	o->r[o->n].member_id = 0;
+	o->n++;
+	return 0;
+}
+
+static int
+handle_owner(struct ctx *c)
+{
+	struct owners *o = calloc(1, sizeof(*o));
+	char loop[DB_ADDR_MAX + 16], env_from[DB_ADDR_MAX], qid[DB_QID_LEN];
+	struct text body = {0};
+	struct outq_msg m = {
+	    .list_id = c->in->list_id,
+	    .spool_id = c->in->spool_id,
+	    .kind = "notice",
+	    .env_from = env_from,
+	    .lifetime = c->conf->max_queue_lifetime,
+	};
+	int rc = 0;
+
+	if (o == NULL)
+		return -1;
+	snprintf(loop, sizeof(loop), "%s-owner@%s", c->in->list_local, c->in->list_domain);
+	for (size_t i = 0;; i++) {
+		const struct msg_header *h = msg_header_get(&c->m, "X-Loop", i);
+		char *v;
+		int seen;
+		if (h == NULL)
+			break;
+		v = msg_unfold(h->value, h->value_len);
+		seen = v && strcasecmp(v, loop) == 0;
+		free(v);
+		if (seen) {
+			outcome_add(c, "owner mail: dropped, loop (X-Loop: %s)", loop);
+			free(o);
+			return 0;
+		}
+	}
+	if (db_commands_role_each(c->db, c->in->list_id, "owner", add_owner, o) < 0) {
+		free(o);
+		return -1;
+	}
+	if (o->n == 0) {
+		outcome_add(c, "owner mail: dropped, the list has no owners");
+		free(o);
+		return 0;
+	}
+	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", c->in->list_local,
+	         c->in->list_domain);
+	text_add(&body, "X-Loop: %s\r\n", loop);
+	if (body.p == NULL || (body.len + c->in->len) < body.len) {
+		free(o);
+		return -1;
+	}
+	{
+		char *p = realloc(body.p, body.len + c->in->len + 1);
+		if (p == NULL) {
+			free(body.p);
+			free(o);
+			return -1;
+		}
+		memcpy(p + body.len, c->in->message, c->in->len);
+		body.p = p;
+		body.len += c->in->len;
+	}
+	m.body = body.p;
+	m.len = body.len;
+	if (db_outq_add(c->db, &m, o->r, o->n, qid, NULL) < 0)
+		rc = -1;
+	else
+		outcome_add(c, "owner mail: forwarded to %zu owner%s qid=%s", o->n,
+		            o->n == 1 ? "" : "s", qid);
+	free(body.p);
+	free(o);
+	return rc;
+}
+
+static void
+ctx_free(struct ctx *c)
+{
+	msg_free(&c->m);
+	free(c->subject);
+	free(c->message_id);
+	free(c->references);
+	free(c->results.p);
+	free(c->outcome.p);
+}
+
+static int
+ctx_init(struct ctx *c)
+{
+	char *from, *raw;
+
+	if (msg_parse(&c->m, c->in->message, c->in->len) < 0)
+		return -1;
+	if ((raw = msg_header_text(&c->m, "Subject")) != NULL) {
+		c->subject = msg_decode_words(raw, strlen(raw), NULL);
+		free(raw);
+	}
+	c->message_id = msg_header_text(&c->m, "Message-ID");
+	c->references = msg_header_text(&c->m, "References");
+	snprintf(c->list, sizeof(c->list), "%s@%s", c->in->list_local, c->in->list_domain);
+	snprintf(c->request, sizeof(c->request), "%s-request@%s", c->in->list_local,
+	         c->in->list_domain);
+	/* Who the commands are for: the From address, else the envelope
+	 * sender. */
+	from = msg_header_text(&c->m, "From");
+	if (from == NULL ||
+	    commands_mailbox(from, c->from, sizeof(c->from), c->from_key, sizeof(c->from_key),
+	                     c->from_name, sizeof(c->from_name)) < 0) {
+		c->from_name[0] = '\0';
+		if (commands_mailbox(c->in->mail_from, c->from, sizeof(c->from), c->from_key,
+		                     sizeof(c->from_key), NULL, 0) < 0)
+			c->from[0] = '\0';
+	}
+	free(from);
+	return 0;
+}
+
+int
+commands_handle(struct db *db, const struct conf *conf, const struct inbound *in, char *outcome,
+                size_t outcomelen)
+{
+	struct ctx c = {.db = db, .conf = conf, .in = in};
+	const char *why;
+	int rc = 0;
+
+	if (in->list_id <= 0) {
+		snprintf(outcome, outcomelen, "dropped: the list is gone");
+		return 0;
+	}
+	if (ctx_init(&c) < 0) {
+		snprintf(outcome, outcomelen, "out of memory");
+		ctx_free(&c);
+		return -1;
+	}
+	if (strcmp(in->role, "owner") == 0) {
+		rc = handle_owner(&c);
+		goto out;
+	}
+	if ((why = commands_auto_reason(&c.m, in->mail_from)) != NULL) {
+		outcome_add(&c, "ignored: %s (RFC 3834: no action, no reply)", why);
+		goto out;
+	}
+	if (c.from[0] == '\0') {
+		outcome_add(&c, "ignored: no valid sender address");
+		goto out;
+	}
+	if (strcmp(in->role, "request") == 0) {
+		rc = handle_request(&c);
+	} else if (strcmp(in->role, "join") == 0 || strcmp(in->role, "subscribe") == 0) {
+		rc = do_subscribe(&c);
+	} else if (strcmp(in->role, "leave") == 0 || strcmp(in->role, "unsubscribe") == 0) {
+		rc = do_unsubscribe(&c);
+	} else if (strcmp(in->role, "confirm") == 0) {
+		struct commands_cmd cmd;
+		char line[COMMANDS_TOKEN_MAX + 16];
+		snprintf(line, sizeof(line), "confirm %s", in->extension ? in->extension : "");
+		if (commands_parse_line(line, line + strlen(line), &cmd) != 1 || cmd.bad)
+			outcome_add(&c, "confirm: no valid token in the address");
+		else
+			rc = confirm_by_address(&c, cmd.token);
+	} else {
+		outcome_add(&c, "ignored: role %s is not a command address", in->role);
+		goto out;
+	}
+	/* By address: the answer is the confirmation or notice sent, else
+	 * the results (already a member, unknown token, ...). */
+	if (rc == 0 && strcmp(in->role, "request") != 0 && !c.answered && c.results.len > 0)
+		rc = send_results(&c);
+out:
+	snprintf(outcome, outcomelen, "%s", c.outcome.p ? c.outcome.p : "done");
+	ctx_free(&c);
+	return rc < 0 ? -1 : 0;
+}
+
+/* ---- housekeeping ---- */
+
+int
+commands_housekeeping(struct db *db, const struct conf *conf, int64_t now, size_t *expired)
+{
+	if (moderate_expire(db, conf, 0, now, expired) < 0)
+		return -1;
+	if (db_token_purge(db, now, NULL) < 0)
+		return -1;
+	/* The longest window counted is a day unless a list counts longer;
+	 * keep a month. */
+	return db_reply_log_purge(db, now - 30 * DAY);
+}

@@ -1,0 +1,291 @@
+/*
+ * engine.c - the posting path from a committed spool entry to the outbound
+ * queue: loop check, policy, DMARC decision, rewrite, fan-out, archive.
+ * See engine.h. The rules themselves live in post.c; this file feeds them
+ * from the store and stores what they decide.
+ */
+#include "lists/engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "db/engine.h"
+#include "db/outq.h"
+#include "lists/post.h"
+#include "mail/msg.h"
+
+#if __has_include("lists/moderate.h")
+#include "lists/moderate.h"
+#define ENGINE_HAVE_MODERATE 1
+#endif
+
+static void
+apply_setting(void *arg, const char *key, const char *value)
+{
+	/* A value this build cannot read keeps the default: `fanmail list
+	 * set` checks values, so this happens only after a downgrade. */
+	post_cfg_set(arg, key, value);
+}
+
+static int
+load_cfg(struct db *db, int64_t list_id, const char *local, const char *domain,
+         struct post_cfg *cfg)
+{
+	post_cfg_init(cfg, local, domain);
+	return db_engine_settings(db, list_id, apply_setting, cfg);
+}
+
+/* The policy that applies to from_domain, into buf; NULL when the lookup
+ * failed. */
+static const char *
+dmarc_policy(struct db *db, const struct engine_dmarc *dmarc, const char *from_domain, char *buf,
+             size_t len)
+{
+	int64_t ttl = 0, expires;
+
+	if (dmarc != NULL && dmarc->lookup != NULL) {
+		if (dmarc->lookup(dmarc->arg, from_domain, buf, len, &ttl) < 0)
+			return NULL;
+		/* Kept for the release path; a failure to keep it is not a
+		 * reason to fail the post. */
+		if (db_engine_dmarc_put(db, from_domain, buf, db_now() + ttl) < 0)
+			return buf;
+		return buf;
+	}
+	if (db_engine_dmarc_get(db, from_domain, buf, len, &expires) < 0)
+		return NULL;
+	return buf;
+}
+
+/* The From address of m and its key; -1 when there is none usable. */
+static int
+from_of(const struct msg *m, char *addr, size_t addrlen, char *key, size_t keylen)
+{
+	const struct msg_header *h = msg_header_get(m, "From", 0);
+	char name[512];
+
+	if (h == NULL ||
+	    post_parse_mailbox(h->value, h->value_len, name, sizeof(name), addr, addrlen) < 0)
+		return -1;
+	return post_addr_key(addr, key, keylen);
+}
+
+/* Rewrites and queues a post that passed: the common end of the handler
+ * and of a moderator's approval. */
+static int
+send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct post_cfg *cfg,
+          const char *raw, size_t len, int64_t spool_id, const char *qid, const struct msg *m,
+          const struct engine_dmarc *dmarc, char *outcome, size_t outcomelen)
+{
+	char from[POST_ADDR_MAX], key[POST_ADDR_MAX], env_from[POST_ADDR_MAX + 16];
+	char policy[32], oqid[DB_QID_LEN];
+	const char *pol = NULL, *dpol = "-";
+	struct post_env env = {conf->hostname, qid, db_now(), 0};
+	struct post_out out;
+	struct db_engine_post p;
+	int have_from = from_of(m, from, sizeof(from), key, sizeof(key)) == 0;
+	int64_t msg_id, nrcpt;
+
+	if (cfg->dmarc_when == DMARC_WHEN_ALWAYS || cfg->dmarc_when == DMARC_WHEN_NEVER) {
+		env.mitigate = post_dmarc_applies(cfg, "");
+	} else if (have_from) {
+		pol = dmarc_policy(db, dmarc, strrchr(from, '@') + 1, policy, sizeof(policy));
+		env.mitigate = post_dmarc_applies(cfg, pol);
+		dpol = pol == NULL ? "lookup failed" : *pol ? pol : "no record";
+	}
+	if (post_rewrite(raw, len, cfg, &env, &out) < 0) {
+		snprintf(outcome, outcomelen, "failed: out of memory rewriting the post");
+		return -1;
+	}
+	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cfg->local, cfg->domain);
+	memset(&p, 0, sizeof(p));
+	p.list_id = list_id;
+	p.spool_id = spool_id;
+	p.env_from = env_from;
+	p.body = out.data;
+	p.len = out.len;
+	p.lifetime = conf->max_queue_lifetime;
+	p.poster_key = have_from ? key : NULL;
+	if (db_engine_queue_post(db, &p, oqid, &msg_id, &nrcpt) < 0 ||
+	    db_engine_count_post(db, p.list_id) < 0 ||
+	    (cfg->archive &&
+	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,
+	                           out.data, out.len) < 0)) {
+		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		post_out_free(&out);
+		return -1;
+	}
+	snprintf(outcome, outcomelen, "posted: queued as %s, rcpts=%lld, size=%zu, dmarc=%s%s",
+	         oqid, (long long)nrcpt, out.len, dpol,
+	         out.dmarc == 1   ? " (From rewritten)"
+	         : out.dmarc == 2 ? " (wrapped)"
+	                          : "");
+	post_out_free(&out);
+	return 0;
+}
+
+/* Hands a post to moderation. */
+static int
+hold_post(struct db *db, const struct conf *conf, const struct inbound *in,
+          const struct post_cfg *cfg, const char *reason, char *outcome, size_t outcomelen)
+{
+#ifdef ENGINE_HAVE_MODERATE
+	return moderate_hold(db, conf, in, reason, outcome, outcomelen);
+#else
+	(void)db;
+	(void)conf;
+	(void)in;
+	(void)cfg;
+	snprintf(outcome, outcomelen, "failed: %s, but this build has no moderation", reason);
+	return -1;
+#endif
+}
+
+/* Refuses a post with a notice to the envelope sender, unless RFC 3834
+ * says no automatic reply may go there. */
+static int
+reject_post(struct db *db, const struct conf *conf, const struct inbound *in,
+            const struct post_cfg *cfg, const struct msg *m, const char *reason, char *outcome,
+            size_t outcomelen)
+{
+	struct post_env env = {conf->hostname, in->qid, db_now(), 0};
+	char env_from[POST_ADDR_MAX + 16], domain[256], qid[DB_QID_LEN];
+	const char *at = strrchr(in->mail_from, '@');
+	struct outq_rcpt r;
+	struct outq_msg om = {0};
+	char *notice;
+	size_t nlen;
+
+	if (!post_may_autoreply(m, in->mail_from) || at == NULL) {
+		snprintf(outcome, outcomelen, "rejected: %s (no notice: automatic or null sender)",
+		         reason);
+		return 0;
+	}
+	if ((notice = post_reject_notice(cfg, in->mail_from, reason, m, &env, &nlen)) == NULL) {
+		snprintf(outcome, outcomelen, "failed: out of memory");
+		return -1;
+	}
+	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cfg->local, cfg->domain);
+	snprintf(domain, sizeof(domain), "%s", at + 1);
+	for (char *p = domain; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	r.addr = in->mail_from;
+	r.domain = domain;
+	r.member_id = 0;
+	om.list_id = in->list_id;
+	om.spool_id = in->spool_id;
+	om.kind = "notice";
+	om.env_from = env_from;
+	om.body = notice;
+	om.len = nlen;
+	om.lifetime = conf->max_queue_lifetime;
+	if (db_outq_add(db, &om, &r, 1, qid, NULL) < 0) {
+		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		free(notice);
+		return -1;
+	}
+	free(notice);
+	snprintf(outcome, outcomelen, "rejected: %s (notice queued as %s)", reason, qid);
+	return 0;
+}
+
+int
+engine_handle_post(struct db *db, const struct conf *conf, const struct inbound *in,
+                   const struct engine_dmarc *dmarc, char *outcome, size_t outcomelen)
+{
+	struct post_cfg cfg;
+	struct msg m;
+	char from[POST_ADDR_MAX], key[POST_ADDR_MAX];
+	int member = 0, priv = 0, rc;
+	const char *reason;
+	enum post_verdict v;
+
+	if (in->list_id <= 0 || in->list_local == NULL || *in->list_local == '\0') {
+		snprintf(outcome, outcomelen, "dropped: the list no longer exists");
+		return 0;
+	}
+	if (load_cfg(db, in->list_id, in->list_local, in->list_domain, &cfg) < 0) {
+		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		return -1;
+	}
+	if (msg_parse(&m, in->message, in->len) < 0) {
+		snprintf(outcome, outcomelen, "failed: out of memory");
+		return -1;
+	}
+	if (post_is_loop(&m, &cfg)) {
+		snprintf(outcome, outcomelen,
+		         "dropped: loop (carries this list's List-Id or X-Loop)");
+		msg_free(&m);
+		return 0;
+	}
+	/* The poster is who the From says, or failing that the envelope
+	 * sender: either one being a member is enough. */
+	if (from_of(&m, from, sizeof(from), key, sizeof(key)) == 0 &&
+	    db_engine_poster(db, in->list_id, key, &member, &priv) < 0)
+		goto dberr;
+	if (!member && !priv && *in->mail_from &&
+	    post_addr_key(in->mail_from, key, sizeof(key)) == 0 &&
+	    db_engine_poster(db, in->list_id, key, &member, &priv) < 0)
+		goto dberr;
+	v = post_policy(&cfg, member, priv, &reason);
+	switch (v) {
+	case POST_PASS:
+		rc = send_post(db, conf, in->list_id, &cfg, in->message, in->len, in->spool_id,
+		               in->qid, &m, dmarc, outcome, outcomelen);
+		break;
+	case POST_HOLD:
+		rc = hold_post(db, conf, in, &cfg, reason, outcome, outcomelen);
+		break;
+	case POST_REJECT:
+		rc = reject_post(db, conf, in, &cfg, &m, reason, outcome, outcomelen);
+		break;
+	case POST_DISCARD:
+	default:
+		snprintf(outcome, outcomelen, "discarded: %s", reason);
+		rc = 0;
+		break;
+	}
+	msg_free(&m);
+	return rc;
+dberr:
+	snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+	msg_free(&m);
+	return -1;
+}
+
+int
+engine_release_post(struct db *db, const struct conf *conf, int64_t list_id, int64_t spool_id,
+                    char *outcome, size_t outcomelen)
+{
+	struct db_engine_entry e;
+	struct post_cfg cfg;
+	struct msg m;
+	char local[65], domain[256];
+	int rc;
+
+	if (db_engine_list(db, list_id, local, sizeof(local), domain, sizeof(domain)) < 0 ||
+	    load_cfg(db, list_id, local, domain, &cfg) < 0 ||
+	    db_engine_load(db, spool_id, &e) < 0) {
+		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		return -1;
+	}
+	if (msg_parse(&m, e.message, e.len) < 0) {
+		db_engine_entry_free(&e);
+		snprintf(outcome, outcomelen, "failed: out of memory");
+		return -1;
+	}
+	if (post_is_loop(&m, &cfg)) {
+		snprintf(outcome, outcomelen,
+		         "dropped: loop (carries this list's List-Id or X-Loop)");
+		rc = 0;
+	} else {
+		rc = send_post(db, conf, list_id, &cfg, e.message, e.len, spool_id, e.qid, &m, NULL,
+		               outcome, outcomelen);
+	}
+	msg_free(&m);
+	db_engine_entry_free(&e);
+	return rc;
+}
