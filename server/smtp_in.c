@@ -106,6 +106,7 @@ struct session {
 	struct session *reap_next;
 	struct bufferevent *bev;
 	struct event *greet_ev; /* only with greeting_delay */
+	struct event *flush_ev; /* only when closing a TLS session */
 	struct ipcount *ipc;
 	enum state state;
 	char ip[INET6_ADDRSTRLEN];
@@ -162,6 +163,7 @@ static void session_close(struct session *s);
 static void session_drop(struct session *s, const char *why);
 static void enter_state(struct session *s, enum state st);
 static void log_disconnect(struct session *s);
+static void session_write(struct bufferevent *bev, void *arg);
 
 /* --- replies and logging --- */
 
@@ -350,6 +352,8 @@ session_free(struct session *s)
 	tx_reset(s);
 	if (s->greet_ev != NULL)
 		event_free(s->greet_ev);
+	if (s->flush_ev != NULL)
+		event_free(s->flush_ev);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	ip_put(srv, s->ipc);
@@ -415,6 +419,30 @@ log_disconnect(struct session *s)
 		log_info("disconnect from %s%s commands=%u/%u", s->client, n ? line : "", ok, all);
 }
 
+/* Everything written has left, through the TLS layer too. */
+static int
+flushed(struct session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 &&
+	       (under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+}
+
+/* With TLS the last reply leaves through the underlying bufferevent,
+ * whose callbacks belong to the filter: look again shortly. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct timeval tv = {0, 20000};
+
+	if (flushed(s))
+		session_reap(s);
+	else
+		evtimer_add(s->flush_ev, &tv);
+}
+
 /* Ends the session once the replies written so far have gone out. */
 static void
 session_close(struct session *s)
@@ -423,12 +451,9 @@ session_close(struct session *s)
 		return;
 	s->closing = 1;
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		session_reap(s);
-		return;
-	}
 	set_timeout(s, CLOSE_TIMEOUT);
 	bufferevent_enable(s->bev, EV_WRITE);
+	session_write(s->bev, s);
 }
 
 /* Ends the session now: the client is gone or broke the protocol. */
@@ -1210,8 +1235,14 @@ session_write(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 
 	if (s->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+			return;
+		if (flushed(s)) {
 			session_reap(s);
+		} else if (s->flush_ev == NULL &&
+		           (s->flush_ev = evtimer_new(s->srv->d->base, flush_cb, s)) != NULL) {
+			flush_cb(-1, 0, s);
+		}
 		return;
 	}
 	if (s->throttled && evbuffer_get_length(bufferevent_get_output(bev)) < OUT_LOW) {

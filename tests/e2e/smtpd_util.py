@@ -35,9 +35,10 @@ def wait_idle(fm, timeout=10.0):
     other the running fanmaild logged, has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        log = fm.logtext().rsplit(": daemon started", 1)[-1]
-        n = log.count(": connect from ")
-        if n > 0 and n == log.count(": disconnect from "):
+        tag = f"fanmaild[{fm.proc.pid}]: "
+        log = [l for l in fm.logtext().splitlines() if tag in l]
+        n = sum(1 for l in log if ": connect from " in l)
+        if n > 0 and n == sum(1 for l in log if ": disconnect from " in l):
             return
         time.sleep(0.02)
     raise TimeoutError(f"sessions still open after {timeout}s")
