@@ -17,6 +17,7 @@
 #define CLI_GROUPS(X) \
 	X(config) \
 	CLI_GROUPS_CORE(X) \
+	X(queue) \
 	/* END */
 // clang-format on
 

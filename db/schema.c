@@ -140,8 +140,13 @@ static const char *const migrations[] = {
     "  last_reply TEXT,"
     "  updated INTEGER"
     ");"
-    /* The scheduler's walk: due rows by domain. */
-    "CREATE INDEX deliveries_due ON deliveries (next_attempt, domain)"
+    /* The scheduler's walk: due rows of one domain in (next_attempt, id)
+     * order, and the listing of domains with due rows; covering, so neither
+     * touches the table. */
+    "CREATE INDEX deliveries_due ON deliveries (domain, next_attempt, id)"
+    "  WHERE state IN ('queued', 'deferred');"
+    /* When the next deferred row falls due (the scheduler's timer). */
+    "CREATE INDEX deliveries_next ON deliveries (next_attempt)"
     "  WHERE state IN ('queued', 'deferred');"
     "CREATE INDEX deliveries_by_msg ON deliveries (msg_id, state);"
     /* Moderation holds. */

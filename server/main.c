@@ -19,6 +19,8 @@
 #include "conf/conf.h"
 #include "db/db.h"
 #include "server/daemon.h"
+#include "server/deliver.h"
+#include "server/engine_runner.h"
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/smtp_in.h"
@@ -75,6 +77,49 @@ smtpd_free(struct daemon *d)
 	smtp_in = NULL;
 }
 
+/* The list-engine runner: woken after each spool commit, and it wakes
+ * delivery after each of its own. */
+static struct engine_runner *runner;
+
+static void
+runner_kick_delivery(void *arg)
+{
+	deliver_kick();
+}
+
+static void
+runner_wake(void *arg, size_t n)
+{
+	engine_runner_wake(arg);
+}
+
+static int
+runner_start(struct daemon *d, char *err, size_t errlen)
+{
+	runner = engine_runner_start(d->conf, runner_kick_delivery, NULL, err, errlen);
+	if (runner == NULL)
+		return -1;
+	return spool_writer_on_commit(d->spool, runner_wake, runner);
+}
+
+static void
+runner_shutdown(struct daemon *d)
+{
+}
+
+static int
+runner_busy(struct daemon *d)
+{
+	return 0; /* the entry in hand is finished by runner_free() */
+}
+
+static void
+runner_free(struct daemon *d)
+{
+	engine_runner_stop(runner);
+	runner = NULL;
+}
+
 static const struct subsystem {
 	const char *name;
 	int (*start)(struct daemon *d, char *err, size_t errlen);
@@ -84,7 +129,9 @@ static const struct subsystem {
 	void (*free)(struct daemon *d);     /* after the loop has ended */
 } subsystems[] = {
     {"smtp_in", smtpd_start, smtpd_shutdown, smtpd_busy, smtpd_finish, smtpd_free},
-    /* the list-engine runner and the delivery scheduler go here */
+    {"deliver", deliver_sub_start, deliver_sub_shutdown, deliver_sub_busy, deliver_sub_finish,
+     deliver_sub_free},
+    {"engine", runner_start, runner_shutdown, runner_busy, runner_shutdown, runner_free},
 };
 #define NSUBSYSTEMS (sizeof(subsystems) / sizeof(subsystems[0]))
 
