@@ -153,6 +153,7 @@ struct wres {
 	/* for the DSN of a failed row */
 	char *rcpt;
 	char *remote;
+	char *diag; /* the reply as the server gave it */
 	char status[16];
 };
 
@@ -577,7 +578,7 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 		dr[i].action = "failed";
 		dr[i].status = res[i].status;
 		dr[i].remote_mta = res[i].remote;
-		dr[i].diag = res[i].reply;
+		dr[i].diag = res[i].diag ? res[i].diag : res[i].reply;
 		dr[i].last_attempt = db_now();
 	}
 	db_qid_make(qid);
@@ -937,6 +938,7 @@ row_result(struct batch *b, struct job *j, int i, int code, const char *text, co
 	w->reply = strdup(why);
 	if (strcmp(state, DB_Q_FAILED) == 0) {
 		w->rcpt = strdup(r->rcpt);
+		w->diag = code > 0 ? strdup(text) : NULL;
 		w->remote = strcmp(relay, "none") ? strdup(relay) : NULL;
 		if (w->remote != NULL && strchr(w->remote, '['))
 			*strchr(w->remote, '[') = '\0';
@@ -1528,6 +1530,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 				free(j->res[i].reply);
 				free(j->res[i].rcpt);
 				free(j->res[i].remote);
+				free(j->res[i].diag);
 			}
 			free(j->res);
 			dl->writes_out--;
