@@ -18,6 +18,7 @@
 	X(config) \
 	CLI_GROUPS_CORE(X) \
 	X(queue) \
+	X(mod) \
 	/* END */
 // clang-format on
 
