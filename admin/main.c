@@ -19,6 +19,7 @@
 	CLI_GROUPS_CORE(X) \
 	X(queue) \
 	X(mod) \
+	X(bounce) X(bounces) \
 	/* END */
 // clang-format on
 

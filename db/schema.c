@@ -193,9 +193,18 @@ static const char *const migrations[] = {
     "  class TEXT NOT NULL," /* hard, soft, policy, complaint */
     "  status TEXT,"         /* x.y.z */
     "  reason TEXT,"
-    "  spool_id INTEGER"
+    "  spool_id INTEGER,"
+    "  scored REAL NOT NULL DEFAULT 0" /* what it added to the member's score */
     ");"
     "CREATE INDEX bounce_events_by_member ON bounce_events (member_id, time);"
+    "CREATE INDEX bounce_events_by_list ON bounce_events (list_id, class, time);"
+    /* Members disabled for bounces: since when, and the probe sent. */
+    "CREATE TABLE bounce_disabled ("
+    "  member_id INTEGER PRIMARY KEY REFERENCES members(id) ON DELETE CASCADE,"
+    "  since INTEGER NOT NULL,"
+    "  probe_sent INTEGER,"
+    "  probe_qid TEXT"
+    ");"
     /* Archive of every post that went out. */
     "CREATE TABLE archive ("
     "  id INTEGER PRIMARY KEY,"
