@@ -7,6 +7,8 @@ DMARC policies come from `_dmarc` TXT records served by the same dnsmasq.
 import email
 import email.policy
 import json
+import mailbox
+import os
 import smtplib
 import sqlite3
 import unittest
@@ -142,6 +144,25 @@ class TestPosting(EngineCase):
         self.assertEqual("test@lists.test", m["Reply-To"].addresses[0].addr_spec)
         self.assertTrue(m.get_content().endswith("Hi all.\r\n--\r\nLeave: test-leave@lists.test\r\n"),
                         f"footer after the body, got {m.get_content()!r}")
+
+    def test_archive_export_writes_every_post_as_mbox(self):
+        self.start_list()
+        post(self.fm, "ann@a.test", "Ann <ann@a.test>", subject="first",
+             body="From the start, a line that mbox must quote.\r\n")
+        post(self.fm, "bob@b.test", "Bob <bob@b.test>", subject="second")
+        post(self.fm, "eve@c.test", "Eve <eve@c.test>", subject="held, not archived")
+        self.wait_handled(3)
+        path = os.path.join(self.fm.dir, "test.mbox")
+        self.fm.cli("archive", "export", LIST, "-o", path)
+        box = mailbox.mbox(path)
+        subjects = [m["Subject"] for m in box]
+        self.assertEqual(["[test] first", "[test] second"], subjects)
+        self.assertEqual("From the start, a line that mbox must quote.\n",
+                         box[0].get_payload().replace(">From ", "From ", 1))
+        with open(path) as f:
+            self.assertIn("\n>From the start", f.read())
+        out = self.fm.cli("archive", "export", "nosuch@lists.test", check=False)
+        self.assertEqual(66, out.returncode, f"unknown list is EX_NOINPUT: {out.stderr}")
 
 
 class TestDmarc(EngineCase):
