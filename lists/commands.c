@@ -930,6 +930,13 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 		ctx_free(&c);
 		return -1;
 	}
+	/* Expiry on access: the list's overdue holds are settled before
+	 * anything reads them (cheap: a partial index walk). */
+	if (moderate_expire(db, conf, in->list_id, db_now(), NULL) < 0) {
+		snprintf(outcome, outcomelen, "expiring holds: %s", db_errmsg(db));
+		ctx_free(&c);
+		return -1;
+	}
 	if (strcmp(in->role, "owner") == 0) {
 		rc = handle_owner(&c);
 		goto out;

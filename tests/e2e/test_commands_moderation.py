@@ -3,6 +3,7 @@ is held, the moderator is told, and the post is approved or rejected by
 `fanmail mod` and by mail."""
 import json
 import re
+import time
 import unittest
 
 from commands_util import CommandsCase, LIST, addr, message
@@ -35,6 +36,13 @@ class Moderation(CommandsCase):
         p = self.fm.cli("mod", "approve", LIST, hid)
         self.assertIn("approved held message", p.stdout)
         self.assertEqual(self.posts(), [["member@example.net"]])
+        # The released post as the queue CLI shows it.
+        m = re.search(r"queued as ([0-9A-F]{16})", p.stdout)
+        self.assertIsNotNone(m, f"expected 'queued as QID' in {p.stdout!r}")
+        shown = json.loads(self.fm.cli("queue", "show", m.group(1), "--json").stdout)
+        self.assertEqual(shown["kind"], "post")
+        self.assertEqual(shown["from"], "dev-bounces@lists.example.org")
+        self.assertEqual([r["rcpt"] for r in shown["recipients"]], ["member@example.net"])
         self.assertEqual(self.holds(), [])
         # Deciding again changes nothing and says so.
         p = self.fm.cli("mod", "approve", LIST, hid, check=False)
@@ -87,6 +95,18 @@ class Moderation(CommandsCase):
         self.assertEqual(self.posts(), [])
         _, _, m = self.last_mail_to("stranger@example.com")
         self.assertIn("Reason: off topic", self.text_of(m))
+
+    def test_overdue_hold_is_expired_when_the_cli_looks(self):
+        self.fm.cli("list", "set", LIST, "hold_lifetime=1s", "hold_expire_action=reject")
+        hid, token = self.hold_post()
+        time.sleep(1.5)
+        self.assertEqual(self.holds(), [])
+        self.assertEqual([h["state"] for h in self.holds(all_=True)], ["expired"])
+        _, _, m = self.last_mail_to("stranger@example.com")
+        self.assertIn("not approved by a moderator", self.text_of(m))
+        p = self.fm.cli("mod", "approve", LIST, hid, check=False)
+        self.assertEqual(p.returncode, 66, f"expected exit 66, got {p.returncode}")
+        self.assertEqual(self.posts(), [])
 
     def hold_post_again(self, subject):
         out = self.send("stranger@example.com", LIST,

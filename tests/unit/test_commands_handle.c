@@ -716,6 +716,18 @@ test_decision_after_the_deadline_is_refused(void **state)
 	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'expired'"), 1);
 }
 
+static void
+test_any_command_mail_expires_overdue_holds(void **state)
+{
+	char token[DB_TOKEN_LEN];
+
+	set("hold_lifetime", "0");
+	hold(token);
+	sleep(1);
+	deliver("request", NULL, "x@example.net", MSG("x@example.net", "help", "", "\r\n"));
+	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'expired'"), 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -747,6 +759,7 @@ main(void)
 	    T(test_hold_token_of_another_list_is_refused),
 	    T(test_expired_holds_are_discarded_or_rejected),
 	    T(test_decision_after_the_deadline_is_refused),
+	    T(test_any_command_mail_expires_overdue_holds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
