@@ -8,7 +8,8 @@ At the end:
   before its final dot, or refused, is never delivered; a post whose final
   dot was sent but whose reply was lost to the kill may go either way, and
   is counted apart);
-- duplicates are bounded by what can be in flight at a kill;
+- no post is put into the queue twice, and duplicates are bounded by what
+  can be in flight at a kill (batches sent but not yet committed as sent);
 - PRAGMA integrity_check is ok.
 
 The CI form kills a handful of times; scripts/torture runs the long form
@@ -174,10 +175,22 @@ class Torture(DeliveryCase):
                          f"(cut: {sorted(never & poster.cut)}, refused: "
                          f"{sorted(never & poster.refused)}; seed {SEED})")
         dups = sum(v - 1 for v in per.values())
-        bound = kills * CONNS * 100  # one batch per connection in flight at each kill
-        self.assertLessEqual(dups, bound, f"{dups} duplicate deliveries for {kills} kills")
+        by_post = collections.Counter(n for (n, _), v in per.items() if v > 1)
         with sqlite3.connect(self.fm.db, timeout=30) as c:
             ic = c.execute("PRAGMA integrity_check").fetchall()
+            twice = c.execute("SELECT spool_id, count(*) FROM out_msg WHERE kind = 'post'"
+                              " GROUP BY spool_id HAVING count(*) > 1").fetchall()
+        self.assertEqual(twice, [], f"a post was exploded into the queue more than once "
+                         f"(spool id, copies): {twice[:10]}; {dups} duplicate deliveries")
+        # In flight at a kill: a batch on each connection, plus the results
+        # the writer thread holds for its next group commit (batches the
+        # receivers have taken, not yet marked sent). The second part grows
+        # with commit latency; measured ~1,100-2,800 recipients a kill with
+        # local sinks (docs/security.md). Bound: one post's worth a kill.
+        bound = kills * (CONNS * 100 + MEMBERS)
+        self.assertLessEqual(dups, bound, f"{dups} duplicate deliveries for {kills} kills; "
+                             f"posts with duplicates (post: members): "
+                             f"{sorted(by_post.items())[:20]}")
         self.assertEqual(ic, [("ok",)], f"integrity_check: {ic}")
 
         figures = {"kills": kills, "members": MEMBERS, "posts_acked": len(poster.acked),
