@@ -206,3 +206,13 @@ class DnsFront:
         self._stop = True
         self._t.join(2)
         self.sock.close()
+
+
+def sanitized():
+    """True when the programs under test are the ASan+UBSan build."""
+    cache = os.path.join(os.environ.get("FANMAIL_BUILD_DIR", ""), "CMakeCache.txt")
+    try:
+        with open(cache) as f:
+            return "FANMAIL_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False

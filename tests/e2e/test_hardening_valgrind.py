@@ -18,20 +18,12 @@ import unittest
 
 import fmtest
 from delivery_util import DeliveryCase
+from hardening import sanitized
 from sink import wait_for
 from smtpd_util import make_cert
 
 LIST = "vg@lists.test"
 VALGRIND = shutil.which("valgrind")
-
-
-def sanitized():
-    cache = os.path.join(os.environ.get("FANMAIL_BUILD_DIR", ""), "CMakeCache.txt")
-    try:
-        with open(cache) as f:
-            return "FANMAIL_SANITIZE:BOOL=ON" in f.read()
-    except OSError:
-        return False
 
 
 @unittest.skipIf(VALGRIND is None, "valgrind is not installed (scripts/deps installs it)")
