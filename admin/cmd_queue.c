@@ -323,9 +323,9 @@ cmd_queue_inject(struct cli *cli, int argc, char **argv)
 	struct cli_strv to = {0};
 	int verp = 0;
 	const struct cli_opt opts[] = {
-	    {"from", 'f', CLI_OPT_STR, &from},     {"to", 't', CLI_OPT_MULTI, &to},
+	    {"from", 'f', CLI_OPT_STR, &from},       {"to", 't', CLI_OPT_MULTI, &to},
 	    {"rcpt-file", 'r', CLI_OPT_STR, &rfile}, {"verp", 0, CLI_OPT_FLAG, &verp},
-	    {"kind", 'k', CLI_OPT_STR, &kind},     {0},
+	    {"kind", 'k', CLI_OPT_STR, &kind},       {0},
 	};
 	struct rcpts r = {0};
 	struct outq_msg m = {0};

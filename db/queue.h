@@ -67,6 +67,10 @@ int db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
 /* 1 when domain is the domain of one of our lists, 0 when not, -1. */
 int db_queue_local_domain(struct db *db, const char *domain);
 
+/* The id of the list local@domain (local compared without ASCII case,
+ * domain lower-case), or 0 when there is none; -1 on error. */
+int64_t db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain);
+
 /* Records one recipient's new state (DB_Q_*). */
 int db_queue_set_result(struct db *db, int64_t id, const char *state, int attempts,
                         int64_t next_attempt, const char *reply);

@@ -216,12 +216,12 @@ notify_one(struct db *db, const struct conf *conf, const struct score_list *l, c
 	char rcpt[1][321], env_from[400];
 
 	snprintf(rcpt[0], sizeof(rcpt[0]), "%s", addr);
-	if (verp) {
-		if (verp_encode(l->local, l->domain, addr, env_from, sizeof(env_from)) < 0)
-			return -1;
-	} else {
-		snprintf(env_from, sizeof(env_from), "%s-bounces@%s", l->local, l->domain);
-	}
+	/* With verp set, delivery turns LIST-bounces@DOMAIN into the
+	 * recipient's own LIST-bounces+local=domain@DOMAIN when it sends;
+	 * the address must still be one VERP can encode. */
+	if (verp && verp_encode(l->local, l->domain, addr, env_from, sizeof(env_from)) < 0)
+		return -1;
+	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", l->local, l->domain);
 	return queue_notice(db, conf, l, kind, env_from, verp, rcpt, 1, subject, body, qid);
 }
 

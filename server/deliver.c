@@ -22,6 +22,10 @@
 #include "db/db.h"
 #include "db/outq.h"
 #include "db/queue.h"
+#include "db/spool.h"
+#include "lists/listaddr.h"
+#include "lists/verp.h"
+#include "mail/addr.h"
 #include "mail/dsn.h"
 #include "server/control.h"
 #include "server/daemon.h"
@@ -40,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/queue.h>
 #include <time.h>
@@ -52,6 +57,10 @@
 #define DOMAIN_LIST_PAGE 256
 
 static atomic_int kick_fd = -1;
+/* Told after each commit that put mail into the inbound spool. */
+static pthread_mutex_t spool_hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*spool_hook)(void *arg);
+static void *spool_hook_arg;
 /* The running scheduler, for main.c's subsystem table (loop thread only). */
 static struct deliver *running;
 
@@ -127,6 +136,7 @@ struct dom {
 	struct event *pause_ev;
 	int pending_writes;
 	int waiting; /* in the want-connection queue */
+	int local;   /* a list domain of ours: into the inbound spool */
 	TAILQ_ENTRY(dom) wlink;
 	struct deliver *dl;
 };
@@ -153,6 +163,8 @@ struct wres {
 	/* for the DSN of a failed row */
 	char *rcpt;
 	char *remote;
+	char *diag; /* the reply as the server gave it */
+	char *to;   /* local jobs: the recipient */
 	char status[16];
 };
 
@@ -176,6 +188,12 @@ struct job {
 	int nres;
 	int dsns; /* DSNs queued by the commit */
 	int failed;
+	/* J_RESULTS for a list domain of ours: the writer delivers the rows
+	 * into the inbound spool and fills res itself. */
+	int local;
+	struct qmsg *m;
+	/* J_PAGE: the domain is one of our list domains */
+	int is_local;
 };
 
 struct worker {
@@ -475,6 +493,11 @@ reader_page(struct worker *w, struct job *j)
 	struct page_acc a = {j, w, 0};
 	struct dom *d = j->d;
 
+	if (j->cur_next < 0) {
+		const char *def = w->dl->conf->default_list_domain;
+		int r = db_queue_local_domain(w->db, d->name);
+		j->is_local = r > 0 || (def != NULL && strcasecmp(def, d->name) == 0);
+	}
 	if (db_queue_page(w->db, d->name, j->cur_next, j->cur_id, j->now, j->limit, add_row, &a) <
 	    0) {
 		log_warnx("queue: reading due recipients of %s: %s", d->name, db_errmsg(w->db));
@@ -577,7 +600,7 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 		dr[i].action = "failed";
 		dr[i].status = res[i].status;
 		dr[i].remote_mta = res[i].remote;
-		dr[i].diag = res[i].reply;
+		dr[i].diag = res[i].diag ? res[i].diag : res[i].reply;
 		dr[i].last_attempt = db_now();
 	}
 	db_qid_make(qid);
@@ -613,6 +636,111 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 	return rc;
 }
 
+static void verp_sender(const char *from, const char *rcpt, char *out, size_t len);
+
+struct local_ctx {
+	struct db *db;
+	const char *domain;
+};
+
+static int64_t
+local_lookup(void *arg, const char *local, size_t len)
+{
+	struct local_ctx *c = arg;
+	int64_t id = db_queue_list_id(c->db, local, len, c->domain);
+
+	return id > 0 ? id : 0;
+}
+
+/* Delivers the rows of local job j into the inbound spool (in the writer's
+ * transaction) and fills in their results. */
+static int
+local_deliver(struct worker *w, struct job *j)
+{
+	const struct conf *c = w->dl->conf;
+	struct qmsg *m = j->m;
+	struct dsn_acc body = {NULL, 0};
+	struct spool_rcpt *sr;
+	struct spool_msg sm;
+	struct db_qmsg qm;
+	char qid[DB_QID_LEN], from[600], reply[700];
+	int64_t sid;
+	int nsr = 0, rc = 0;
+
+	if (db_queue_msg(w->db, m->id, &qm, copy_orig, &body) < 0 || body.orig == NULL) {
+		free(body.orig);
+		return db_status(w->db) == DB_NOTFOUND ? 0 : -1;
+	}
+	if ((sr = calloc((size_t)j->nres, sizeof(*sr))) == NULL) {
+		free(body.orig);
+		return -1;
+	}
+	for (int i = 0; i < j->nres; i++) {
+		struct wres *r = &j->res[i];
+		const char *at = strrchr(r->to, '@');
+		struct local_ctx lc = {w->db, at ? at + 1 : ""};
+		struct listaddr_match lm;
+		char dom[256];
+
+		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : "");
+		for (char *p = dom; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		lc.domain = dom;
+		if (at != NULL &&
+		    listaddr_resolve(r->to, (size_t)(at - r->to), local_lookup, &lc, &lm) == 0) {
+			sr[nsr].rcpt = r->to;
+			sr[nsr].list_id = lm.list_id;
+			sr[nsr].role = listaddr_role_name(lm.role);
+			sr[nsr].extension = lm.ext ? strndup(lm.ext, lm.ext_len) : NULL;
+			nsr++;
+			r->state = DB_Q_SENT;
+		} else {
+			snprintf(reply, sizeof(reply), "550 5.1.1 <%s>: no such list address here",
+			         r->to);
+			r->state = DB_Q_FAILED;
+			r->reply = strdup(reply);
+			r->diag = strdup(reply);
+			r->rcpt = strdup(r->to);
+			snprintf(r->status, sizeof(r->status), "5.1.1");
+		}
+	}
+	if (nsr > 0) {
+		db_qid_make(qid);
+		if (m->verp && m->env_from[0] != '\0')
+			verp_sender(m->env_from, j->res[0].to, from, sizeof(from));
+		else
+			snprintf(from, sizeof(from), "%s", m->env_from);
+		memset(&sm, 0, sizeof(sm));
+		sm.qid = qid;
+		sm.received = db_now();
+		sm.client = "localhost[127.0.0.1]";
+		sm.helo = c->hostname;
+		sm.mail_from = from;
+		sm.body = body.orig;
+		sm.len = body.len;
+		sm.rcpts = sr;
+		sm.nrcpt = (size_t)nsr;
+		rc = db_spool_insert(w->db, &sm, &sid);
+		snprintf(reply, sizeof(reply), "250 2.0.0 delivered to the inbound spool as %s",
+		         qid);
+	}
+	for (int i = 0; i < j->nres; i++) {
+		struct wres *r = &j->res[i];
+		if (rc == 0 && strcmp(r->state, DB_Q_SENT) == 0)
+			r->reply = strdup(reply);
+		if (rc == 0)
+			log_info("%s: to=<%s>, relay=local, delay=%.1f, dsn=%s, status=%s (%s)",
+			         m->qid, r->to, wall_now() - (double)m->created,
+			         strcmp(r->state, DB_Q_SENT) == 0 ? "2.0.0" : "5.1.1",
+			         strcmp(r->state, DB_Q_SENT) == 0 ? "sent" : "bounced", r->reply);
+	}
+	for (int i = 0; i < nsr; i++)
+		free((char *)sr[i].extension);
+	free(sr);
+	free(body.orig);
+	return rc;
+}
+
 static int
 cmp_msg(const void *a, const void *b)
 {
@@ -631,6 +759,19 @@ writer_commit(struct worker *w, struct job *list, int *dsns)
 	if (db_begin(w->db) < 0)
 		return -1;
 	for (struct job *j = list; j != NULL; j = j->next) {
+		if (j->local) {
+			/* A retry of the commit starts over. */
+			for (int i = 0; i < j->nres; i++) {
+				struct wres *r = &j->res[i];
+				free(r->reply);
+				free(r->diag);
+				free(r->rcpt);
+				r->reply = r->diag = r->rcpt = NULL;
+				r->state = DB_Q_QUEUED;
+			}
+			if (local_deliver(w, j) < 0)
+				goto fail;
+		}
 		for (int i = 0; i < j->nres; i++) {
 			struct wres *r = &j->res[i];
 			if (db_queue_set_result(w->db, r->id, r->state, r->attempts,
@@ -649,7 +790,8 @@ writer_commit(struct worker *w, struct job *list, int *dsns)
 		}
 	}
 	/* One DSN per message per commit, listing its failed recipients. */
-	qsort(failed, (size_t)nfailed, sizeof(*failed), cmp_msg);
+	if (nfailed > 1)
+		qsort(failed, (size_t)nfailed, sizeof(*failed), cmp_msg);
 	for (int i = 0; i < nfailed;) {
 		int k = i;
 		struct wres *group;
@@ -682,9 +824,16 @@ writer_main(void *arg)
 	int dsns;
 
 	while ((list = worker_take(w)) != NULL) {
+		double t0 = wall_now();
+		int n = 0;
+		for (struct job *j = list; j != NULL; j = j->next)
+			n += j->nres;
 		for (int tries = 0;; tries++) {
-			if (writer_commit(w, list, &dsns) == 0)
+			if (writer_commit(w, list, &dsns) == 0) {
+				log_debug("queue: committed %d result(s) in %.3f s", n,
+				          wall_now() - t0);
 				break;
+			}
 			/* Results must not be lost: wait and try again (a busy
 			 * database, a full disk that an admin fixes). */
 			log_warnx("queue: committing delivery results: %s (try %d)",
@@ -692,6 +841,15 @@ writer_main(void *arg)
 			sleep(tries < 5 ? 1 : 5);
 		}
 		list->dsns = dsns;
+		for (struct job *j = list; j != NULL; j = j->next) {
+			if (j->local) {
+				pthread_mutex_lock(&spool_hook_mu);
+				if (spool_hook != NULL)
+					spool_hook(spool_hook_arg);
+				pthread_mutex_unlock(&spool_hook_mu);
+				break;
+			}
+		}
 		done_post(w->dl, list);
 	}
 	return NULL;
@@ -799,6 +957,8 @@ on_mx(void *arg, struct dns_mx *mx)
 	struct dom *d = arg;
 
 	d->resolving = 0;
+	log_debug("queue: %s: %d exchanger(s), status %d (%.3f)", d->name, mx->nhost, mx->status,
+	          wall_now());
 	dns_mx_ref(mx);
 	d->mx = mx;
 	pump(d);
@@ -937,6 +1097,7 @@ row_result(struct batch *b, struct job *j, int i, int code, const char *text, co
 	w->reply = strdup(why);
 	if (strcmp(state, DB_Q_FAILED) == 0) {
 		w->rcpt = strdup(r->rcpt);
+		w->diag = code > 0 ? strdup(text) : NULL;
 		w->remote = strcmp(relay, "none") ? strdup(relay) : NULL;
 		if (w->remote != NULL && strchr(w->remote, '['))
 			*strchr(w->remote, '[') = '\0';
@@ -1138,19 +1299,27 @@ pool_take(struct dom *d)
 
 static void on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok);
 
+/* LIST-bounces@LISTDOMAIN for rcpt local@domain becomes
+ * LIST-bounces+local=domain@LISTDOMAIN (lists/verp.h); another sender gets
+ * the same +local=domain extension. */
 static void
 verp_sender(const char *from, const char *rcpt, char *out, size_t len)
 {
-	/* LIST-bounces@LISTDOMAIN + local@domain ->
-	 * LIST-bounces+local=domain@LISTDOMAIN */
+	static const char suffix[] = "-bounces";
 	const char *at = strrchr(from, '@'), *rat = strrchr(rcpt, '@');
+	size_t ll = at ? (size_t)(at - from) : 0, sl = sizeof(suffix) - 1;
+	char list_local[ADDR_LOCAL_MAX + 16];
 
 	if (at == NULL || rat == NULL) {
 		snprintf(out, len, "%s", from);
 		return;
 	}
-	snprintf(out, len, "%.*s+%.*s=%s%s", (int)(at - from), from, (int)(rat - rcpt), rcpt,
-	         rat + 1, at);
+	if (ll > sl && ll - sl < sizeof(list_local) && strncasecmp(at - sl, suffix, sl) == 0) {
+		snprintf(list_local, sizeof(list_local), "%.*s", (int)(ll - sl), from);
+		if (verp_encode(list_local, at + 1, rcpt, out, len) >= 0)
+			return;
+	}
+	snprintf(out, len, "%.*s+%.*s=%s%s", (int)ll, from, (int)(rat - rcpt), rcpt, rat + 1, at);
 }
 
 static void
@@ -1300,6 +1469,31 @@ dns_failure(struct dom *d, struct batch *b)
 	}
 }
 
+/* A batch for one of our own list domains: the writer puts it into the
+ * inbound spool. */
+static void
+batch_local(struct batch *b)
+{
+	struct job *j = results_job(b);
+	struct deliver *dl = b->d->dl;
+
+	j->local = 1;
+	j->m = b->m;
+	pthread_mutex_lock(&dl->mc.mu);
+	b->m->refs++;
+	pthread_mutex_unlock(&dl->mc.mu);
+	for (int i = 0; i < b->n; i++) {
+		struct wres *w = &j->res[j->nres++];
+		w->id = b->rows[i].id;
+		w->msg_id = b->m->id;
+		w->attempts = b->rows[i].attempts + 1;
+		w->state = DB_Q_QUEUED;
+		if ((w->to = strdup(b->rows[i].rcpt)) == NULL)
+			fatalx("out of memory");
+	}
+	batch_finish(b, j);
+}
+
 static void
 pump(struct dom *d)
 {
@@ -1308,7 +1502,13 @@ pump(struct dom *d)
 
 	if (dl->stopping)
 		return;
-	if (d->mx != NULL && d->mx->status != DNS_OK) {
+	if (d->local) {
+		while ((b = TAILQ_FIRST(&d->ready)) != NULL) {
+			TAILQ_REMOVE(&d->ready, b, link);
+			d->nready--;
+			batch_local(b);
+		}
+	} else if (d->mx != NULL && d->mx->status != DNS_OK) {
 		while ((b = TAILQ_FIRST(&d->ready)) != NULL) {
 			TAILQ_REMOVE(&d->ready, b, link);
 			d->nready--;
@@ -1368,6 +1568,9 @@ on_page(struct job *j)
 	if (maxr < 1)
 		maxr = 1;
 	d->loading = 0;
+	if (j->cur_next < 0)
+		d->local = j->is_local;
+	log_debug("queue: %s: page of %d row(s) (%.3f)", d->name, j->nrows, wall_now());
 	if (j->failed || j->nrows < j->limit)
 		d->eof = 1;
 	for (int i = 0; i < j->nrows; i++) {
@@ -1460,6 +1663,7 @@ static void
 scan_domains_done(struct deliver *dl, struct job *j)
 {
 	dl->list_out = 0;
+	log_debug("queue: scan listed %d domain(s) with due mail (%.3f)", j->nnames, wall_now());
 	for (int i = 0; i < j->nnames; i++) {
 		struct dom *d = dom_find(dl, j->names[i], 1);
 		if (d->active || d->pending_writes > 0)
@@ -1528,8 +1732,12 @@ on_done(evutil_socket_t fd, short what, void *arg)
 				free(j->res[i].reply);
 				free(j->res[i].rcpt);
 				free(j->res[i].remote);
+				free(j->res[i].diag);
+				free(j->res[i].to);
 			}
 			free(j->res);
+			if (j->m != NULL)
+				mc_put(&dl->mc, j->m);
 			dl->writes_out--;
 			j->d->pending_writes--;
 			dom_check_done(j->d);
@@ -1557,6 +1765,15 @@ on_control(void *arg, const char *what)
 
 	log_info("queue: %s requested", what);
 	scan_start(dl);
+}
+
+void
+deliver_on_spool(void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&spool_hook_mu);
+	spool_hook = fn;
+	spool_hook_arg = arg;
+	pthread_mutex_unlock(&spool_hook_mu);
 }
 
 void
@@ -1686,6 +1903,76 @@ fail:
 	return NULL;
 }
 
+static void
+free_job(struct deliver *dl, struct job *j)
+{
+	for (int i = 0; i < j->nnames; i++)
+		free(j->names[i]);
+	free(j->names);
+	for (int i = 0; i < j->nrows; i++) {
+		free(j->rows[i].rcpt);
+		mc_put(&dl->mc, j->rows[i].m);
+	}
+	free(j->rows);
+	for (int i = 0; i < j->nres; i++) {
+		free(j->res[i].reply);
+		free(j->res[i].rcpt);
+		free(j->res[i].remote);
+		free(j->res[i].diag);
+		free(j->res[i].to);
+	}
+	free(j->res);
+	if (j->m != NULL)
+		mc_put(&dl->mc, j->m);
+	free(j);
+}
+
+/* Everything the scheduler holds, once the loop and the workers are done.
+ * Transactions abandoned at the shutdown deadline keep their sessions and
+ * the message bodies those reference: they go with the process. */
+static void
+free_all(struct deliver *dl)
+{
+	struct job *j, *next;
+	struct batch *b;
+
+	for (j = dl->done_head; j != NULL; j = next) {
+		next = j->next;
+		free_job(dl, j);
+	}
+	dl->done_head = dl->done_tail = NULL;
+	if (dl->conns > 0)
+		return;
+	for (int i = 0; i < DOM_BUCKETS; i++) {
+		struct dom *d, *dn;
+		for (d = dl->doms[i]; d != NULL; d = dn) {
+			dn = d->hnext;
+			while ((b = TAILQ_FIRST(&d->ready)) != NULL) {
+				TAILQ_REMOVE(&d->ready, b, link);
+				batch_free(b);
+			}
+			if (d->open != NULL)
+				batch_free(d->open);
+			dns_mx_unref(d->mx);
+			if (d->pause_ev != NULL)
+				event_free(d->pause_ev);
+			free(d->name);
+			free(d);
+		}
+		dl->doms[i] = NULL;
+	}
+	for (int i = 0; i < MSG_BUCKETS; i++) {
+		struct qmsg *m, *mn;
+		for (m = dl->mc.h[i]; m != NULL; m = mn) {
+			mn = m->hnext;
+			free(m->body);
+			free(m);
+		}
+		dl->mc.h[i] = NULL;
+	}
+	pthread_mutex_destroy(&dl->mc.mu);
+}
+
 void
 deliver_stop(struct deliver *d)
 {
@@ -1697,7 +1984,7 @@ deliver_stop(struct deliver *d)
 	atomic_store(&kick_fd, -1);
 	while ((p = TAILQ_FIRST(&d->idle)) != NULL) {
 		TAILQ_REMOVE(&d->idle, p, link);
-		smtp_out_close(p->s);
+		smtp_out_free(p->s);
 		free(p);
 	}
 	/* The writer commits what it holds before it stops. */
@@ -1719,8 +2006,8 @@ deliver_stop(struct deliver *d)
 		SSL_CTX_free(d->ssl);
 	free(d->relay_name);
 	free(d->relay_pass);
-	/* Domains, batches in flight and cached messages are left to the
-	 * process exit: sessions may still reference bodies. */
+	free_all(d);
+	pthread_mutex_destroy(&d->done_mu);
 	free(d);
 }
 

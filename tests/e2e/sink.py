@@ -55,6 +55,7 @@ class Sink:
         self.greetings = []  # used up in turn, then greeting
         self.drop_in_data = 0
         self.stall = 0
+        self.data_delay = 0  # seconds before the reply to the end of data
         self.ehlo = True
         self.pipelining = True
         self.smtputf8 = True
@@ -65,6 +66,7 @@ class Sink:
         self._sock = None
         self._threads = []
         self._conns = []
+        self._tls = {}
         self._stop = False
 
     def start(self):
@@ -124,10 +126,13 @@ class Sink:
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
-            try:
-                c.close()
-            except OSError:
-                pass
+            with self.lock:
+                mine = [self._tls.pop(n)] if n in self._tls else []
+            for x in mine + [c]:
+                try:
+                    x.close()
+                except OSError:
+                    pass
 
     def _dialog(self, c, n):
         if self.stall:
@@ -181,6 +186,9 @@ class Sink:
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(*self.starttls)
                 c = ctx.wrap_socket(c, server_side=True)
+                with self.lock:
+                    self._conns.append(c)
+                    self._tls[n] = c
                 f = c.makefile("rb")
                 tls = True
                 helo = None
@@ -246,6 +254,8 @@ class Sink:
                 # undo dot-stuffing
                 data = b"".join(l[1:] if l.startswith(b".") else l for l in chunks)
                 t = Txn(n, helo, tls, mail_from, params, rcpts, data)
+                if self.data_delay:
+                    time.sleep(self.data_delay)
                 with self.lock:
                     if bad:
                         self.bare_lf.append(t)

@@ -48,6 +48,21 @@ class TestBatching(DeliveryCase):
         self.assertEqual([], self.sinks[0].bare_lf)
         self.assertEqual(b"Subject: x\r\n\r\nbare lf\r\nbare\r\ncr\r\n.\r\n..two\r\n", t.data)
 
+    def test_verp_gives_each_recipient_its_own_sender(self):
+        self.dns.mx("a.test", "mx.a.test", 10)
+        self.dns.host("mx.a.test", self.ip(0))
+        self.start_all({"domain_concurrency": "1"})
+        rcpts = [f"u{n}@a.test" for n in range(5)]
+        qid = self.inject(rcpts, sender="list-bounces@lists.test", verp=True)
+        self.wait_states({"sent": 5}, qid)
+        ts = self.sinks[0].transactions
+        self.assertEqual(5, len(ts), "one transaction per recipient")
+        for t in ts:
+            self.assertEqual(1, len(t.rcpts))
+            local, dom = t.rcpts[0].split("@")
+            self.assertEqual(f"list-bounces+{local}={dom}@lists.test", t.mail_from)
+        self.assertEqual(1, self.sinks[0].connections, "one connection, reused")
+
 
 if __name__ == "__main__":
     unittest.main()

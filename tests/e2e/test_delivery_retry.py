@@ -65,6 +65,23 @@ class TestRetry(DeliveryCase):
         self.assertIn("status=expired, returned to sender", self.fm.logtext())
 
 
+class TestThrottle(DeliveryCase):
+    nsinks = 2
+
+    def test_421_throttles_only_that_domain(self):
+        self.dns.mx("a.test", "mx.a.test", 10)
+        self.dns.host("mx.a.test", self.ip(0))
+        self.dns.mx("b.test", "mx.b.test", 10)
+        self.dns.host("mx.b.test", self.ip(1))
+        self.sinks[0].greetings = ["421 4.7.28 rate limited, slow down"]
+        self.start_all()
+        qid = self.inject(["u@a.test", "u@b.test"])
+        self.wait_states({"sent": 1, "deferred": 1}, qid)
+        self.assertEqual(["u@b.test"], self.sinks[1].all_rcpts(), "b.test not held back")
+        self.assertIn("a.test: throttled after a 421/4.7.x reply", self.fm.logtext())
+        self.wait_states({"sent": 2}, qid, timeout=40)
+
+
 class TestQueueCommands(DeliveryCase):
     nsinks = 1
 
