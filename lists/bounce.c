@@ -1437,7 +1437,7 @@ parse_text(struct bounce_report *r, const struct msg *top, const char *subject, 
 
 		if (b == NULL)
 			return -1;
-		snprintf(b->addr, sizeof(b->addr), "%s", f[i].addr);
+		snprintf(b->addr, sizeof(b->addr), "%.*s", (int)sizeof(b->addr) - 1, f[i].addr);
 		segment_for(s, cut, f, k, i, &sb, &sl);
 		fill_from_text(b, s + sb, sl, s, cut, temporary);
 		expanded_from(b, s + sb, sl);
