@@ -124,7 +124,8 @@ class ListTest(CliCase):
         self.fm.cli("list", "create", "x@example.org")
         self.fm.cli("list", "set", "x@example.org", "policy=moderated", "description=Hello world")
         show = json.loads(self.fm.cli("list", "show", "x@example.org", "--json").stdout)
-        self.assertEqual(show["settings"], {"policy": "moderated", "description": "Hello world"})
+        self.assertEqual((show["settings"]["policy"], show["settings"]["description"]),
+                         ("moderated", "Hello world"))
         # One bad pair: nothing changes.
         self.expect(os.EX_DATAERR, "list", "set", "x@example.org", "policy=open",
                     "policy=everyone", err="bad setting 'policy=everyone'")
