@@ -19,8 +19,8 @@
 	CLI_GROUPS_CORE(X) \
 	X(queue) \
 	X(mod) \
-	X(archive) \
 	X(bounce) X(bounces) \
+	X(archive) \
 	/* END */
 // clang-format on
 
