@@ -6,8 +6,8 @@ notice. The same with a VERP'd probe whose bounce removes the member, with a
 bounce sent straight to a VERP address, and with a 5.7.1 policy refusal that
 must not disable anyone.
 
-Waits are long (150 s): fanmaild does not yet wake the list engine after a
-local spool delivery, so the DSN waits for the engine's 60 s rescan."""
+Waits allow 150 s: the list engine also picks up spool entries on its 60 s
+rescan, so a missed wake-up shows as slowness, not as a failure."""
 import json
 import smtplib
 import sqlite3
