@@ -704,6 +704,10 @@ find_text(const struct msg_part *p, void *arg)
 
 	if (!msg_ctype_is(p->ct, "text", "plain"))
 		return 0;
+	/* Not the text of a forwarded or attached message. */
+	for (const struct msg_part *q = p->parent; q != NULL; q = q->parent)
+		if (msg_ctype_is(q->ct, "message", "rfc822"))
+			return 0;
 	disp = msg_header_text(p->headers, "Content-Disposition");
 	if (disp != NULL && strncasecmp(disp, "attachment", 10) == 0) {
 		free(disp);

@@ -21,8 +21,9 @@
  *                      every `fanmail mod` command, every mail to the
  *                      list's command addresses and every new hold; and a
  *                      decision on a hold past its deadline expires it
- *                      instead. commands_housekeeping() does it for every
- *                      list, for a periodic caller.
+ *                      instead. And in the background: the engine
+ *                      runner calls commands_housekeeping() once a
+ *                      minute, which does it for every list.
  *
  * None of them begins or commits a transaction; the caller does.
  */

@@ -57,8 +57,8 @@
 #define DOMAIN_LIST_PAGE 256
 
 static atomic_int kick_fd = -1;
-/* Told after each commit that put mail into the inbound spool; set once
- * before the scheduler starts. */
+/* Told after each commit that put mail into the inbound spool. */
+static pthread_mutex_t spool_hook_mu = PTHREAD_MUTEX_INITIALIZER;
 static void (*spool_hook)(void *arg);
 static void *spool_hook_arg;
 /* The running scheduler, for main.c's subsystem table (loop thread only). */
@@ -790,7 +790,8 @@ writer_commit(struct worker *w, struct job *list, int *dsns)
 		}
 	}
 	/* One DSN per message per commit, listing its failed recipients. */
-	qsort(failed, (size_t)nfailed, sizeof(*failed), cmp_msg);
+	if (nfailed > 1)
+		qsort(failed, (size_t)nfailed, sizeof(*failed), cmp_msg);
 	for (int i = 0; i < nfailed;) {
 		int k = i;
 		struct wres *group;
@@ -840,12 +841,15 @@ writer_main(void *arg)
 			sleep(tries < 5 ? 1 : 5);
 		}
 		list->dsns = dsns;
-		if (spool_hook != NULL)
-			for (struct job *j = list; j != NULL; j = j->next)
-				if (j->local) {
+		for (struct job *j = list; j != NULL; j = j->next) {
+			if (j->local) {
+				pthread_mutex_lock(&spool_hook_mu);
+				if (spool_hook != NULL)
 					spool_hook(spool_hook_arg);
-					break;
-				}
+				pthread_mutex_unlock(&spool_hook_mu);
+				break;
+			}
+		}
 		done_post(w->dl, list);
 	}
 	return NULL;
@@ -1766,8 +1770,10 @@ on_control(void *arg, const char *what)
 void
 deliver_on_spool(void (*fn)(void *arg), void *arg)
 {
+	pthread_mutex_lock(&spool_hook_mu);
 	spool_hook = fn;
 	spool_hook_arg = arg;
+	pthread_mutex_unlock(&spool_hook_mu);
 }
 
 void
@@ -1897,6 +1903,76 @@ fail:
 	return NULL;
 }
 
+static void
+free_job(struct deliver *dl, struct job *j)
+{
+	for (int i = 0; i < j->nnames; i++)
+		free(j->names[i]);
+	free(j->names);
+	for (int i = 0; i < j->nrows; i++) {
+		free(j->rows[i].rcpt);
+		mc_put(&dl->mc, j->rows[i].m);
+	}
+	free(j->rows);
+	for (int i = 0; i < j->nres; i++) {
+		free(j->res[i].reply);
+		free(j->res[i].rcpt);
+		free(j->res[i].remote);
+		free(j->res[i].diag);
+		free(j->res[i].to);
+	}
+	free(j->res);
+	if (j->m != NULL)
+		mc_put(&dl->mc, j->m);
+	free(j);
+}
+
+/* Everything the scheduler holds, once the loop and the workers are done.
+ * Transactions abandoned at the shutdown deadline keep their sessions and
+ * the message bodies those reference: they go with the process. */
+static void
+free_all(struct deliver *dl)
+{
+	struct job *j, *next;
+	struct batch *b;
+
+	for (j = dl->done_head; j != NULL; j = next) {
+		next = j->next;
+		free_job(dl, j);
+	}
+	dl->done_head = dl->done_tail = NULL;
+	if (dl->conns > 0)
+		return;
+	for (int i = 0; i < DOM_BUCKETS; i++) {
+		struct dom *d, *dn;
+		for (d = dl->doms[i]; d != NULL; d = dn) {
+			dn = d->hnext;
+			while ((b = TAILQ_FIRST(&d->ready)) != NULL) {
+				TAILQ_REMOVE(&d->ready, b, link);
+				batch_free(b);
+			}
+			if (d->open != NULL)
+				batch_free(d->open);
+			dns_mx_unref(d->mx);
+			if (d->pause_ev != NULL)
+				event_free(d->pause_ev);
+			free(d->name);
+			free(d);
+		}
+		dl->doms[i] = NULL;
+	}
+	for (int i = 0; i < MSG_BUCKETS; i++) {
+		struct qmsg *m, *mn;
+		for (m = dl->mc.h[i]; m != NULL; m = mn) {
+			mn = m->hnext;
+			free(m->body);
+			free(m);
+		}
+		dl->mc.h[i] = NULL;
+	}
+	pthread_mutex_destroy(&dl->mc.mu);
+}
+
 void
 deliver_stop(struct deliver *d)
 {
@@ -1908,7 +1984,7 @@ deliver_stop(struct deliver *d)
 	atomic_store(&kick_fd, -1);
 	while ((p = TAILQ_FIRST(&d->idle)) != NULL) {
 		TAILQ_REMOVE(&d->idle, p, link);
-		smtp_out_close(p->s);
+		smtp_out_free(p->s);
 		free(p);
 	}
 	/* The writer commits what it holds before it stops. */
@@ -1930,8 +2006,8 @@ deliver_stop(struct deliver *d)
 		SSL_CTX_free(d->ssl);
 	free(d->relay_name);
 	free(d->relay_pass);
-	/* Domains, batches in flight and cached messages are left to the
-	 * process exit: sessions may still reference bodies. */
+	free_all(d);
+	pthread_mutex_destroy(&d->done_mu);
 	free(d);
 }
 

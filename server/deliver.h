@@ -33,7 +33,7 @@ void deliver_kick(void);
 /* Mail for one of our own list domains (a DSN to LIST-bounces, a notice to
  * LIST-owner) never goes out over the network: the writer puts it into the
  * inbound spool, and then calls fn (on the writer thread) so that the list
- * engine can be woken. Set it before the scheduler starts. */
+ * engine can be woken. Thread-safe; fn NULL turns it off. */
 void deliver_on_spool(void (*fn)(void *arg), void *arg);
 
 /* The subsystem entries for server/main.c's table (they keep the one

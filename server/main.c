@@ -88,6 +88,12 @@ runner_kick_delivery(void *arg)
 }
 
 static void
+engine_runner_wake_cb(void *arg)
+{
+	engine_runner_wake(arg);
+}
+
+static void
 runner_wake(void *arg, size_t n)
 {
 	engine_runner_wake(arg);
@@ -99,6 +105,7 @@ runner_start(struct daemon *d, char *err, size_t errlen)
 	runner = engine_runner_start(d->conf, runner_kick_delivery, NULL, err, errlen);
 	if (runner == NULL)
 		return -1;
+	deliver_on_spool(engine_runner_wake_cb, runner); /* mail delivery put into the spool */
 	return spool_writer_on_commit(d->spool, runner_wake, runner);
 }
 
@@ -116,6 +123,7 @@ runner_busy(struct daemon *d)
 static void
 runner_free(struct daemon *d)
 {
+	deliver_on_spool(NULL, NULL);
 	engine_runner_stop(runner);
 	runner = NULL;
 }

@@ -912,3 +912,9 @@ smtp_out_close(struct smtp_sess *s)
 	s->st = S_DEAD;
 	sess_release(s);
 }
+
+void
+smtp_out_free(struct smtp_sess *s)
+{
+	sess_free(s);
+}

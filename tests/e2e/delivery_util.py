@@ -71,7 +71,7 @@ class DeliveryCase(fmtest.TestCase):
             "smtp_reply_timeout": "10s",
             "throttle_delay": "1s",
             "hostname": "mx.lists.test",
-            "log_level": "info",
+            "log_level": os.environ.get("FM_LOG_LEVEL", "info"),
         }
         base.update(self.extra)
         base.update(settings or {})

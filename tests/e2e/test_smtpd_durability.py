@@ -1,6 +1,7 @@
 """Nothing acknowledged is lost, nothing unacknowledged is half-stored:
 SIGKILL right after a 250, SIGTERM with a transaction in flight, the
 shutdown deadline, and a locked database."""
+import re
 import signal
 import smtplib
 import socket
@@ -101,6 +102,37 @@ class DeadlineTest(SmtpdCase):
         self.assertTrue(busy.closed())
         busy.close()
         self.assertEqual(spool_count(self.fm), 0)
+
+
+class GroupCommitTest(SmtpdCase):
+    settings = {"log_level": "debug"}
+
+    def test_concurrent_sessions_share_commits(self):
+        n = 40
+        barrier = threading.Barrier(n)
+        codes = []
+
+        def client():
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+                s.ehlo("c")
+                s.mail("a@example.org")
+                s.rcpt("demo@lists.localhost")
+                s.putcmd("data")
+                s.getreply()
+                barrier.wait(30)
+                s.send(MSG + b".\r\n")
+                codes.append(s.getreply()[0])
+
+        threads = [threading.Thread(target=client) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(codes, [250] * n)
+        self.assertEqual(spool_count(self.fm), n)
+        sizes = [int(x) for x in re.findall(r"spool commit: (\d+) messages", self.fm.logtext())]
+        self.assertEqual(sum(sizes), n, f"commit sizes {sizes}")
+        self.assertLess(len(sizes), n, f"every message had its own commit: {sizes}")
 
 
 class LockedTest(SmtpdCase):
