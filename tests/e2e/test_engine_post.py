@@ -98,7 +98,7 @@ class TestPosting(EngineCase):
         self.assertEqual([], self.queue("post"), "nothing goes to the list")
         (state, outcome), = self.spool_outcomes()
         self.assertEqual("done", state)
-        self.assertIn("held: post from a non-member", outcome)
+        self.assertIn("held: non-member", outcome)
 
     def test_non_member_post_rejected_with_notice_to_the_poster(self):
         self.start_list({"nonmember_action": "reject"})

@@ -408,6 +408,23 @@ test_failed_handler_marks_entry_failed_and_keeps_nothing(void **state)
 }
 
 static void
+test_verp_every_second_post(void **state)
+{
+	struct fx *f = *state;
+	char *s;
+
+	exec(f, "INSERT INTO list_settings VALUES (1, 'verp', 'every'), (1, 'verp_every', '2')");
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	assert_int_equal(drain(f, NULL), 3);
+	s = text(f, "SELECT group_concat(verp, '') FROM (SELECT verp FROM out_msg ORDER BY id)");
+	assert_string_equal(s, "010");
+	free(s);
+	assert_int_equal(scalar(f, "SELECT post_count FROM lists WHERE id = 1"), 3);
+}
+
+static void
 test_archive_off_keeps_nothing(void **state)
 {
 	struct fx *f = *state;
@@ -470,6 +487,7 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_failed_handler_marks_entry_failed_and_keeps_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verp_every_second_post, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_archive_off_keeps_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_runner_thread_handles_entries_left_new_at_start,
 	                                    setup, teardown),
