@@ -1443,6 +1443,7 @@ conn_released(struct deliver *dl)
 
 	/* Domains that waited for a connection slot, in turn. */
 	while (dl->conns < dl->conf->delivery_max_connections &&
+	       dl->writes_out < 2 * dl->conf->delivery_max_connections &&
 	       (d = TAILQ_FIRST(&dl->want)) != NULL) {
 		TAILQ_REMOVE(&dl->want, d, wlink);
 		d->waiting = 0;
@@ -1517,7 +1518,10 @@ pump(struct dom *d)
 	} else if (d->mx != NULL) {
 		while ((b = TAILQ_FIRST(&d->ready)) != NULL && d->conns < d->limit &&
 		       d->pause_until <= (int64_t)time(NULL)) {
-			if (dl->conns >= dl->conf->delivery_max_connections) {
+			/* Also wait while the writer lags: results not yet
+			 * committed are what a crash would send twice. */
+			if (dl->conns >= dl->conf->delivery_max_connections ||
+			    dl->writes_out >= 2 * dl->conf->delivery_max_connections) {
 				if (!d->waiting) {
 					d->waiting = 1;
 					TAILQ_INSERT_TAIL(&dl->want, d, wlink);
@@ -1741,6 +1745,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			dl->writes_out--;
 			j->d->pending_writes--;
 			dom_check_done(j->d);
+			conn_released(dl);
 			break;
 		}
 		free(j);

@@ -32,6 +32,8 @@ class TestBatching(DeliveryCase):
                 self.assertEqual(BODY, t.data, "body as queued (dots unstuffed by the sink)")
                 self.assertEqual("list-bounces@lists.test", t.mail_from)
             self.assertEqual([], s.bare_lf, "no bare CR or LF on the wire")
+        rc = self.fm.stop()
+        self.assertEqual(0, rc, f"fanmaild exits 0 on SIGTERM, got {rc}: {self.fm.logtext()[-2000:]}")
         log = self.fm.logtext()
         self.assertRegex(log, rf"{qid}: to=<user0@a\.test>, relay=mx\.a\.test\[{self.ip(0)}\]:"
                               rf"{self.port}, (conn_use=\d+, )?delay=[\d.]+, dsn=2\.0\.0, "

@@ -41,8 +41,10 @@ class TestCrash(DeliveryCase):
         counts = collections.Counter(r for s in self.sinks for r in s.all_rcpts())
         self.assertEqual(set(rcpts), set(counts), "every recipient arrived")
         dups = sum(v - 1 for v in counts.values())
-        # at most one batch per connection was in flight at the kill
-        self.assertLessEqual(dups, 20 * 100, f"{dups} duplicates")
+        # Only batches in flight can come twice: one per connection, plus
+        # those whose results the writer had not committed yet (it holds at
+        # most 2 per connection before new batches wait).
+        self.assertLessEqual(dups, 3 * 20 * 100, f"{dups} duplicates")
 
 
 if __name__ == "__main__":
