@@ -12,6 +12,7 @@
 #include "conf/conf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* SQLite's page cache during a bulk import (KiB; the default is 2 MB). */
@@ -342,58 +343,137 @@ db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c)
 
 /* ---- bulk import ---- */
 
-int
+/* The trigger that counts members row by row; during an import it is
+ * dropped and the count is added once at the end, which saves a third of
+ * the work per row (a trigger program runs for every insert). */
+#define COUNT_TRIGGER "members_count_insert"
+
+struct db_import {
+	struct db *db;
+	int64_t list_id;
+	int64_t added;
+	char *trigger_sql; /* to re-create COUNT_TRIGGER; NULL if there is none */
+};
+
+struct db_import *
 db_member_import_begin(struct db *db, int64_t list_id)
 {
+	static const char sql_trigger[] = "SELECT sql FROM sqlite_master "
+	                                  "WHERE type = 'trigger' AND name = '" COUNT_TRIGGER "'";
+	struct db_import *im = calloc(1, sizeof(*im));
 	char pragma[64];
+	sqlite3_stmt *st;
+	int rc;
 
+	if (im == NULL) {
+		db_failf(db, DB_ERR, "out of memory");
+		return NULL;
+	}
+	im->db = db;
+	im->list_id = list_id;
 	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d", IMPORT_CACHE_KIB);
-	if (db_exec(db, pragma) < 0)
-		return -1;
-	if (db_begin(db) < 0)
-		return -1;
-	(void)list_id;
+	if (db_exec(db, pragma) < 0 || db_begin(db) < 0)
+		goto fail;
+	if ((st = db_stmt(db, sql_trigger)) == NULL)
+		goto fail_tx;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL) {
+		im->trigger_sql = strdup((const char *)sqlite3_column_text(st, 0));
+		if (im->trigger_sql == NULL)
+			rc = SQLITE_NOMEM;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(db, rc, "reading the member count trigger");
+		goto fail_tx;
+	}
+	if (im->trigger_sql != NULL && db_exec(db, "DROP TRIGGER " COUNT_TRIGGER) < 0)
+		goto fail_tx;
 	db_ok(db);
-	return 0;
+	return im;
+fail_tx:
+	db_rollback(db);
+fail:
+	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
+	free(im->trigger_sql);
+	free(im);
+	return NULL;
 }
 
 int
-db_member_import_add(struct db *db, int64_t list_id, const struct addr *a, const char *name)
+db_member_import_add(struct db_import *im, const struct addr *a, const char *name)
 {
 	static const char sql[] = "INSERT INTO members (list_id, address, addr_key, domain, name, "
 	                          "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?) "
 	                          "ON CONFLICT (list_id, addr_key) DO NOTHING";
+	struct db *db = im->db;
 	struct member_text t;
 	sqlite3_stmt *st;
 	int rc;
 
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
-	if (bind_member(db, st, list_id, a, name, &t) < 0)
+	if (bind_member(db, st, im->list_id, a, name, &t) < 0)
 		return -1;
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
 		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
 			return db_failf(db, DB_NOTFOUND, "no list with id %lld",
-			                (long long)list_id);
+			                (long long)im->list_id);
 		return db_fail(db, rc, "importing a member");
 	}
-	return sqlite3_changes(db->sql) > 0 ? 1 : 0;
+	if (sqlite3_changes(db->sql) == 0)
+		return 0;
+	im->added++;
+	return 1;
+}
+
+/* Puts the count trigger back and adds what it did not count. */
+static int
+restore_counts(struct db_import *im)
+{
+	static const char sql[] = "INSERT INTO member_counts (list_id, status, n) "
+	                          "VALUES (?, 'enabled', ?) "
+	                          "ON CONFLICT (list_id, status) DO UPDATE SET n = n + excluded.n";
+	struct db *db = im->db;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (im->trigger_sql == NULL)
+		return 0;
+	if (db_exec(db, im->trigger_sql) < 0)
+		return -1;
+	if (im->added == 0)
+		return 0;
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, im->list_id);
+	sqlite3_bind_int64(st, 2, im->added);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "counting imported members");
+	return 0;
 }
 
 int
-db_member_import_end(struct db *db, int commit)
+db_member_import_end(struct db_import *im, int commit)
 {
+	struct db *db = im->db;
 	int rc = 0;
 
-	if (commit)
-		rc = db_commit(db);
-	else
+	if (commit && (restore_counts(im) < 0 || db_commit(db) < 0)) {
 		db_rollback(db);
+		rc = -1;
+	} else if (!commit) {
+		db_rollback(db);
+	}
 	/* Back to the default page cache; a failure here changes nothing. */
 	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
-	if (rc == 0 && commit)
+	free(im->trigger_sql);
+	free(im);
+	if (rc == 0)
 		db_ok(db);
 	return rc;
 }

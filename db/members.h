@@ -75,14 +75,21 @@ struct db_member_counts {
 int db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c);
 
 /* ---- bulk import ----
- *	db_member_import_begin(db, list_id);        // BEGIN IMMEDIATE
- *	for each line: db_member_import_add(...);   // 1 added, 0 already there
- *	db_member_import_end(db, 1);                // COMMIT (0: ROLLBACK)
+ *	struct db_import *im = db_member_import_begin(db, list_id); // BEGIN IMMEDIATE
+ *	for each line: db_member_import_add(im, &addr, name);   // 1 added, 0 already there
+ *	db_member_import_end(im, 1);                             // COMMIT (0: ROLLBACK); frees im
+ * New members are enabled. While the import runs, the per-row trigger that
+ * keeps member_counts is replaced by one update at the end (inside the same
+ * transaction, so no other connection ever sees it missing).
  */
-int db_member_import_begin(struct db *db, int64_t list_id);
+struct db_import;
+/* NULL on failure, with the error in db_status()/db_errmsg(). */
+struct db_import *db_member_import_begin(struct db *db, int64_t list_id);
 /* Returns 1 when a was added, 0 when it was a member already, -1 on
- * error (the import must then be ended with commit = 0). */
-int db_member_import_add(struct db *db, int64_t list_id, const struct addr *a, const char *name);
-int db_member_import_end(struct db *db, int commit);
+ * error (DB_INVALID: the name was refused and nothing happened; anything
+ * else: end the import with commit = 0). */
+int db_member_import_add(struct db_import *im, const struct addr *a, const char *name);
+/* Commits (or rolls back) and frees im. */
+int db_member_import_end(struct db_import *im, int commit);
 
 #endif
