@@ -270,7 +270,7 @@ cmd_member_export(struct cli *cli, int argc, char **argv)
 }
 
 struct import {
-	int64_t added, unchanged, bad;
+	int64_t good, added, unchanged, bad;
 };
 
 /* Reads the member file and feeds the good lines to the open import.
@@ -321,10 +321,7 @@ import_lines(struct cli *cli, FILE *in, const char *fname, struct db_import *dbi
 			free(line);
 			return cli_db_error(cli, fname);
 		}
-		if (r > 0)
-			im->added++;
-		else
-			im->unchanged++;
+		im->good++;
 	}
 	free(line);
 	if (ferror(in))
@@ -365,10 +362,11 @@ cmd_member_import(struct cli *cli, int argc, char **argv)
 	}
 	rc = import_lines(cli, in, fname, dbi, &im);
 	commit = rc == 0 && !(strict && im.bad > 0);
-	if (db_member_import_end(dbi, commit) < 0) {
+	if (db_member_import_end(dbi, commit, &im.added) < 0) {
 		rc = cli_db_error(cli, l.address);
 		goto out;
 	}
+	im.unchanged = im.good - im.added;
 	if (rc != 0)
 		goto out;
 	if (!commit) {

@@ -348,11 +348,25 @@ db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c)
  * the work per row (a trigger program runs for every insert). */
 #define COUNT_TRIGGER "members_count_insert"
 
+/* Rows are inserted IMPORT_BATCH at a time with one multi-row INSERT,
+ * which spreads the cost of running a statement over many rows. */
+#define IMPORT_BATCH 64
+#define ROW1 "(?,?,?,?,?,?,?)"
+#define ROW2 ROW1 "," ROW1
+#define ROW4 ROW2 "," ROW2
+#define ROW8 ROW4 "," ROW4
+#define ROW16 ROW8 "," ROW8
+#define ROW32 ROW16 "," ROW16
+#define ROW64 ROW32 "," ROW32
+
 struct db_import {
 	struct db *db;
 	int64_t list_id;
 	int64_t added;
 	char *trigger_sql; /* to re-create COUNT_TRIGGER; NULL if there is none */
+	int n;             /* rows waiting in text[]/name[] */
+	struct member_text text[IMPORT_BATCH];
+	char name[IMPORT_BATCH][DB_MEMBER_NAME_MAX + 1];
 };
 
 struct db_import *
@@ -400,33 +414,67 @@ fail:
 	return NULL;
 }
 
+/* Inserts the waiting rows: all of them with the batch statement, or one
+ * by one for a last, partial batch. */
+static int
+import_flush(struct db_import *im)
+{
+	static const char sql_one[] =
+	    "INSERT INTO members (list_id, address, addr_key, domain, "
+	    "name, created, updated) VALUES " ROW1 " ON CONFLICT (list_id, addr_key) DO NOTHING";
+	static const char sql_batch[] =
+	    "INSERT INTO members (list_id, address, addr_key, domain, "
+	    "name, created, updated) VALUES " ROW64 " ON CONFLICT (list_id, addr_key) DO NOTHING";
+	struct db *db = im->db;
+	int64_t now = db_now();
+	int per = im->n == IMPORT_BATCH ? IMPORT_BATCH : 1;
+
+	for (int done = 0; done < im->n; done += per) {
+		sqlite3_stmt *st = db_stmt(db, per == 1 ? sql_one : sql_batch);
+		int rc;
+
+		if (st == NULL)
+			return -1;
+		for (int i = 0; i < per; i++) {
+			struct member_text *t = &im->text[done + i];
+			const char *name = im->name[done + i];
+			int p = i * 7;
+			sqlite3_bind_int64(st, p + 1, im->list_id);
+			sqlite3_bind_text(st, p + 2, t->address, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, p + 3, t->key, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, p + 4, t->domain, -1, SQLITE_STATIC);
+			if (*name)
+				sqlite3_bind_text(st, p + 5, name, -1, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(st, p + 5);
+			sqlite3_bind_int64(st, p + 6, now);
+			sqlite3_bind_int64(st, p + 7, now);
+		}
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+				return db_failf(db, DB_NOTFOUND, "no list with id %lld",
+				                (long long)im->list_id);
+			return db_fail(db, rc, "importing members");
+		}
+		im->added += sqlite3_changes(db->sql);
+	}
+	im->n = 0;
+	return 0;
+}
+
 int
 db_member_import_add(struct db_import *im, const struct addr *a, const char *name)
 {
-	static const char sql[] = "INSERT INTO members (list_id, address, addr_key, domain, name, "
-	                          "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?) "
-	                          "ON CONFLICT (list_id, addr_key) DO NOTHING";
-	struct db *db = im->db;
-	struct member_text t;
-	sqlite3_stmt *st;
-	int rc;
+	struct member_text *t = &im->text[im->n];
 
-	if ((st = db_stmt(db, sql)) == NULL)
+	if (keys(im->db, a, t->address, t->key, t->domain) < 0 || check_name(im->db, name) < 0)
 		return -1;
-	if (bind_member(db, st, im->list_id, a, name, &t) < 0)
-		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-			return db_failf(db, DB_NOTFOUND, "no list with id %lld",
-			                (long long)im->list_id);
-		return db_fail(db, rc, "importing a member");
-	}
-	if (sqlite3_changes(db->sql) == 0)
-		return 0;
-	im->added++;
-	return 1;
+	snprintf(im->name[im->n], sizeof(im->name[0]), "%s", name ? name : "");
+	if (++im->n == IMPORT_BATCH)
+		return import_flush(im);
+	return 0;
 }
 
 /* Puts the count trigger back and adds what it did not count. */
@@ -458,12 +506,12 @@ restore_counts(struct db_import *im)
 }
 
 int
-db_member_import_end(struct db_import *im, int commit)
+db_member_import_end(struct db_import *im, int commit, int64_t *added)
 {
 	struct db *db = im->db;
 	int rc = 0;
 
-	if (commit && (restore_counts(im) < 0 || db_commit(db) < 0)) {
+	if (commit && (import_flush(im) < 0 || restore_counts(im) < 0 || db_commit(db) < 0)) {
 		db_rollback(db);
 		rc = -1;
 	} else if (!commit) {
@@ -471,6 +519,8 @@ db_member_import_end(struct db_import *im, int commit)
 	}
 	/* Back to the default page cache; a failure here changes nothing. */
 	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
+	if (added != NULL)
+		*added = rc == 0 && commit ? im->added : 0;
 	free(im->trigger_sql);
 	free(im);
 	if (rc == 0)
