@@ -47,6 +47,7 @@ class Stats:
         self.greeted = 0
         self.accepted = 0
         self.errors = []
+        self.send_until = None
 
 
 async def session(i, port, deadline, stats, started):
@@ -65,9 +66,13 @@ async def session(i, port, deadline, stats, started):
             return
         stats.greeted += 1
         started.append(i)
-        # Hold every session open until all are connected, then send.
-        while len(started) < SESSIONS and time.monotonic() < deadline - SEND_SECONDS:
+        # Hold every session open until all are connected, then all send
+        # for SEND_SECONDS.
+        if len(started) == SESSIONS:
+            stats.send_until = time.monotonic() + SEND_SECONDS
+        while stats.send_until is None and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        until = stats.send_until or deadline
 
         async def cmd(line, want):
             writer.write(line)
@@ -78,7 +83,7 @@ async def session(i, port, deadline, stats, started):
 
         await cmd(b"EHLO load%d.example\r\n" % i, 250)
         n = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < until:
             n += 1
             await cmd(b"MAIL FROM:<s%d@example.org>\r\n" % i, 250)
             await cmd(b"RCPT TO:<" + LIST.encode() + b">\r\n", 250)
