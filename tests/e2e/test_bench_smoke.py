@@ -54,6 +54,7 @@ class BenchSmoke(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="bench-smoke-")
+        os.chmod(cls.tmp, 0o755)  # Postfix's and mlmmj's users work under it
         cls.out = os.path.join(cls.tmp, "results")
         env = dict(os.environ, TMPDIR=cls.tmp, FANMAIL_BENCH_SCRATCH=cls.tmp)
         cls.proc = subprocess.run([sys.executable, BENCH, "--smoke", "--out", cls.out,
