@@ -165,6 +165,7 @@ class Floods(AbuseCase):
         finally:
             for s in held:
                 s.close()
+        wait_idle(self.fm, timeout=30)  # the held sessions are gone
         self.assert_serving()
 
 
