@@ -17,6 +17,10 @@
 #define CLI_GROUPS(X) \
 	X(config) \
 	CLI_GROUPS_CORE(X) \
+	X(queue) \
+	X(mod) \
+	X(bounce) X(bounces) \
+	X(archive) \
 	/* END */
 // clang-format on
 

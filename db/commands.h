@@ -125,40 +125,4 @@ int db_reply_log_count(struct db *db, const char *addr_key, int64_t list_id, con
 /* Deletes entries older than before. */
 int db_reply_log_purge(struct db *db, int64_t before);
 
-/* ---- list roles ---- */
-
-/* Calls fn with each address that has role ("owner", "moderator") on
- * list_id; fn returns non-zero to stop. */
-typedef int (*db_role_fn)(const char *address, void *arg);
-int db_commands_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn fn,
-                          void *arg);
-
-/* ---- what commands need of lists and members ----
- * (Kept here, narrow, so that commands do not depend on the CLI's store
- * functions.) */
-
-/* The list's local part and domain (lower case). DB_NOTFOUND when gone. */
-int db_commands_list_name(struct db *db, int64_t list_id, char *local, size_t locallen,
-                          char *domain, size_t domainlen);
-
-/* The stored value of per-list setting key; DB_NOTFOUND when it is not set
- * (the default applies). */
-int db_commands_list_setting(struct db *db, int64_t list_id, const char *key, char *buf,
-                             size_t len);
-
-/* The member's status ("enabled", "disabled", "unconfirmed"); DB_NOTFOUND
- * when addr_key is no member of list_id. */
-int db_commands_member_status(struct db *db, int64_t list_id, const char *addr_key, char *status,
-                              size_t len);
-
-/* Adds address as an enabled member, or enables it when it is one. */
-int db_commands_member_join(struct db *db, int64_t list_id, const char *address,
-                            const char *addr_key, const char *domain, const char *name);
-
-/* Removes the member; DB_NOTFOUND when it was none. */
-int db_commands_member_leave(struct db *db, int64_t list_id, const char *addr_key);
-
-/* Appends to the event log that admins read. */
-int db_commands_event(struct db *db, int64_t list_id, const char *kind, const char *detail);
-
 #endif

@@ -17,6 +17,12 @@ col_dup(sqlite3_stmt *st, int i)
 }
 
 int
+db_engine_tune(struct db *db)
+{
+	return db_exec(db, "PRAGMA cache_size = -32768");
+}
+
+int
 db_engine_next(struct db *db, int64_t after, int64_t *id)
 {
 	static const char sql[] = "SELECT id FROM spool WHERE state = 'new' AND id > ?1"

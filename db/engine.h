@@ -38,6 +38,11 @@ struct db_engine_rcpt {
 	char *extension; /* NULL when none */
 };
 
+/* Sizes the connection for fan-outs: a page cache big enough to hold the
+ * index pages a post to a large list touches (bounded: 32 MB), so that
+ * memory stays flat whatever the list's size. */
+int db_engine_tune(struct db *db);
+
 /* The id of the oldest entry in state 'new' with an id above after; *id
  * is 0 when there is none. */
 int db_engine_next(struct db *db, int64_t after, int64_t *id);

@@ -20,6 +20,9 @@
 
 #include "conf/conf.h"
 #include "db/commands.h"
+#include "db/engine.h"
+#include "db/lists.h"
+#include "db/members.h"
 #include "db/outq.h"
 #include "mail/addr.h"
 #include "mail/build.h"
@@ -49,7 +52,7 @@ commands_setting_num(struct db *db, int64_t list_id, const char *name)
 
 	if (d == NULL)
 		return 0;
-	if (db_commands_list_setting(db, list_id, name, buf, sizeof(buf)) < 0)
+	if (db_list_get_setting(db, list_id, name, buf, sizeof(buf), NULL) < 0)
 		snprintf(buf, sizeof(buf), "%s", d->def);
 	for (int pass = 0; pass < 2; pass++) {
 		int rc = -1;
@@ -81,7 +84,7 @@ commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf
 {
 	const struct conf_def *d = conf_list_def(name);
 
-	if (db_commands_list_setting(db, list_id, name, buf, len) < 0)
+	if (db_list_get_setting(db, list_id, name, buf, len, NULL) < 0)
 		snprintf(buf, len, "%s", d ? d->def : "");
 }
 
@@ -357,12 +360,20 @@ send_confirmation(struct ctx *c, const char *action)
 	return 0;
 }
 
+/* 1 and the member's status when addr is a member, 0 when not, -1. */
 static int
-member_status(struct ctx *c, const char *key, char *status, size_t len)
+member_status(struct ctx *c, const char *addr, char *status, size_t len)
 {
-	if (db_commands_member_status(c->db, c->in->list_id, key, status, len) == 0)
-		return 1;
-	return db_status(c->db) == DB_NOTFOUND ? 0 : -1;
+	struct db_member m;
+	struct addr a;
+	const char *why;
+
+	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0)
+		return 0;
+	if (db_member_find(c->db, c->in->list_id, &a, &m) < 0)
+		return db_status(c->db) == DB_NOTFOUND ? 0 : -1;
+	snprintf(status, len, "%s", m.status);
+	return 1;
 }
 
 static int
@@ -380,7 +391,7 @@ do_subscribe(struct ctx *c)
 		         c->list, c->in->list_local, c->in->list_domain);
 		return 0;
 	}
-	if ((r = member_status(c, c->from_key, status, sizeof(status))) < 0)
+	if ((r = member_status(c, c->from, status, sizeof(status))) < 0)
 		return -1;
 	if (r == 1 && strcmp(status, "enabled") == 0) {
 		outcome_add(c, "subscribe %s: already a member", c->from);
@@ -413,15 +424,19 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 	struct text body = {0};
 	int rc = 0;
 
-	if (db_commands_member_leave(c->db, c->in->list_id, key) < 0) {
-		if (db_status(c->db) != DB_NOTFOUND)
+	struct addr a;
+	const char *why;
+
+	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0 ||
+	    db_member_remove(c->db, c->in->list_id, &a) < 0) {
+		if (db_status(c->db) != DB_NOTFOUND && db_status(c->db) != DB_OK)
 			return -1;
 		outcome_add(c, "unsubscribe %s: not a member", addr);
 		text_add(&c->results, "%s is not subscribed to %s.\n\n", addr, c->list);
 		return 0;
 	}
 	snprintf(detail, sizeof(detail), "%s unsubscribed (%s)", addr, how);
-	if (db_commands_event(c->db, c->in->list_id, "unsubscribe", detail) < 0)
+	if (db_engine_event(c->db, c->in->list_id, "unsubscribe", detail) < 0)
 		return -1;
 	outcome_add(c, "unsubscribe %s: done", addr);
 	text_add(&c->results, "%s has left %s.\n\n", addr, c->list);
@@ -444,7 +459,7 @@ do_unsubscribe(struct ctx *c)
 	char status[16];
 	int r;
 
-	if ((r = member_status(c, c->from_key, status, sizeof(status))) < 0)
+	if ((r = member_status(c, c->from, status, sizeof(status))) < 0)
 		return -1;
 	if (r == 0) {
 		outcome_add(c, "unsubscribe %s: not a member", c->from);
@@ -459,8 +474,10 @@ do_unsubscribe(struct ctx *c)
 static int
 use_token(struct ctx *c, const struct db_token *t)
 {
-	char domain[ADDR_DOMAIN_MAX + 1], detail[700], subject[400];
+	char detail[700], subject[400];
 	struct text body = {0};
+	struct addr a;
+	const char *why;
 	int rc = 0;
 
 	if (db_token_delete(c->db, t->token) < 0)
@@ -468,15 +485,19 @@ use_token(struct ctx *c, const struct db_token *t)
 	if (strcmp(t->action, "unsubscribe") == 0) {
 		return leave(c, t->address, t->addr_key, "confirmed by email");
 	}
-	if (addr_domain_of(t->address, domain, sizeof(domain)) < 0) {
+	if (addr_parse(t->address, strlen(t->address), ADDR_UTF8, &a, &why) < 0) {
 		outcome_add(c, "confirm: token for an invalid address %s", t->address);
 		return 0;
 	}
-	if (db_commands_member_join(c->db, c->in->list_id, t->address, t->addr_key, domain,
-	                            t->name) < 0)
-		return -1;
+	/* A member already (disabled, unconfirmed, or added meanwhile):
+	 * enabled now. */
+	if (db_member_add(c->db, c->in->list_id, &a, t->name, "enabled") < 0) {
+		if (db_status(c->db) != DB_EXISTS ||
+		    db_member_set(c->db, c->in->list_id, &a, "status", "enabled") < 0)
+			return -1;
+	}
 	snprintf(detail, sizeof(detail), "%s subscribed (confirmed by email)", t->address);
-	if (db_commands_event(c->db, c->in->list_id, "subscribe", detail) < 0)
+	if (db_engine_event(c->db, c->in->list_id, "subscribe", detail) < 0)
 		return -1;
 	outcome_add(c, "subscribe %s: confirmed", t->address);
 	text_add(&c->results, "%s is now subscribed to %s.\n\n", t->address, c->list);
@@ -683,6 +704,10 @@ find_text(const struct msg_part *p, void *arg)
 
 	if (!msg_ctype_is(p->ct, "text", "plain"))
 		return 0;
+	/* Not the text of a forwarded or attached message. */
+	for (const struct msg_part *q = p->parent; q != NULL; q = q->parent)
+		if (msg_ctype_is(q->ct, "message", "rfc822"))
+			return 0;
 	disp = msg_header_text(p->headers, "Content-Disposition");
 	if (disp != NULL && strncasecmp(disp, "attachment", 10) == 0) {
 		free(disp);
@@ -811,7 +836,7 @@ handle_owner(struct ctx *c)
 			return 0;
 		}
 	}
-	if (db_commands_role_each(c->db, c->in->list_id, "owner", add_owner, o) < 0) {
+	if (db_list_role_each(c->db, c->in->list_id, "owner", add_owner, o) < 0) {
 		free(o);
 		return -1;
 	}
@@ -906,6 +931,13 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 	}
 	if (ctx_init(&c) < 0) {
 		snprintf(outcome, outcomelen, "out of memory");
+		ctx_free(&c);
+		return -1;
+	}
+	/* Expiry on access: the list's overdue holds are settled before
+	 * anything reads them (cheap: a partial index walk). */
+	if (moderate_expire(db, conf, in->list_id, db_now(), NULL) < 0) {
+		snprintf(outcome, outcomelen, "expiring holds: %s", db_errmsg(db));
 		ctx_free(&c);
 		return -1;
 	}

@@ -24,6 +24,8 @@
 
 #include "conf/conf.h"
 #include "db/commands.h"
+#include "db/engine.h"
+#include "db/lists.h"
 #include "db/outq.h"
 #include "mail/addr.h"
 #include "mail/build.h"
@@ -218,11 +220,11 @@ notify_moderators(struct db *db, const struct conf *conf, const struct inbound *
 
 	if (r == NULL)
 		return -1;
-	if (db_commands_role_each(db, in->list_id, "moderator", add_rcpt, r) < 0)
+	if (db_list_role_each(db, in->list_id, "moderator", add_rcpt, r) < 0)
 		goto out;
 	if (r->n == 0) {
 		who = "owners";
-		if (db_commands_role_each(db, in->list_id, "owner", add_rcpt, r) < 0)
+		if (db_list_role_each(db, in->list_id, "owner", add_rcpt, r) < 0)
 			goto out;
 	}
 	if (r->n == 0) {
@@ -312,6 +314,10 @@ moderate_hold(struct db *db, const struct conf *conf, const struct inbound *in, 
 	int64_t id;
 	int rc = -1;
 
+	if (moderate_expire(db, conf, in->list_id, db_now(), NULL) < 0) {
+		snprintf(outcome, outcomelen, "hold: expiring holds: %s", db_errmsg(db));
+		return -1;
+	}
 	if (post_info_read(&p, in->message, in->len, in->mail_from) < 0) {
 		snprintf(outcome, outcomelen, "hold: out of memory");
 		post_info_free(&p);
@@ -401,13 +407,26 @@ reject_notice(struct db *db, const struct conf *conf, const struct db_hold *h, c
 }
 
 static int
+list_name(struct db *db, int64_t list_id, char *local, size_t locallen, char *domain,
+          size_t domainlen)
+{
+	struct db_list l;
+
+	if (db_list_get(db, list_id, &l) < 0)
+		return -1;
+	snprintf(local, locallen, "%s", l.local);
+	snprintf(domain, domainlen, "%s", l.domain);
+	return 0;
+}
+
+static int
 log_event(struct db *db, int64_t list_id, const char *kind, const struct db_hold *h, const char *by)
 {
 	char detail[2400];
 
 	snprintf(detail, sizeof(detail), "held message %lld from %s (%s) by %s", (long long)h->id,
 	         h->sender, h->subject, by);
-	return db_commands_event(db, list_id, kind, detail);
+	return db_engine_event(db, list_id, kind, detail);
 }
 
 static int
@@ -451,8 +470,7 @@ moderate_decide(struct db *db, const struct conf *conf, int64_t list_id, int64_t
 		rc = 1;
 		goto out;
 	}
-	if (db_commands_list_name(db, h.list_id, local, sizeof(local), domain, sizeof(domain)) <
-	    0) {
+	if (list_name(db, h.list_id, local, sizeof(local), domain, sizeof(domain)) < 0) {
 		snprintf(result, resultlen, "%s", db_errmsg(db));
 		goto out;
 	}
@@ -532,8 +550,8 @@ moderate_expire(struct db *db, const struct conf *conf, int64_t list_id, int64_t
 			int rc;
 			if (db_hold_get(db, 0, ids[i], 1, &h) < 0)
 				return -1;
-			if (db_commands_list_name(db, h.list_id, local, sizeof(local), domain,
-			                          sizeof(domain)) < 0) {
+			if (list_name(db, h.list_id, local, sizeof(local), domain, sizeof(domain)) <
+			    0) {
 				db_hold_free(&h);
 				return -1;
 			}

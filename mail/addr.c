@@ -354,7 +354,7 @@ addr_parse(const char *s, size_t len, int flags, struct addr *a, const char **wh
 		*why = "the domain is longer than 255 octets";
 		return -1;
 	}
-	if (at[1] == '[') {
+	if (at + 1 < end && at[1] == '[') {
 		if (parse_literal(at + 1, end, why) < 0)
 			return -1;
 		a->literal = 1;

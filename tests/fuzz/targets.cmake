@@ -1,11 +1,11 @@
 # The fuzz targets: every tests/fuzz/fuzz_NAME.c defines
 # LLVMFuzzerTestOneInput for one parser. Its seeds and regression inputs live
-# in tests/fuzz/corpus/NAME/; a target may also draw on folders of the shared
-# corpus (../shared/corpus/...), named below, when they exist.
+# in tests/fuzz/corpus/NAME/; a target may also draw on other folders
+# (FM_FUZZ_SEEDS_NAME, relative to the source tree: test files, and the
+# shared corpus in ../shared/corpus), each used when it exists.
 # A target whose code has not landed yet (FM_FUZZ_NEEDS_NAME names the
 # source file) is left out until it has.
 set(FM_FUZZ_LIBS fm_server fm_admin fm_lists fm_db fm_mail fm_conf)
-set(FM_SHARED_CORPUS ${CMAKE_SOURCE_DIR}/../shared/corpus)
 
 set(FM_FUZZ_NEEDS_conf conf/conf.c)
 set(FM_FUZZ_NEEDS_addr mail/addr.c)
@@ -16,10 +16,10 @@ set(FM_FUZZ_NEEDS_mime mail/msg.c)
 set(FM_FUZZ_NEEDS_footer lists/post.c)
 set(FM_FUZZ_NEEDS_bounce lists/bounce.c)
 
-set(FM_FUZZ_SHARED_msg bounces)
-set(FM_FUZZ_SHARED_mime bounces)
-set(FM_FUZZ_SHARED_footer bounces)
-set(FM_FUZZ_SHARED_bounce bounces)
+set(FM_FUZZ_SEEDS_msg tests/golden ../shared/corpus/bounces)
+set(FM_FUZZ_SEEDS_mime tests/golden ../shared/corpus/bounces)
+set(FM_FUZZ_SEEDS_footer tests/golden ../shared/corpus/bounces)
+set(FM_FUZZ_SEEDS_bounce ../shared/corpus/bounces)
 
 file(GLOB fm_fuzz_all CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
 set(FM_FUZZ_SOURCES "")

@@ -1,0 +1,378 @@
+/*
+ * queue.c - the outbound queue's SQL (see queue.h).
+ */
+#include "db/queue.h"
+#include "db/db_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PENDING "state IN ('queued', 'deferred')"
+
+int
+db_queue_domains(struct db *db, const char *after, int64_t now, int limit,
+                 int (*cb)(void *arg, const char *domain), void *arg)
+{
+	/* The covering index lists each domain's earliest row first, so
+	 * MIN() costs one index entry per domain plus its scan. Held messages
+	 * are filtered by the page walk, not here. */
+	static const char sql[] =
+	    "SELECT domain FROM deliveries WHERE " PENDING " AND domain > ?1 GROUP BY domain"
+	    " HAVING MIN(next_attempt) <= ?2 ORDER BY domain LIMIT ?3";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int n = 0, rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int(st, 3, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (cb(arg, (const char *)sqlite3_column_text(st, 0)) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "list due domains");
+	db_ok(db);
+	return n;
+}
+
+int
+db_queue_next_due(struct db *db, int64_t now, int64_t *when)
+{
+	static const char sql[] =
+	    "SELECT MIN(next_attempt) FROM deliveries WHERE " PENDING " AND next_attempt > ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	*when = 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*when = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "next due time");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_queue_page(struct db *db, const char *domain, int64_t after_next, int64_t after_id, int64_t now,
+              int limit, void (*cb)(void *arg, const struct db_qrow *r), void *arg)
+{
+	static const char sql[] =
+	    "SELECT d.id, d.msg_id, d.rcpt, d.attempts, d.next_attempt"
+	    " FROM deliveries d JOIN out_msg m ON m.id = d.msg_id"
+	    " WHERE d.domain = ?1 AND d.state IN ('queued', 'deferred')"
+	    " AND (d.next_attempt, d.id) > (?2, ?3) AND d.next_attempt <= ?4 AND m.held = 0"
+	    " ORDER BY d.next_attempt, d.id LIMIT ?5";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	struct db_qrow r;
+	int n = 0, rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, after_next);
+	sqlite3_bind_int64(st, 3, after_id);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int(st, 5, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r.id = sqlite3_column_int64(st, 0);
+		r.msg_id = sqlite3_column_int64(st, 1);
+		r.rcpt = (const char *)sqlite3_column_text(st, 2);
+		r.attempts = sqlite3_column_int(st, 3);
+		r.next_attempt = sqlite3_column_int64(st, 4);
+		cb(arg, &r);
+		n++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "read due recipients");
+	db_ok(db);
+	return n;
+}
+
+int
+db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
+             void (*body_cb)(void *arg, const unsigned char *body, size_t len), void *arg)
+{
+	static const char sql[] = "SELECT id, qid, list_id, kind, env_from, verp, held, created,"
+	                          " expires, size, body FROM out_msg WHERE id = ?1";
+	static const char sql_nobody[] = "SELECT id, qid, list_id, kind, env_from, verp, held,"
+	                                 " created, expires, size, NULL FROM out_msg WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, body_cb ? sql : sql_nobody);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return db_failf(db, DB_NOTFOUND, "queue message %lld: not found",
+			                (long long)id);
+		return db_fail(db, rc, "read queue message");
+	}
+	m->id = sqlite3_column_int64(st, 0);
+	snprintf(m->qid, sizeof(m->qid), "%s", (const char *)sqlite3_column_text(st, 1));
+	m->list_id = sqlite3_column_int64(st, 2);
+	snprintf(m->kind, sizeof(m->kind), "%s", (const char *)sqlite3_column_text(st, 3));
+	snprintf(m->env_from, sizeof(m->env_from), "%s", (const char *)sqlite3_column_text(st, 4));
+	m->verp = sqlite3_column_int(st, 5);
+	m->held = sqlite3_column_int(st, 6);
+	m->created = sqlite3_column_int64(st, 7);
+	m->expires = sqlite3_column_int64(st, 8);
+	m->size = sqlite3_column_int64(st, 9);
+	if (body_cb != NULL)
+		body_cb(arg, sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10));
+	sqlite3_reset(st);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_queue_local_domain(struct db *db, const char *domain)
+{
+	static const char sql[] = "SELECT 1 FROM lists WHERE domain = ?1 LIMIT 1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "look up list domain");
+	db_ok(db);
+	return rc == SQLITE_ROW;
+}
+
+int64_t
+db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain)
+{
+	static const char sql[] = "SELECT id FROM lists WHERE local = lower(?1) AND domain = ?2";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int64_t id = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, local, (int)len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "look up list");
+	return id;
+}
+
+int
+db_queue_set_result(struct db *db, int64_t id, const char *state, int attempts,
+                    int64_t next_attempt, const char *reply)
+{
+	static const char sql[] = "UPDATE deliveries SET state = ?2, attempts = ?3,"
+	                          " next_attempt = ?4, last_reply = ?5, updated = ?6 WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, attempts);
+	sqlite3_bind_int64(st, 4, next_attempt);
+	sqlite3_bind_text(st, 5, reply, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "record delivery result");
+	return 0;
+}
+
+int
+db_queue_purge_done(struct db *db, int64_t before, int limit)
+{
+	static const char sql[] =
+	    "DELETE FROM out_msg WHERE id IN (SELECT m.id FROM out_msg m WHERE m.created < ?1"
+	    " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id"
+	    " AND d.state IN ('queued', 'deferred')) LIMIT ?2)";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int(st, 2, limit);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "purge finished messages");
+	db_ok(db);
+	return sqlite3_changes(db->sql);
+}
+
+static const char summary_cols[] =
+    "SELECT m.qid, m.kind, m.env_from, m.created, m.expires, m.size, m.held,"
+    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'queued'),"
+    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'deferred'),"
+    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'sent'),"
+    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'failed')"
+    " FROM out_msg m";
+
+static void
+read_summary(sqlite3_stmt *st, struct db_qsummary *s)
+{
+	s->qid = (const char *)sqlite3_column_text(st, 0);
+	s->kind = (const char *)sqlite3_column_text(st, 1);
+	s->env_from = (const char *)sqlite3_column_text(st, 2);
+	s->created = sqlite3_column_int64(st, 3);
+	s->expires = sqlite3_column_int64(st, 4);
+	s->size = sqlite3_column_int64(st, 5);
+	s->held = sqlite3_column_int(st, 6);
+	s->queued = sqlite3_column_int64(st, 7);
+	s->deferred = sqlite3_column_int64(st, 8);
+	s->sent = sqlite3_column_int64(st, 9);
+	s->failed = sqlite3_column_int64(st, 10);
+}
+
+int
+db_queue_list(struct db *db, void (*cb)(void *arg, const struct db_qsummary *s), void *arg)
+{
+	static char sql[sizeof(summary_cols) + 32];
+	struct db_qsummary s;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sql[0] == '\0')
+		snprintf(sql, sizeof(sql), "%s ORDER BY m.id", summary_cols);
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_summary(st, &s);
+		cb(arg, &s);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "list the queue");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_queue_show(struct db *db, const char *qid,
+              void (*msg_cb)(void *arg, const struct db_qsummary *s),
+              void (*rcpt_cb)(void *arg, const struct db_qrcpt *r), void *arg)
+{
+	static char sql[sizeof(summary_cols) + 32];
+	static const char rsql[] =
+	    "SELECT d.rcpt, d.state, d.attempts, d.next_attempt, d.updated, d.last_reply"
+	    " FROM deliveries d JOIN out_msg m ON m.id = d.msg_id WHERE m.qid = ?1 ORDER BY d.id";
+	struct db_qsummary s;
+	struct db_qrcpt r;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sql[0] == '\0')
+		snprintf(sql, sizeof(sql), "%s WHERE m.qid = ?1", summary_cols);
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(st);
+		return db_failf(db, DB_NOTFOUND, "no message %s in the queue", qid);
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return db_fail(db, rc, "show queue message");
+	}
+	read_summary(st, &s);
+	msg_cb(arg, &s);
+	sqlite3_reset(st);
+	if ((st = db_stmt(db, rsql)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r.rcpt = (const char *)sqlite3_column_text(st, 0);
+		r.state = (const char *)sqlite3_column_text(st, 1);
+		r.attempts = sqlite3_column_int(st, 2);
+		r.next_attempt = sqlite3_column_int64(st, 3);
+		r.updated = sqlite3_column_int64(st, 4);
+		r.last_reply = (const char *)sqlite3_column_text(st, 5);
+		rcpt_cb(arg, &r);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "show queue recipients");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_queue_flush(struct db *db, int64_t *n)
+{
+	static const char sql[] =
+	    "UPDATE deliveries SET next_attempt = 0 WHERE " PENDING " AND next_attempt > 0";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "flush the queue");
+	*n = sqlite3_changes(db->sql);
+	db_ok(db);
+	return 0;
+}
+
+static int
+change_msg(struct db *db, const char *sql, const char *qid, int val, const char *what)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);
+	if (val >= 0)
+		sqlite3_bind_int(st, 2, val);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, what);
+	if (sqlite3_changes(db->sql) == 0)
+		return db_failf(db, DB_NOTFOUND, "no message %s in the queue", qid);
+	db_ok(db);
+	return 0;
+}
+
+int
+db_queue_delete(struct db *db, const char *qid)
+{
+	static const char sql[] = "DELETE FROM out_msg WHERE qid = ?1";
+
+	return change_msg(db, sql, qid, -1, "delete queue message");
+}
+
+int
+db_queue_hold(struct db *db, const char *qid, int held)
+{
+	static const char sql[] = "UPDATE out_msg SET held = ?2 WHERE qid = ?1";
+
+	return change_msg(db, sql, qid, held ? 1 : 0, "hold queue message");
+}

@@ -1,0 +1,119 @@
+/*
+ * queue.h - the SQL of the outbound queue: the scheduler's walk (due
+ * domains, pages of due rows of one domain, messages), the results it
+ * commits, and what `fanmail queue` shows and changes.
+ *
+ * The scheduler reads with one connection and writes with another (WAL lets
+ * both run at once); each connection is used by one thread. Strings handed
+ * to callbacks point into SQLite's memory and are valid only during the
+ * call.
+ */
+#ifndef FANMAIL_QUEUE_H
+#define FANMAIL_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/db.h"
+
+/* Delivery row states, as stored. */
+#define DB_Q_QUEUED "queued"
+#define DB_Q_DEFERRED "deferred"
+#define DB_Q_SENT "sent"
+#define DB_Q_FAILED "failed"
+
+/* Calls cb with each domain (in name order, after `after`) that has a row
+ * due at `now` of a message that is not held, at most limit of them; stops
+ * early when cb returns non-zero. Returns the number listed, or -1. */
+int db_queue_domains(struct db *db, const char *after, int64_t now, int limit,
+                     int (*cb)(void *arg, const char *domain), void *arg);
+
+/* When the earliest row not yet due at `now` falls due: *when = 0 if none. */
+int db_queue_next_due(struct db *db, int64_t now, int64_t *when);
+
+struct db_qrow {
+	int64_t id;
+	int64_t msg_id;
+	const char *rcpt;
+	int attempts;
+	int64_t next_attempt;
+};
+
+/* One page of the due rows of domain, in (next_attempt, id) order after the
+ * cursor (after_next, after_id), of messages not held. Returns the number
+ * of rows given to cb, or -1. */
+int db_queue_page(struct db *db, const char *domain, int64_t after_next, int64_t after_id,
+                  int64_t now, int limit, void (*cb)(void *arg, const struct db_qrow *r),
+                  void *arg);
+
+struct db_qmsg {
+	int64_t id;
+	char qid[24];
+	int64_t list_id;
+	char kind[16];
+	char env_from[520];
+	int verp;
+	int held;
+	int64_t created;
+	int64_t expires;
+	int64_t size;
+};
+
+/* Loads message id; when body_cb is given it is called once with the body
+ * (valid only during the call). DB_NOTFOUND if the message is gone. */
+int db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
+                 void (*body_cb)(void *arg, const unsigned char *body, size_t len), void *arg);
+
+/* 1 when domain is the domain of one of our lists, 0 when not, -1. */
+int db_queue_local_domain(struct db *db, const char *domain);
+
+/* The id of the list local@domain (local compared without ASCII case,
+ * domain lower-case), or 0 when there is none; -1 on error. */
+int64_t db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain);
+
+/* Records one recipient's new state (DB_Q_*). */
+int db_queue_set_result(struct db *db, int64_t id, const char *state, int attempts,
+                        int64_t next_attempt, const char *reply);
+
+/* Deletes messages created before `before` none of whose rows is still
+ * queued or deferred; returns how many, or -1. */
+int db_queue_purge_done(struct db *db, int64_t before, int limit);
+
+/* --- for `fanmail queue` --- */
+
+struct db_qsummary {
+	const char *qid;
+	const char *kind;
+	const char *env_from;
+	int64_t created;
+	int64_t expires;
+	int64_t size;
+	int held;
+	int64_t queued, deferred, sent, failed;
+};
+
+/* Every message, oldest first. */
+int db_queue_list(struct db *db, void (*cb)(void *arg, const struct db_qsummary *s), void *arg);
+
+struct db_qrcpt {
+	const char *rcpt;
+	const char *state;
+	int attempts;
+	int64_t next_attempt;
+	int64_t updated;        /* 0: never tried */
+	const char *last_reply; /* NULL: none yet */
+};
+
+/* The message qid and each of its recipients. DB_NOTFOUND if no such qid. */
+int db_queue_show(struct db *db, const char *qid,
+                  void (*msg_cb)(void *arg, const struct db_qsummary *s),
+                  void (*rcpt_cb)(void *arg, const struct db_qrcpt *r), void *arg);
+
+/* Makes every queued or deferred row due now; *n = rows changed. */
+int db_queue_flush(struct db *db, int64_t *n);
+/* Deletes message qid and its rows. DB_NOTFOUND if no such qid. */
+int db_queue_delete(struct db *db, const char *qid);
+/* Holds (held=1) or releases (0) message qid. DB_NOTFOUND if no such qid. */
+int db_queue_hold(struct db *db, const char *qid, int held);
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * engine_runner.c - spool entries to the list engine, one transaction each.
+ * See engine_runner.h.
+ */
+#include "server/engine_runner.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "db/db.h"
+#include "db/engine.h"
+#include "lists/engine.h"
+#include "lists/inbound.h"
+#include "lists/post.h"
+#include "mail/msg.h"
+#include "server/dmarc.h"
+#include "server/log.h"
+
+#if __has_include("lists/commands.h")
+#include "lists/commands.h"
+#define RUNNER_HAVE_COMMANDS 1
+#endif
+#if __has_include("lists/bounce.h")
+#include "lists/bounce.h"
+#define RUNNER_HAVE_BOUNCE 1
+#endif
+
+#define RUNNER_RESCAN_SECONDS 60
+#define RUNNER_OUTCOME_MAX 1024
+
+struct engine_runner {
+	const struct conf *conf;
+	struct db *db;
+	struct dmarc *dmarc;
+	void (*after_commit)(void *);
+	void *arg;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int pending;
+	int stop;
+};
+
+static int
+is_command_role(const char *role)
+{
+	static const char *const roles[] = {"request",     "join",    "leave", "subscribe",
+	                                    "unsubscribe", "confirm", "owner", NULL};
+
+	for (int i = 0; roles[i]; i++)
+		if (strcmp(role, roles[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Runs the handler for one recipient. */
+static int
+dispatch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+         const struct inbound *in, char *outcome, size_t len)
+{
+	if (strcmp(in->role, "post") == 0)
+		return engine_handle_post(db, conf, in, dmarc, outcome, len);
+	if (is_command_role(in->role)) {
+#ifdef RUNNER_HAVE_COMMANDS
+		return commands_handle(db, conf, in, outcome, len);
+#else
+		snprintf(outcome, len, "failed: this build has no handler for role %s", in->role);
+		return -1;
+#endif
+	}
+	if (strcmp(in->role, "bounces") == 0) {
+#ifdef RUNNER_HAVE_BOUNCE
+		return bounce_handle(db, conf, in, outcome, len);
+#else
+		snprintf(outcome, len, "failed: this build has no handler for role %s", in->role);
+		return -1;
+#endif
+	}
+	snprintf(outcome, len, "failed: unknown role %s", in->role);
+	return -1;
+}
+
+/* Appends "to=<rcpt>: outcome" to all. */
+static void
+note(char *all, size_t alllen, const char *rcpt, const char *outcome)
+{
+	size_t o = strlen(all);
+
+	snprintf(all + o, alllen - o, "%sto=<%s>: %s", o ? "; " : "", rcpt, outcome);
+}
+
+/* Looks up the DMARC policy of the entry's From domain before the
+ * transaction begins, so that the write lock is never held while DNS
+ * answers: the lookup inside the handler then comes from dmarc.c's cache
+ * (failures included, for a short while). */
+static void
+prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, int64_t id)
+{
+	struct db_engine_entry e;
+	struct msg m;
+	const struct msg_header *h;
+	char name[512], addr[POST_ADDR_MAX], policy[32];
+	int64_t ttl;
+
+	if (dmarc == NULL || dmarc->lookup == NULL || db_engine_load(db, id, &e) < 0)
+		return;
+	if (msg_parse(&m, e.message, e.len) == 0) {
+		h = msg_header_get(&m, "From", 0);
+		if (h != NULL && post_parse_mailbox(h->value, h->value_len, name, sizeof(name),
+		                                    addr, sizeof(addr)) == 0)
+			dmarc->lookup(dmarc->arg, strrchr(addr, '@') + 1, policy, sizeof(policy),
+			              &ttl);
+		msg_free(&m);
+	}
+	db_engine_entry_free(&e);
+}
+
+/* Handles entry id. Returns 1 when it was handled (done or failed), 0 when
+ * it was not 'new' any more, -1 when the store failed and it stays 'new'. */
+static int
+handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc, int64_t id)
+{
+	struct db_engine_entry e;
+	struct db_engine_rcpt *r = NULL;
+	size_t n = 0;
+	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
+	int failed = 0;
+
+	prefetch_dmarc(db, dmarc, id);
+	if (db_begin(db) < 0)
+		return -1;
+	if (db_engine_load(db, id, &e) < 0)
+		goto dberr;
+	if (strcmp(e.state, "new") != 0) { /* another runner got it */
+		db_engine_entry_free(&e);
+		db_rollback(db);
+		return 0;
+	}
+	if (db_engine_rcpts(db, id, &r, &n) < 0) {
+		db_engine_entry_free(&e);
+		goto dberr;
+	}
+	for (size_t i = 0; i < n && !failed; i++) {
+		struct inbound in = {
+		    .spool_id = id,
+		    .qid = e.qid,
+		    .mail_from = e.mail_from,
+		    .rcpt = r[i].rcpt,
+		    .list_id = r[i].list_id,
+		    .list_local = r[i].local,
+		    .list_domain = r[i].domain,
+		    .role = r[i].role,
+		    .extension = r[i].extension,
+		    .message = e.message,
+		    .len = e.len,
+		    .received = e.received,
+		};
+
+		outcome[0] = '\0';
+		if (dispatch(db, conf, dmarc, &in, outcome, sizeof(outcome)) < 0) {
+			failed = 1;
+			if (db_status(db) == DB_BUSY) {
+				log_warnx(
+				    "%s: engine: to=<%s>, role=%s, store busy, will retry: %s",
+				    e.qid, r[i].rcpt, r[i].role, outcome);
+				db_engine_rcpts_free(r, n);
+				db_engine_entry_free(&e);
+				db_rollback(db);
+				return -1;
+			}
+		}
+		log_info("%s: engine: to=<%s>, role=%s, %s", e.qid, r[i].rcpt, r[i].role, outcome);
+		note(all, sizeof(all), r[i].rcpt, outcome);
+	}
+	if (n == 0)
+		snprintf(all, sizeof(all), "no recipients");
+	if (failed) {
+		/* Nothing of the entry's work stays: undo it, then record the
+		 * failure alone, so that an admin can look and retry. */
+		db_rollback(db);
+		if (db_begin(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
+		    db_commit(db) < 0) {
+			db_rollback(db);
+			log_warnx("%s: engine: cannot mark failed: %s", e.qid, db_errmsg(db));
+			db_engine_rcpts_free(r, n);
+			db_engine_entry_free(&e);
+			return -1;
+		}
+		log_warnx("%s: engine: failed: %s", e.qid, all);
+	} else if (db_engine_finish(db, id, "done", all) < 0 || db_commit(db) < 0) {
+		log_warnx("%s: engine: cannot commit: %s", e.qid, db_errmsg(db));
+		db_engine_rcpts_free(r, n);
+		db_engine_entry_free(&e);
+		db_rollback(db);
+		return -1;
+	}
+	db_engine_rcpts_free(r, n);
+	db_engine_entry_free(&e);
+	return 1;
+dberr:
+	log_warnx("spool %lld: engine: %s", (long long)id, db_errmsg(db));
+	db_rollback(db);
+	return -1;
+}
+
+int
+engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+                    void (*after_commit)(void *), void *arg, int *handled)
+{
+	int64_t after = 0, id;
+	int rc;
+
+	*handled = 0;
+	for (;;) {
+		if (db_engine_next(db, after, &id) < 0)
+			return -1;
+		if (id == 0)
+			return 0;
+		rc = handle_entry(db, conf, dmarc, id);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			(*handled)++;
+			if (after_commit != NULL)
+				after_commit(arg);
+		}
+		after = id;
+	}
+}
+
+/* Hold expiry and token clean-up (lists/commands.h), once a minute. */
+static void
+housekeeping(struct engine_runner *r, time_t *last)
+{
+#ifdef RUNNER_HAVE_COMMANDS
+	time_t now = time(NULL);
+	size_t expired = 0;
+
+	if (now - *last < RUNNER_RESCAN_SECONDS)
+		return;
+	*last = now;
+	if (db_begin(r->db) < 0)
+		return;
+	if (commands_housekeeping(r->db, r->conf, (int64_t)now, &expired) < 0 ||
+	    db_commit(r->db) < 0) {
+		log_warnx("engine: housekeeping: %s", db_errmsg(r->db));
+		db_rollback(r->db);
+		return;
+	}
+	if (expired > 0) {
+		log_info("engine: %zu held post(s) expired", expired);
+		if (r->after_commit != NULL)
+			r->after_commit(r->arg);
+	}
+#else
+	(void)r;
+	(void)last;
+#endif
+}
+
+static void *
+run(void *arg)
+{
+	struct engine_runner *r = arg;
+	struct engine_dmarc dm = {dmarc_lookup, r->dmarc};
+	int handled, backoff = 0;
+	time_t last_housekeeping = 0;
+
+	for (;;) {
+		struct timespec ts;
+
+		pthread_mutex_lock(&r->mu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		/* After a store failure, try again soon rather than at the
+		 * next wake-up. */
+		ts.tv_sec += backoff ? backoff : RUNNER_RESCAN_SECONDS;
+		while (!r->pending && !r->stop)
+			if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
+				break;
+		r->pending = 0;
+		if (r->stop) {
+			pthread_mutex_unlock(&r->mu);
+			break;
+		}
+		pthread_mutex_unlock(&r->mu);
+		if (engine_runner_drain(r->db, r->conf, &dm, r->after_commit, r->arg, &handled) < 0)
+			backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
+		else
+			backoff = 0;
+		housekeeping(r, &last_housekeeping);
+	}
+	return NULL;
+}
+
+struct engine_runner *
+engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void *arg, char *err,
+                    size_t errlen)
+{
+	struct engine_runner *r = calloc(1, sizeof(*r));
+
+	if (r == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->conf = conf;
+	r->after_commit = after_commit;
+	r->arg = arg;
+	r->pending = 1; /* entries a crash left 'new' */
+	if ((r->db = db_open(conf->database, 0, err, errlen)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	if (db_engine_tune(r->db) < 0) {
+		snprintf(err, errlen, "%s", db_errmsg(r->db));
+		db_close(r->db);
+		free(r);
+		return NULL;
+	}
+	if ((r->dmarc = dmarc_new(conf, err, errlen)) == NULL) {
+		db_close(r->db);
+		free(r);
+		return NULL;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	if (pthread_create(&r->thread, NULL, run, r) != 0) {
+		snprintf(err, errlen, "cannot start the engine thread: %s", strerror(errno));
+		dmarc_free(r->dmarc);
+		db_close(r->db);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+engine_runner_wake(struct engine_runner *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->pending = 1;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+void
+engine_runner_stop(struct engine_runner *r)
+{
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = 1;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thread, NULL);
+	dmarc_free(r->dmarc);
+	db_close(r->db);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}

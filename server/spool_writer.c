@@ -1,0 +1,217 @@
+/*
+ * spool_writer.c - group commit of accepted messages on a thread of its
+ * own; results handed back to the loop thread through an event.
+ */
+#include "server/spool_writer.h"
+#include "server/log.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#define BATCH_MAX 1024 /* messages per transaction */
+#define HOOKS_MAX 8
+
+struct spool_writer {
+	struct db *db;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct spool_job *queue, **queue_tail; /* submitted, waiting */
+	struct spool_job *done, **done_tail;   /* reported, waiting for the loop */
+	size_t pending;                        /* submitted, done not yet run */
+	int stop;
+	struct event *done_ev;
+	struct {
+		void (*fn)(void *arg, size_t n);
+		void *arg;
+	} hooks[HOOKS_MAX];
+	size_t nhooks;
+};
+
+static void
+fail_job(struct spool_job *j, struct db *db)
+{
+	j->result = -1;
+	j->status = db_status(db);
+	snprintf(j->err, sizeof(j->err), "%s", db_errmsg(db));
+}
+
+/* One transaction for the whole batch; the per-message savepoints keep a
+ * failed message from taking the others with it. */
+static void
+commit_batch(struct spool_writer *w, struct spool_job *batch)
+{
+	size_t stored = 0;
+
+	if (db_begin(w->db) < 0) {
+		for (struct spool_job *j = batch; j; j = j->next)
+			fail_job(j, w->db);
+		return;
+	}
+	for (struct spool_job *j = batch; j; j = j->next) {
+		size_t len = evbuffer_get_length(j->body);
+
+		j->msg.body = evbuffer_pullup(j->body, -1);
+		j->msg.len = len;
+		if (len > 0 && j->msg.body == NULL) {
+			j->result = -1;
+			j->status = DB_ERR;
+			snprintf(j->err, sizeof(j->err), "out of memory");
+			continue;
+		}
+		if (db_spool_insert(w->db, &j->msg, &j->spool_id) < 0) {
+			fail_job(j, w->db);
+			continue;
+		}
+		j->result = 0;
+		stored++;
+	}
+	if (db_commit(w->db) < 0) {
+		for (struct spool_job *j = batch; j; j = j->next)
+			if (j->result == 0)
+				fail_job(j, w->db);
+		return;
+	}
+	log_debug("spool commit: %zu messages in one transaction", stored);
+	if (stored == 0)
+		return;
+	for (size_t i = 0; i < w->nhooks; i++)
+		w->hooks[i].fn(w->hooks[i].arg, stored);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct spool_writer *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		struct spool_job *batch, *j, **tail;
+		size_t n = 0;
+
+		while (w->queue == NULL && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->queue == NULL)
+			break;
+		batch = w->queue;
+		for (j = batch, tail = &batch; j && n < BATCH_MAX; j = j->next, n++)
+			tail = &j->next;
+		w->queue = *tail;
+		*tail = NULL;
+		if (w->queue == NULL)
+			w->queue_tail = &w->queue;
+		pthread_mutex_unlock(&w->mu);
+
+		commit_batch(w, batch);
+
+		pthread_mutex_lock(&w->mu);
+		*w->done_tail = batch;
+		while (*w->done_tail)
+			w->done_tail = &(*w->done_tail)->next;
+		event_active(w->done_ev, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* On the loop thread: run the done callbacks of every reported job. */
+static void
+report_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct spool_writer *w = arg;
+	struct spool_job *list, *next;
+
+	pthread_mutex_lock(&w->mu);
+	list = w->done;
+	w->done = NULL;
+	w->done_tail = &w->done;
+	pthread_mutex_unlock(&w->mu);
+	for (; list; list = next) {
+		next = list->next;
+		list->next = NULL;
+		w->pending--;
+		list->done(list, list->arg);
+	}
+}
+
+struct spool_writer *
+spool_writer_start(struct event_base *base, const char *db_path, char *err, size_t errlen)
+{
+	struct spool_writer *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if ((w->db = db_open(db_path, 0, err, errlen)) == NULL) {
+		free(w);
+		return NULL;
+	}
+	w->queue_tail = &w->queue;
+	w->done_tail = &w->done;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->done_ev = event_new(base, -1, 0, report_done, w);
+	if (w->done_ev == NULL || pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		snprintf(err, errlen, "cannot start the spool writer thread");
+		if (w->done_ev)
+			event_free(w->done_ev);
+		db_close(w->db);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void
+spool_writer_submit(struct spool_writer *w, struct spool_job *job)
+{
+	job->next = NULL;
+	job->result = -1;
+	job->err[0] = '\0';
+	w->pending++;
+	pthread_mutex_lock(&w->mu);
+	*w->queue_tail = job;
+	w->queue_tail = &job->next;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int
+spool_writer_on_commit(struct spool_writer *w, void (*fn)(void *arg, size_t n), void *arg)
+{
+	if (w->nhooks >= HOOKS_MAX)
+		return -1;
+	w->hooks[w->nhooks].fn = fn;
+	w->hooks[w->nhooks].arg = arg;
+	w->nhooks++;
+	return 0;
+}
+
+size_t
+spool_writer_pending(struct spool_writer *w)
+{
+	return w->pending;
+}
+
+void
+spool_writer_stop(struct spool_writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	report_done(-1, 0, w);
+	event_free(w->done_ev);
+	db_close(w->db);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+}

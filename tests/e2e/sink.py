@@ -1,0 +1,297 @@
+"""A receiving SMTP server for delivery tests, in plain Python sockets.
+
+It binds any 127.0.0.x address (all of 127/8 is loopback on Linux),
+records every connection and transaction, and can be told to misbehave:
+
+    s = Sink("127.0.0.2", port)
+    s.rcpt_reply["bad@a.test"] = "550 5.1.1 no such user"
+    s.rcpt_replies["slow@a.test"] = ["451 4.3.0 try later"]  # then accept
+    s.greeting = "421 4.7.0 go away"
+    s.drop_in_data = 1          # close the next 1 connection(s) mid-DATA
+    s.stall = 30                # sleep before the greeting
+    s.starttls = (cert, key)    # offer STARTTLS
+    s.auth = ("user", "pass")   # require AUTH PLAIN
+    s.start()
+    ...
+    s.transactions  # list of Txn(mail_from, rcpts, data, conn, tls, helo)
+
+Every socket operation has a time-out; stop() closes everything.
+"""
+import base64
+import socket
+import ssl
+import threading
+import time
+
+
+class Txn:
+    def __init__(self, conn, helo, tls, mail_from, params, rcpts, data):
+        self.conn = conn
+        self.helo = helo
+        self.tls = tls
+        self.mail_from = mail_from
+        self.params = params
+        self.rcpts = rcpts
+        self.data = data
+
+    def __repr__(self):
+        return f"Txn(conn={self.conn}, from={self.mail_from!r}, rcpts={len(self.rcpts)})"
+
+
+class Sink:
+    def __init__(self, host, port, name=None):
+        self.host = host
+        self.port = port
+        self.name = name or f"sink-{host}"
+        self.lock = threading.Lock()
+        self.transactions = []
+        self.connections = 0
+        self.commands = []  # (conn, line) of every command line
+        self.rcpt_reply = {}  # rcpt -> reply for every attempt
+        self.rcpt_replies = {}  # rcpt -> list of replies, used up in turn
+        self.mail_reply = None
+        self.data_reply = None  # reply after the end of data
+        self.greeting = None  # e.g. "421 4.7.0 busy"
+        self.greetings = []  # used up in turn, then greeting
+        self.drop_in_data = 0
+        self.stall = 0
+        self.data_delay = 0  # seconds before the reply to the end of data
+        self.ehlo = True
+        self.pipelining = True
+        self.smtputf8 = True
+        self.size = 0
+        self.starttls = None
+        self.auth = None
+        self.bare_lf = []  # transactions whose data held a bare CR or LF
+        self._sock = None
+        self._threads = []
+        self._conns = []
+        self._tls = {}
+        self._stop = False
+
+    def start(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((self.host, self.port))
+        s.listen(256)
+        s.settimeout(0.2)
+        self._sock = s
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def stop(self):
+        self._stop = True
+        if self._sock is not None:
+            self._sock.close()
+        for c in list(self._conns):
+            try:
+                c.close()
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(5)
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                c, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                n = self.connections
+                self._conns.append(c)
+            t = threading.Thread(target=self._session, args=(c, n), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def rcpt_count(self):
+        with self.lock:
+            return sum(len(t.rcpts) for t in self.transactions)
+
+    def all_rcpts(self):
+        with self.lock:
+            return [r for t in self.transactions for r in t.rcpts]
+
+    # --- one connection ---
+
+    def _session(self, c, n):
+        c.settimeout(30)
+        try:
+            self._dialog(c, n)
+        except (OSError, ValueError, ssl.SSLError):
+            pass
+        finally:
+            with self.lock:
+                mine = [self._tls.pop(n)] if n in self._tls else []
+            for x in mine + [c]:
+                try:
+                    x.close()
+                except OSError:
+                    pass
+
+    def _dialog(self, c, n):
+        if self.stall:
+            time.sleep(self.stall)
+        f = c.makefile("rb")
+
+        def send(line):
+            c.sendall(line.encode() + b"\r\n")
+
+        with self.lock:
+            g = self.greetings.pop(0) if self.greetings else self.greeting
+        if g:
+            send(g)
+            if g.startswith("421") or g.startswith("5"):
+                return
+        send(f"220 {self.name} ESMTP test sink")
+        helo, tls, authed = None, False, False
+        mail_from, params, rcpts = None, "", []
+        while True:
+            raw = f.readline(4096)
+            if not raw:
+                return
+            line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            with self.lock:
+                self.commands.append((n, line))
+            verb = line[:4].upper()
+            if verb == "EHLO":
+                if not self.ehlo:
+                    send("502 5.5.2 EHLO not understood")
+                    continue
+                helo = line[5:]
+                ext = []
+                if self.pipelining:
+                    ext.append("PIPELINING")
+                ext.append(f"SIZE {self.size}" if self.size else "SIZE")
+                if self.smtputf8:
+                    ext.append("SMTPUTF8")
+                ext.append("8BITMIME")
+                if self.starttls and not tls:
+                    ext.append("STARTTLS")
+                if self.auth:
+                    ext.append("AUTH PLAIN")
+                lines = [self.name] + ext
+                for i, e in enumerate(lines):
+                    send(("250 " if i == len(lines) - 1 else "250-") + e)
+            elif verb == "HELO":
+                helo = line[5:]
+                send(f"250 {self.name}")
+            elif line.upper() == "STARTTLS" and self.starttls and not tls:
+                send("220 2.0.0 go ahead")
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(*self.starttls)
+                c = ctx.wrap_socket(c, server_side=True)
+                with self.lock:
+                    self._conns.append(c)
+                    self._tls[n] = c
+                f = c.makefile("rb")
+                tls = True
+                helo = None
+            elif verb == "AUTH":
+                parts = line.split()
+                if not self.auth or len(parts) != 3 or parts[1].upper() != "PLAIN":
+                    send("504 5.5.4 unrecognized authentication type")
+                    continue
+                want = b"\0" + self.auth[0].encode() + b"\0" + self.auth[1].encode()
+                if base64.b64decode(parts[2]) == want:
+                    authed = True
+                    send("235 2.7.0 Authentication successful")
+                else:
+                    send("535 5.7.8 authentication failed")
+            elif verb == "MAIL":
+                if self.auth and not authed:
+                    send("530 5.7.0 authentication required")
+                    continue
+                if self.mail_reply:
+                    send(self.mail_reply)
+                    continue
+                rest = line[10:]
+                end = rest.find(">")
+                mail_from, params, rcpts = rest[1:end], rest[end + 1:].strip(), []
+                send("250 2.1.0 Ok")
+            elif verb == "RCPT":
+                if mail_from is None:
+                    send("503 5.5.1 need MAIL")
+                    continue
+                rest = line[8:]
+                addr = rest[1:rest.find(">")]
+                with self.lock:
+                    seq = self.rcpt_replies.get(addr)
+                    reply = seq.pop(0) if seq else self.rcpt_reply.get(addr)
+                if reply:
+                    send(reply)
+                else:
+                    rcpts.append(addr)
+                    send("250 2.1.5 Ok")
+            elif verb == "DATA":
+                if not rcpts:
+                    send("554 5.5.1 no valid recipients")
+                    mail_from = None
+                    continue
+                send("354 End data with <CR><LF>.<CR><LF>")
+                with self.lock:
+                    drop = self.drop_in_data > 0
+                    if drop:
+                        self.drop_in_data -= 1
+                chunks = []
+                while True:
+                    d = f.readline(1 << 20)
+                    if not d:
+                        return
+                    if drop and len(chunks) >= 2:
+                        c.shutdown(socket.SHUT_RDWR)
+                        return
+                    if d == b".\r\n":
+                        break
+                    chunks.append(d)
+                data = b"".join(chunks)
+                bad = self._bare(data)
+                # undo dot-stuffing
+                data = b"".join(l[1:] if l.startswith(b".") else l for l in chunks)
+                t = Txn(n, helo, tls, mail_from, params, rcpts, data)
+                if self.data_delay:
+                    time.sleep(self.data_delay)
+                with self.lock:
+                    if bad:
+                        self.bare_lf.append(t)
+                    self.transactions.append(t)
+                send(self.data_reply or "250 2.0.0 Ok: queued")
+                mail_from, rcpts = None, []
+            elif verb == "RSET":
+                mail_from, rcpts = None, []
+                send("250 2.0.0 Ok")
+            elif verb == "NOOP":
+                send("250 2.0.0 Ok")
+            elif verb == "QUIT":
+                send("221 2.0.0 Bye")
+                return
+            else:
+                send("502 5.5.2 command not recognized")
+
+    @staticmethod
+    def _bare(data):
+        i = 0
+        while True:
+            j = data.find(b"\n", i)
+            if j < 0:
+                break
+            if j == 0 or data[j - 1:j] != b"\r":
+                return True
+            i = j + 1
+        return data.replace(b"\r\n", b"").find(b"\r") >= 0
+
+
+def wait_for(pred, timeout=30.0, step=0.05, what="condition"):
+    """Polls pred() until it is true; raises after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

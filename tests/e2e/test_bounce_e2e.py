@@ -1,0 +1,152 @@
+"""Bounces end to end: fanmaild delivers a post to a sink that refuses one
+member, writes its own DSN to LIST-bounces, delivers that DSN to the list
+domain's MX (which is fanmaild itself, through dnsmasq), and the bounce
+handler scores and disables the member and queues the owner's notice. The
+same with a VERP'd probe whose bounce removes the member, with a bounce sent
+straight to a VERP address, and with a 5.7.1 policy refusal that must not
+disable anyone."""
+import json
+import smtplib
+import sqlite3
+import unittest
+
+from delivery_util import DeliveryCase
+from sink import wait_for
+
+POST = ("From: Ann <ann@a.test>\r\nTo: dev@lists.test\r\nSubject: hello list\r\n"
+        "Message-ID: <post1@a.test>\r\n\r\nHello everyone.\r\n")
+
+
+class BounceCase(DeliveryCase):
+    # Two addresses on the test network: the members' MX (a sink) and the
+    # list domain's MX, which is fanmaild's own second listener.
+    nsinks = 2
+
+    def setUp(self):
+        super().setUp()
+        self.sinks = self.sinks[:1]
+        self.dns.mx("a.test", "mx.a.test", 10)
+        self.dns.host("mx.a.test", self.ip(0))
+        self.dns.mx("lists.test", "mx.lists.test", 10)
+        self.dns.host("mx.lists.test", self.ip(1))
+
+    def start_list(self, **list_settings):
+        self.start_all({
+            "listen": f"127.0.0.1:{self.fm.port} {self.ip(1)}:{self.port}",
+            "default_list_domain": "lists.test",
+        })
+        self.fm.cli("list", "create", "dev@lists.test", "--policy", "open",
+                    "--owner", "owner@a.test")
+        self.fm.cli("member", "add", "dev@lists.test", "bob@a.test", "cy@a.test")
+        pairs = [f"{k}={v}" for k, v in list_settings.items()]
+        if pairs:
+            self.fm.cli("list", "set", "dev@lists.test", *pairs)
+
+    def post(self):
+        with smtplib.SMTP("127.0.0.1", self.fm.port, timeout=30) as s:
+            s.sendmail("ann@a.test", ["dev@lists.test"], POST)
+
+    def q(self, sql, *args):
+        with sqlite3.connect(self.fm.db, timeout=10) as c:
+            return c.execute(sql, args).fetchall()
+
+    def member(self, addr):
+        rows = self.q("SELECT status, bounce_score FROM members WHERE addr_key = ?", addr)
+        return rows[0] if rows else None
+
+    def wait(self, pred, what, timeout=60):
+        try:
+            return wait_for(pred, timeout=timeout, step=0.2, what=what)
+        except AssertionError:
+            raise AssertionError(
+                f"timed out waiting for {what}\nmembers: "
+                f"{self.q('SELECT address, status, bounce_score FROM members')}\n"
+                f"events: {self.q('SELECT address, class, status, reason FROM bounce_events')}\n"
+                f"spool: {self.q('SELECT qid, state, outcome FROM spool')}\n"
+                f"log:\n{self.fm.logtext()[-3000:]}")
+
+    def owner_notices(self):
+        return self.q("SELECT count(*) FROM out_msg m JOIN deliveries d ON d.msg_id = m.id"
+                      " WHERE m.kind = 'notice' AND d.rcpt = 'owner@a.test'")[0][0]
+
+
+class TestBounceEndToEnd(BounceCase):
+
+    def test_550_511_comes_back_as_dsn_and_disables_member(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
+        self.start_list(bounce_threshold=1)
+        self.post()
+        self.wait(lambda: self.member("bob@a.test") == ("disabled", 1.0),
+                  "bob disabled with score 1.0")
+        ev = self.q("SELECT class, status FROM bounce_events WHERE address = 'bob@a.test'")
+        self.assertEqual([("hard", "5.1.1")], ev, "one hard 5.1.1 event")
+        # The DSN came in over SMTP to the list's bounce address.
+        rows = self.q("SELECT r.role, s.mail_from, s.state FROM spool s JOIN spool_rcpt r"
+                      " ON r.spool_id = s.id WHERE r.rcpt = 'dev-bounces@lists.test'")
+        self.assertEqual([("bounces", "", "done")], rows, "the DSN spooled as a bounce")
+        self.wait(lambda: self.owner_notices() >= 1, "the owner's notice queued")
+        self.assertEqual(("enabled", 0.0), self.member("cy@a.test"), "cy untouched")
+        ls = json.loads(self.fm.cli("bounces", "ls", "--json", "dev@lists.test").stdout)
+        bob = [m for m in ls["members"] if m["address"] == "bob@a.test"]
+        self.assertEqual(1, len(bob), f"bob in bounces ls: {ls}")
+        self.assertEqual(1.0, bob[0]["score"])
+        self.assertIn("5.1.1", bob[0]["last_reason"])
+        # Re-enabling resets the score.
+        self.fm.cli("member", "set", "dev@lists.test", "bob@a.test", "status=enabled")
+        self.assertEqual(("enabled", 0.0), self.member("bob@a.test"))
+
+    def test_score_rises_below_threshold_without_disabling(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
+        self.start_list(bounce_threshold=3)
+        self.post()
+        self.wait(lambda: self.member("bob@a.test") == ("enabled", 1.0),
+                  "bob's score 1.0, still enabled")
+        self.assertEqual(0, self.owner_notices(), "no notice below the threshold")
+
+    def test_verp_probe_bounce_removes_member(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
+        self.start_list(bounce_threshold=1, bounce_disabled_wait=0,
+                        bounce_disabled_action="probe", bounce_notify_member="no")
+        self.post()
+        self.wait(lambda: self.member("bob@a.test") is None, "bob removed after the probe")
+        probes = self.q("SELECT m.verp, m.env_from FROM out_msg m JOIN deliveries d"
+                        " ON d.msg_id = m.id WHERE m.kind = 'probe' AND d.rcpt = 'bob@a.test'")
+        self.assertEqual([(1, "dev-bounces@lists.test")], probes, "one VERP'd probe")
+        froms = [line for _, line in self.sinks[0].commands
+                 if line.upper().startswith("MAIL FROM:")]
+        self.assertTrue(any("dev-bounces+bob=a.test@lists.test" in f for f in froms),
+                        f"the probe went out with bob's VERP address; MAIL FROMs: {froms}")
+        self.assertEqual(("enabled", 0.0), self.member("cy@a.test"))
+
+    def test_bounce_to_verp_address_scores_that_member(self):
+        self.start_list(bounce_threshold=1)
+        body = ("From: MAILER-DAEMON@mx.a.test\r\nTo: dev-bounces@lists.test\r\n"
+                "Subject: failure notice\r\n\r\n"
+                "Hi. This is the qmail-send program at mx.a.test.\r\n"
+                "I'm afraid I wasn't able to deliver your message to the following"
+                " addresses.\r\n\r\n<robert.alias@a.test>:\r\n"
+                "550 5.1.1 mailbox unknown\r\n\r\n"
+                "--- Below this line is a copy of the message.\r\n")
+        with smtplib.SMTP("127.0.0.1", self.fm.port, timeout=30) as s:
+            # An MTA that upper-cases the return path.
+            s.sendmail("", ["DEV-BOUNCES+BOB=A.TEST@LISTS.TEST"], body)
+        self.wait(lambda: self.member("bob@a.test") == ("disabled", 1.0),
+                  "bob (named only by the VERP address) disabled")
+        self.assertEqual(("enabled", 0.0), self.member("cy@a.test"))
+
+    def test_571_policy_rejection_disables_nobody(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = (
+            "550 5.7.1 Message rejected as spam by content filter policy")
+        self.start_list(bounce_threshold=1)
+        self.post()
+        self.wait(lambda: self.q("SELECT class, status FROM bounce_events") ==
+                  [("policy", "5.7.1")], "one policy event")
+        self.assertEqual(("enabled", 0.0), self.member("bob@a.test"), "bob not penalised")
+        self.assertEqual(("enabled", 0.0), self.member("cy@a.test"))
+        self.wait(lambda: self.owner_notices() >= 1, "the owner told about the policy bounce")
+        out = self.fm.cli("bounces", "ls", "dev@lists.test").stdout
+        self.assertRegex(out, r"policy\ta\.test\t1\t")
+
+
+if __name__ == "__main__":
+    unittest.main()
