@@ -36,6 +36,13 @@ static const struct cli_group *const groups[] = {
 static const size_t ngroups = sizeof(groups) / sizeof(groups[0]);
 
 static void
+print_cmd(FILE *out, const struct cli_group *g, const struct cli_cmd *c)
+{
+	fprintf(out, "  %s%s%s%s%s%s\n", g->name, *c->name ? " " : "", c->name,
+	        *c->usage ? " " : "", c->usage, (c->flags & CLI_JSON) ? " [--json]" : "");
+}
+
+static void
 print_groups(FILE *out)
 {
 	fputs("usage: fanmail [-c FILE] COMMAND [ARGS...]\n"
@@ -49,8 +56,7 @@ print_groups(FILE *out)
 	for (size_t i = 0; i < ngroups; i++) {
 		const struct cli_group *g = groups[i];
 		for (const struct cli_cmd *c = g->cmds; c->name != NULL; c++)
-			fprintf(out, "  %s%s%s %s%s\n", g->name, *c->name ? " " : "", c->name,
-			        c->usage, (c->flags & CLI_JSON) ? " [--json]" : "");
+			print_cmd(out, g, c);
 	}
 	fputs("\nSee fanmail(1).\n", out);
 }
@@ -61,8 +67,7 @@ print_group(const struct cli_group *g, FILE *out)
 	fprintf(out, "usage: fanmail [-c FILE] %s COMMAND [ARGS...]\n\n%s\n\nCommands:\n", g->name,
 	        g->summary);
 	for (const struct cli_cmd *c = g->cmds; c->name != NULL; c++)
-		fprintf(out, "  %s%s%s %s%s\n", g->name, *c->name ? " " : "", c->name, c->usage,
-		        (c->flags & CLI_JSON) ? " [--json]" : "");
+		print_cmd(out, g, c);
 	fprintf(out, "\nRun 'fanmail %s COMMAND --help' for one command.\n", g->name);
 }
 

@@ -374,6 +374,7 @@ db_member_import_begin(struct db *db, int64_t list_id)
 {
 	static const char sql_trigger[] = "SELECT sql FROM sqlite_master "
 	                                  "WHERE type = 'trigger' AND name = '" COUNT_TRIGGER "'";
+	static const char sql_list[] = "SELECT 1 FROM lists WHERE id = ?";
 	struct db_import *im = calloc(1, sizeof(*im));
 	char pragma[64];
 	sqlite3_stmt *st;
@@ -386,8 +387,28 @@ db_member_import_begin(struct db *db, int64_t list_id)
 	im->db = db;
 	im->list_id = list_id;
 	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d", IMPORT_CACHE_KIB);
-	if (db_exec(db, pragma) < 0 || db_begin(db) < 0)
+	/* Foreign keys off (it can only change outside a transaction): with
+	 * them, and with any constraint that could abort a multi-row INSERT
+	 * half-way, SQLite keeps a statement journal (an undo log written page
+	 * by page, millions of writes for a big import). INSERT OR IGNORE on
+	 * values checked here cannot abort, and the list's existence, the only
+	 * foreign key, is checked below under the write lock. */
+	if (db_exec(db, pragma) < 0 || db_exec(db, "PRAGMA foreign_keys = OFF") < 0 ||
+	    db_begin(db) < 0)
 		goto fail;
+	if ((st = db_stmt(db, sql_list)) == NULL)
+		goto fail_tx;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			db_failf(db, DB_NOTFOUND, "no list with id %lld (deleted meanwhile?)",
+			         (long long)list_id);
+		else
+			db_fail(db, rc, "checking the list");
+		goto fail_tx;
+	}
 	if ((st = db_stmt(db, sql_trigger)) == NULL)
 		goto fail_tx;
 	rc = sqlite3_step(st);
@@ -408,7 +429,8 @@ db_member_import_begin(struct db *db, int64_t list_id)
 fail_tx:
 	db_rollback(db);
 fail:
-	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
+	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000; PRAGMA foreign_keys = ON", NULL, NULL,
+	             NULL);
 	free(im->trigger_sql);
 	free(im);
 	return NULL;
@@ -420,11 +442,11 @@ static int
 import_flush(struct db_import *im)
 {
 	static const char sql_one[] =
-	    "INSERT INTO members (list_id, address, addr_key, domain, "
-	    "name, created, updated) VALUES " ROW1 " ON CONFLICT (list_id, addr_key) DO NOTHING";
+	    "INSERT OR IGNORE INTO members (list_id, address, addr_key, domain, "
+	    "name, created, updated) VALUES " ROW1;
 	static const char sql_batch[] =
-	    "INSERT INTO members (list_id, address, addr_key, domain, "
-	    "name, created, updated) VALUES " ROW64 " ON CONFLICT (list_id, addr_key) DO NOTHING";
+	    "INSERT OR IGNORE INTO members (list_id, address, addr_key, domain, "
+	    "name, created, updated) VALUES " ROW64;
 	struct db *db = im->db;
 	int64_t now = db_now();
 	int per = im->n == IMPORT_BATCH ? IMPORT_BATCH : 1;
@@ -517,8 +539,9 @@ db_member_import_end(struct db_import *im, int commit, int64_t *added)
 	} else if (!commit) {
 		db_rollback(db);
 	}
-	/* Back to the default page cache; a failure here changes nothing. */
-	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
+	/* Back to the defaults; a failure here changes nothing. */
+	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000; PRAGMA foreign_keys = ON", NULL, NULL,
+	             NULL);
 	if (added != NULL)
 		*added = rc == 0 && commit ? im->added : 0;
 	free(im->trigger_sql);

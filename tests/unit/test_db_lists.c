@@ -470,6 +470,15 @@ test_import_rollback_leaves_nothing(void **state)
 	assert_int_equal(db_member_import_add(im, &a, NULL), 0);
 	assert_int_equal(db_member_import_end(im, 0, NULL), 0);
 	expect_counts(f, 0, 0, 0);
+	/* Foreign keys are on again, and an import into no list is refused. */
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(f->db->sql, "PRAGMA foreign_keys", -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	assert_null(db_member_import_begin(f->db, f->list.id + 100));
+	assert_int_equal(db_status(f->db), DB_NOTFOUND);
 	/* The count trigger is back: a plain add is counted. */
 	assert_int_equal(db_member_add(f->db, f->list.id, &a, NULL, NULL), 0);
 	expect_counts(f, 1, 0, 0);
