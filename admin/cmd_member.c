@@ -270,13 +270,13 @@ cmd_member_export(struct cli *cli, int argc, char **argv)
 }
 
 struct import {
-	int64_t added, unchanged, bad;
+	int64_t good, added, unchanged, bad;
 };
 
 /* Reads the member file and feeds the good lines to the open import.
  * Returns 0, or an exit code after printing the error. */
 static int
-import_lines(struct cli *cli, FILE *in, const char *fname, int64_t list_id, struct import *im)
+import_lines(struct cli *cli, FILE *in, const char *fname, struct db_import *dbi, struct import *im)
 {
 	char *line = NULL, name[DB_MEMBER_NAME_MAX + 1];
 	size_t cap = 0;
@@ -309,7 +309,7 @@ import_lines(struct cli *cli, FILE *in, const char *fname, int64_t list_id, stru
 			}
 			continue;
 		}
-		r = db_member_import_add(cli->db, list_id, &a, name);
+		r = db_member_import_add(dbi, &a, name);
 		if (r < 0) {
 			if (db_status(cli->db) == DB_INVALID) {
 				/* A bad name: the line's fault, not the database's. */
@@ -321,10 +321,7 @@ import_lines(struct cli *cli, FILE *in, const char *fname, int64_t list_id, stru
 			free(line);
 			return cli_db_error(cli, fname);
 		}
-		if (r > 0)
-			im->added++;
-		else
-			im->unchanged++;
+		im->good++;
 	}
 	free(line);
 	if (ferror(in))
@@ -344,6 +341,7 @@ cmd_member_import(struct cli *cli, int argc, char **argv)
 	    {0},
 	};
 	struct import im = {0};
+	struct db_import *dbi;
 	const char *fname;
 	struct db_list l;
 	FILE *in;
@@ -358,16 +356,17 @@ cmd_member_import(struct cli *cli, int argc, char **argv)
 		return cli_error(cli, EX_NOINPUT, "%s: cannot open: %s", argv[1], strerror(errno));
 	if ((rc = cli_find_list(cli, argv[0], &l)) != 0)
 		goto out;
-	if (db_member_import_begin(cli->db, l.id) < 0) {
+	if ((dbi = db_member_import_begin(cli->db, l.id)) == NULL) {
 		rc = cli_db_error(cli, l.address);
 		goto out;
 	}
-	rc = import_lines(cli, in, fname, l.id, &im);
+	rc = import_lines(cli, in, fname, dbi, &im);
 	commit = rc == 0 && !(strict && im.bad > 0);
-	if (db_member_import_end(cli->db, commit) < 0) {
+	if (db_member_import_end(dbi, commit, &im.added) < 0) {
 		rc = cli_db_error(cli, l.address);
 		goto out;
 	}
+	im.unchanged = im.good - im.added;
 	if (rc != 0)
 		goto out;
 	if (!commit) {

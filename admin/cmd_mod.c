@@ -12,7 +12,8 @@
  * decides is current even when fanmaild is not running. Each decision is
  * one transaction; the released post or notice is in the outbound queue
  * when the command returns, and fanmaild delivers it on its next queue
- * scan.
+ * scan, or at once when it is running: the command writes "kick" into
+ * its control file as `fanmail queue` does.
  */
 #include "admin/cli.h"
 #include "db/commands.h"
@@ -20,9 +21,34 @@
 #include "lists/moderate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Tells a running fanmaild that mail was queued, through the control file
+ * it watches (server/control.h; the same as `fanmail queue` does). Without
+ * a daemon the file is harmless: the next start scans the queue. */
+static void
+kick_daemon(struct cli *cli)
+{
+	char path[4200];
+	int fd;
+
+	if (cli->conf.control_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", cli->conf.control_file);
+	else
+		snprintf(path, sizeof(path), "%s.kick", cli->conf.database);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
+	if (fd < 0) {
+		fprintf(stderr, "fanmail: warning: cannot notify fanmaild through %s: %s\n", path,
+		        strerror(errno));
+		return;
+	}
+	(void)!write(fd, "kick", 4);
+	close(fd);
+}
 
 /* Opens the store, finds the list and expires its overdue holds. */
 static int
@@ -197,7 +223,7 @@ decide(struct cli *cli, int argc, char **argv, enum moderate_action action)
 	const struct cli_opt none[] = {{0}};
 	struct db_list l;
 	int64_t *ids;
-	int n, rc, worst = EX_OK;
+	int n, rc, worst = EX_OK, queued = 0;
 
 	if ((n = cli_parse(cli, argc, argv, action == MODERATE_REJECT ? with_reason : none)) < 0)
 		return EX_USAGE;
@@ -231,7 +257,11 @@ decide(struct cli *cli, int argc, char **argv, enum moderate_action action)
 			continue;
 		}
 		fprintf(cli->out, "%s\n", result);
+		queued = 1;
 	}
+	/* A released post or a notice is in the queue now. */
+	if (queued && action != MODERATE_DISCARD)
+		kick_daemon(cli);
 	return worst;
 }
 

@@ -20,6 +20,7 @@
 	X(queue) \
 	X(mod) \
 	X(bounce) X(bounces) \
+	X(archive) \
 	/* END */
 // clang-format on
 

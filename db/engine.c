@@ -292,7 +292,7 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 	    .spool_id = p->spool_id,
 	    .kind = "post",
 	    .env_from = p->env_from,
-	    .verp = 0,
+	    .verp = p->verp,
 	    .body = p->body,
 	    .len = p->len,
 	    .lifetime = p->lifetime,
@@ -454,19 +454,27 @@ db_engine_event(struct db *db, int64_t list_id, const char *kind, const char *de
 }
 
 int
-db_engine_count_post(struct db *db, int64_t list_id)
+db_engine_count_post(struct db *db, int64_t list_id, int64_t *k)
 {
-	static const char sql[] = "UPDATE lists SET post_count = post_count + 1 WHERE id = ?1";
+	static const char sql[] = "UPDATE lists SET post_count = post_count + 1 WHERE id = ?1"
+	                          " RETURNING post_count";
 	sqlite3_stmt *st = db_stmt(db, sql);
+	int64_t n = 0;
 	int rc;
 
 	if (st == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		n = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return db_fail(db, rc, "count post");
+	if (k != NULL)
+		*k = n;
 	db_ok(db);
 	return 0;
 }

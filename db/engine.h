@@ -76,14 +76,16 @@ struct db_engine_post {
 	size_t len;
 	int64_t lifetime;       /* seconds until undelivered recipients fail */
 	const char *poster_key; /* whose row is left out unless self_copy; NULL: none */
+	int verp;               /* per-recipient envelope senders (out_msg.verp) */
 };
 
 /* Queues a post: *nrcpt receives the number of delivery rows made. */
 int db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_QID_LEN],
                          int64_t *msg_id, int64_t *nrcpt);
 
-/* Counts one more post in lists.post_count. */
-int db_engine_count_post(struct db *db, int64_t list_id);
+/* Counts one more post in lists.post_count; *k (may be NULL) gets the new
+ * count, the post's number (1 for the list's first). */
+int db_engine_count_post(struct db *db, int64_t list_id, int64_t *k);
 
 /* The archive: every post that went out. */
 int db_engine_archive_add(struct db *db, int64_t list_id, const char *message_id, int64_t date,

@@ -12,6 +12,7 @@
 #include "conf/conf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* SQLite's page cache during a bulk import (KiB; the default is 2 MB). */
@@ -69,20 +70,31 @@ check_name(struct db *db, const char *name)
 	return 0;
 }
 
+/* The texts a member row is bound with; they must outlive the step, as
+ * they are bound without a copy (SQLITE_STATIC saves a malloc and a copy
+ * per column on a million-row import). */
+struct member_text {
+	char address[ADDR_PATH_MAX + 1];
+	char key[ADDR_PATH_MAX + 1];
+	char domain[ADDR_DOMAIN_MAX + 1];
+};
+
 static int
 bind_member(struct db *db, sqlite3_stmt *st, int64_t list_id, const struct addr *a,
-            const char *name)
+            const char *name, struct member_text *t)
 {
-	char address[ADDR_PATH_MAX + 1], key[ADDR_PATH_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
 	int64_t now = db_now();
 
-	if (keys(db, a, address, key, domain) < 0 || check_name(db, name) < 0)
+	if (keys(db, a, t->address, t->key, t->domain) < 0 || check_name(db, name) < 0)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
-	db_bind_text(st, 2, address);
-	db_bind_text(st, 3, key);
-	db_bind_text(st, 4, domain);
-	db_bind_text(st, 5, name != NULL && *name ? name : NULL);
+	sqlite3_bind_text(st, 2, t->address, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, t->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, t->domain, -1, SQLITE_STATIC);
+	if (name != NULL && *name)
+		sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
 	sqlite3_bind_int64(st, 6, now);
 	sqlite3_bind_int64(st, 7, now);
 	return 0;
@@ -94,6 +106,7 @@ db_member_add(struct db *db, int64_t list_id, const struct addr *a, const char *
 {
 	static const char sql[] = "INSERT INTO members (list_id, address, addr_key, domain, name, "
 	                          "created, updated, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+	struct member_text t;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -104,7 +117,7 @@ db_member_add(struct db *db, int64_t list_id, const struct addr *a, const char *
 		                "%s: not a member status (enabled, disabled, unconfirmed)", status);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
-	if (bind_member(db, st, list_id, a, name) < 0)
+	if (bind_member(db, st, list_id, a, name, &t) < 0)
 		return -1;
 	db_bind_text(st, 8, status);
 	rc = sqlite3_step(st);
@@ -299,8 +312,8 @@ db_member_each(struct db *db, int64_t list_id, const char *status, db_member_fn 
 int
 db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c)
 {
-	static const char sql[] = "SELECT status, count(*) FROM members WHERE list_id = ? "
-	                          "GROUP BY status";
+	/* Kept by triggers on members (see schema.c). */
+	static const char sql[] = "SELECT status, n FROM member_counts WHERE list_id = ?";
 	sqlite3_stmt *st;
 	int rc;
 
@@ -330,57 +343,187 @@ db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c)
 
 /* ---- bulk import ---- */
 
-int
+/* The trigger that counts members row by row; during an import it is
+ * dropped and the count is added once at the end, which saves a third of
+ * the work per row (a trigger program runs for every insert). */
+#define COUNT_TRIGGER "members_count_insert"
+
+/* Rows are inserted IMPORT_BATCH at a time with one multi-row INSERT,
+ * which spreads the cost of running a statement over many rows. */
+#define IMPORT_BATCH 64
+#define ROW1 "(?,?,?,?,?,?,?)"
+#define ROW2 ROW1 "," ROW1
+#define ROW4 ROW2 "," ROW2
+#define ROW8 ROW4 "," ROW4
+#define ROW16 ROW8 "," ROW8
+#define ROW32 ROW16 "," ROW16
+#define ROW64 ROW32 "," ROW32
+
+struct db_import {
+	struct db *db;
+	int64_t list_id;
+	int64_t added;
+	char *trigger_sql; /* to re-create COUNT_TRIGGER; NULL if there is none */
+	int n;             /* rows waiting in text[]/name[] */
+	struct member_text text[IMPORT_BATCH];
+	char name[IMPORT_BATCH][DB_MEMBER_NAME_MAX + 1];
+};
+
+struct db_import *
 db_member_import_begin(struct db *db, int64_t list_id)
 {
+	static const char sql_trigger[] = "SELECT sql FROM sqlite_master "
+	                                  "WHERE type = 'trigger' AND name = '" COUNT_TRIGGER "'";
+	struct db_import *im = calloc(1, sizeof(*im));
 	char pragma[64];
+	sqlite3_stmt *st;
+	int rc;
 
+	if (im == NULL) {
+		db_failf(db, DB_ERR, "out of memory");
+		return NULL;
+	}
+	im->db = db;
+	im->list_id = list_id;
 	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d", IMPORT_CACHE_KIB);
-	if (db_exec(db, pragma) < 0)
-		return -1;
-	if (db_begin(db) < 0)
-		return -1;
-	(void)list_id;
+	if (db_exec(db, pragma) < 0 || db_begin(db) < 0)
+		goto fail;
+	if ((st = db_stmt(db, sql_trigger)) == NULL)
+		goto fail_tx;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL) {
+		im->trigger_sql = strdup((const char *)sqlite3_column_text(st, 0));
+		if (im->trigger_sql == NULL)
+			rc = SQLITE_NOMEM;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(db, rc, "reading the member count trigger");
+		goto fail_tx;
+	}
+	if (im->trigger_sql != NULL && db_exec(db, "DROP TRIGGER " COUNT_TRIGGER) < 0)
+		goto fail_tx;
 	db_ok(db);
+	return im;
+fail_tx:
+	db_rollback(db);
+fail:
+	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
+	free(im->trigger_sql);
+	free(im);
+	return NULL;
+}
+
+/* Inserts the waiting rows: all of them with the batch statement, or one
+ * by one for a last, partial batch. */
+static int
+import_flush(struct db_import *im)
+{
+	static const char sql_one[] =
+	    "INSERT INTO members (list_id, address, addr_key, domain, "
+	    "name, created, updated) VALUES " ROW1 " ON CONFLICT (list_id, addr_key) DO NOTHING";
+	static const char sql_batch[] =
+	    "INSERT INTO members (list_id, address, addr_key, domain, "
+	    "name, created, updated) VALUES " ROW64 " ON CONFLICT (list_id, addr_key) DO NOTHING";
+	struct db *db = im->db;
+	int64_t now = db_now();
+	int per = im->n == IMPORT_BATCH ? IMPORT_BATCH : 1;
+
+	for (int done = 0; done < im->n; done += per) {
+		sqlite3_stmt *st = db_stmt(db, per == 1 ? sql_one : sql_batch);
+		int rc;
+
+		if (st == NULL)
+			return -1;
+		for (int i = 0; i < per; i++) {
+			struct member_text *t = &im->text[done + i];
+			const char *name = im->name[done + i];
+			int p = i * 7;
+			sqlite3_bind_int64(st, p + 1, im->list_id);
+			sqlite3_bind_text(st, p + 2, t->address, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, p + 3, t->key, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, p + 4, t->domain, -1, SQLITE_STATIC);
+			if (*name)
+				sqlite3_bind_text(st, p + 5, name, -1, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(st, p + 5);
+			sqlite3_bind_int64(st, p + 6, now);
+			sqlite3_bind_int64(st, p + 7, now);
+		}
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+				return db_failf(db, DB_NOTFOUND, "no list with id %lld",
+				                (long long)im->list_id);
+			return db_fail(db, rc, "importing members");
+		}
+		im->added += sqlite3_changes(db->sql);
+	}
+	im->n = 0;
 	return 0;
 }
 
 int
-db_member_import_add(struct db *db, int64_t list_id, const struct addr *a, const char *name)
+db_member_import_add(struct db_import *im, const struct addr *a, const char *name)
 {
-	static const char sql[] = "INSERT INTO members (list_id, address, addr_key, domain, name, "
-	                          "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?) "
-	                          "ON CONFLICT (list_id, addr_key) DO NOTHING";
+	struct member_text *t = &im->text[im->n];
+
+	if (keys(im->db, a, t->address, t->key, t->domain) < 0 || check_name(im->db, name) < 0)
+		return -1;
+	snprintf(im->name[im->n], sizeof(im->name[0]), "%s", name ? name : "");
+	if (++im->n == IMPORT_BATCH)
+		return import_flush(im);
+	return 0;
+}
+
+/* Puts the count trigger back and adds what it did not count. */
+static int
+restore_counts(struct db_import *im)
+{
+	static const char sql[] = "INSERT INTO member_counts (list_id, status, n) "
+	                          "VALUES (?, 'enabled', ?) "
+	                          "ON CONFLICT (list_id, status) DO UPDATE SET n = n + excluded.n";
+	struct db *db = im->db;
 	sqlite3_stmt *st;
 	int rc;
 
+	if (im->trigger_sql == NULL)
+		return 0;
+	if (db_exec(db, im->trigger_sql) < 0)
+		return -1;
+	if (im->added == 0)
+		return 0;
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
-	if (bind_member(db, st, list_id, a, name) < 0)
-		return -1;
+	sqlite3_bind_int64(st, 1, im->list_id);
+	sqlite3_bind_int64(st, 2, im->added);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
-			return db_failf(db, DB_NOTFOUND, "no list with id %lld",
-			                (long long)list_id);
-		return db_fail(db, rc, "importing a member");
-	}
-	return sqlite3_changes(db->sql) > 0 ? 1 : 0;
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "counting imported members");
+	return 0;
 }
 
 int
-db_member_import_end(struct db *db, int commit)
+db_member_import_end(struct db_import *im, int commit, int64_t *added)
 {
+	struct db *db = im->db;
 	int rc = 0;
 
-	if (commit)
-		rc = db_commit(db);
-	else
+	if (commit && (import_flush(im) < 0 || restore_counts(im) < 0 || db_commit(db) < 0)) {
 		db_rollback(db);
+		rc = -1;
+	} else if (!commit) {
+		db_rollback(db);
+	}
 	/* Back to the default page cache; a failure here changes nothing. */
 	sqlite3_exec(db->sql, "PRAGMA cache_size = -2000", NULL, NULL, NULL);
-	if (rc == 0 && commit)
+	if (added != NULL)
+		*added = rc == 0 && commit ? im->added : 0;
+	free(im->trigger_sql);
+	free(im);
+	if (rc == 0)
 		db_ok(db);
 	return rc;
 }

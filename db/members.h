@@ -75,14 +75,25 @@ struct db_member_counts {
 int db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c);
 
 /* ---- bulk import ----
- *	db_member_import_begin(db, list_id);        // BEGIN IMMEDIATE
- *	for each line: db_member_import_add(...);   // 1 added, 0 already there
- *	db_member_import_end(db, 1);                // COMMIT (0: ROLLBACK)
+ *	struct db_import *im = db_member_import_begin(db, list_id); // BEGIN IMMEDIATE
+ *	for each line: db_member_import_add(im, &addr, name);
+ *	db_member_import_end(im, 1, &added);  // COMMIT (0: ROLLBACK); frees im
+ * New members are enabled; an address that is a member already (or comes
+ * twice) is left as it is, and only the new ones count in *added. Rows are
+ * written in batches of 64 with one statement. While the import runs, the
+ * per-row trigger that keeps member_counts is replaced by one update at the
+ * end (inside the same transaction, so no other connection ever sees it
+ * missing).
  */
-int db_member_import_begin(struct db *db, int64_t list_id);
-/* Returns 1 when a was added, 0 when it was a member already, -1 on
- * error (the import must then be ended with commit = 0). */
-int db_member_import_add(struct db *db, int64_t list_id, const struct addr *a, const char *name);
-int db_member_import_end(struct db *db, int commit);
+struct db_import;
+/* NULL on failure, with the error in db_status()/db_errmsg(). */
+struct db_import *db_member_import_begin(struct db *db, int64_t list_id);
+/* Queues a (and its name, NULL or "" for none). Returns 0, or -1 on error:
+ * DB_INVALID means the name or address was refused and nothing happened;
+ * anything else means the import must be ended with commit = 0. */
+int db_member_import_add(struct db_import *im, const struct addr *a, const char *name);
+/* Commits (or rolls back) and frees im; *added (may be NULL) gets the
+ * number of new members. */
+int db_member_import_end(struct db_import *im, int commit, int64_t *added);
 
 #endif

@@ -29,8 +29,11 @@ struct sbuf {
 static void
 sb_add(struct sbuf *b, const char *s, size_t n)
 {
-	if (b->oom || b->n + n + 2 > MAX_TEXT)
+	if (b->oom || b->n + 2 >= MAX_TEXT)
 		return;
+	/* Past the limit the text is cut: what explains a bounce comes first. */
+	if (b->n + n + 2 > MAX_TEXT)
+		n = MAX_TEXT - b->n - 2;
 	if (b->n + n + 2 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		char *np;
@@ -942,7 +945,9 @@ on_ignored_line(const char *s, size_t as)
 	    "from:",        "sender:",      "reply-to:",  "message-id:",   "references:",
 	    "in-reply-to:", "return-path:", "mail from:", "envelope-from", "smtp.mailfrom"};
 
-	while (b > 0 && s[b - 1] != '\n')
+	/* Only the start of a line names its kind; a very long line is not
+	 * walked back over for every address on it. */
+	while (b > 0 && s[b - 1] != '\n' && as - b < 256)
 		b--;
 	while (b < as && (s[b] == ' ' || s[b] == '\t' || s[b] == '>'))
 		b++;
@@ -1014,9 +1019,6 @@ explicit_rcpts(const char *s, size_t n, struct found *f, int max, const struct e
 			if ((alone || rcpt != NULL) && !excluded(x, addr))
 				k = add_found(f, k, max, addr, as);
 		}
-		if (find_ci(s + i, e - i, "rcpt to") != NULL) {
-			/* Other addresses on a RCPT line, e.g. "RCPT TO:<a> 550 <a>". */
-		}
 		i = e + 1;
 	}
 	return k;
@@ -1029,7 +1031,11 @@ all_rcpts(const char *s, size_t n, struct found *f, int max, const struct exclud
 	char addr[BOUNCE_ADDR_MAX];
 	int k = 0;
 
-	while (next_addr(s, n, &pos, &as, &al)) {
+	int seen = 0;
+
+	/* Bounded: a text with thousands of addresses names no recipient
+	 * worth more than the first few. */
+	while (k < max && seen++ < 1000 && next_addr(s, n, &pos, &as, &al)) {
 		addr_copy(addr, s + as, al);
 		if (excluded(x, addr) || on_ignored_line(s, as))
 			continue;
@@ -1429,6 +1435,13 @@ parse_text(struct bounce_report *r, const struct msg *top, const char *subject, 
 		k = all_rcpts(s, cut, f, 64, &x);
 		coded = find_status(s, cut, code, NULL) == 0 || find_reply(s, cut) != 0;
 	}
+	if (k == 0) {
+		/* Redacted samples and self-sent tests name the recipient with
+		 * the bounce's own To: trust an explicit recipient position. */
+		struct exclude none = {.n = 0};
+		k = explicit_rcpts(s, cut, f, 64, &none);
+		coded = 1;
+	}
 	qsort(f, (size_t)k, sizeof(f[0]), cmp_found);
 	for (int i = 0; i < k; i++) {
 		struct bounce_rcpt *b = add_rcpt(r);
@@ -1546,6 +1559,15 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 			free(s);
 		}
 	}
+	/* A multipart whose boundary never comes (a broken MIME structure):
+	 * its body is read as text. */
+	if (c.human.n == 0 && c.html.n == 0 && c.dsn.n == 0 && c.arf.n == 0 && top.body_len > 0) {
+		sb_add(&c.human, top.body, top.body_len);
+		if (c.human.oom)
+			goto out;
+	}
+	if (c.human.n)
+		dequote(c.human.p, &c.human.n);
 	text = c.human.n ? c.human.p : (c.html.n ? c.html.p : "");
 	tn = c.human.n ? c.human.n : c.html.n;
 
@@ -1557,6 +1579,23 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 			arf_from_original(r, c.orig.p, c.orig.n);
 		rc = 0;
 		goto out;
+	}
+	/* A delivery-status block pasted into the text (a broken MIME
+	 * structure, or an MTA that writes no MIME at all). */
+	if (c.dsn.n == 0 && tn > 0) {
+		const char *p = text;
+		while (p != NULL && *p) {
+			if (strncasecmp(p, "Final-Recipient:", 16) == 0 ||
+			    strncasecmp(p, "Reporting-MTA:", 14) == 0) {
+				sb_add(&c.dsn, p, tn - (size_t)(p - text));
+				break;
+			}
+			p = strchr(p, '\n');
+			if (p != NULL)
+				p++;
+		}
+		if (c.dsn.oom)
+			goto out;
 	}
 	if (c.dsn.n > 0) {
 		struct dsn_state d = {.r = r};
@@ -1618,10 +1657,6 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 		if (evidence || c.report || body_evidence) {
 			r->kind = BOUNCE_KIND_TEXT;
 			r->detector = "text";
-			if (c.human.n)
-				dequote(c.human.p, &c.human.n);
-			text = c.human.n ? c.human.p : (c.html.n ? c.html.p : "");
-			tn = c.human.n ? c.human.n : c.html.n;
 			rc = parse_text(r, &top, subject, text, tn);
 			goto out;
 		}

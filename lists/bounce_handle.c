@@ -85,6 +85,7 @@ handle_verp(struct db *db, const struct conf *conf, const struct inbound *in,
 	struct db_member m;
 	struct bounce_rcpt b;
 	const struct bounce_rcpt *found = result_for(r, addr);
+	char res[1024] = "";
 	int have;
 
 	if (found == NULL && harmless(r)) {
@@ -105,8 +106,11 @@ handle_verp(struct db *db, const struct conf *conf, const struct inbound *in,
 	snprintf(b.addr, sizeof(b.addr), "%s", addr);
 	if ((have = find_member(db, in->list_id, addr, &m)) < 0)
 		return -1;
-	snprintf(outcome, len, "bounce (verp): ");
-	return score_bounce(db, conf, l, have ? &m : NULL, &b, in->spool_id, now, outcome, len);
+	if (score_bounce(db, conf, l, have ? &m : NULL, &b, in->spool_id, now, res, sizeof(res)) <
+	    0)
+		return -1;
+	snprintf(outcome, len, "bounce (verp): %s", res);
+	return 0;
 }
 
 static int
@@ -114,9 +118,9 @@ handle_parsed(struct db *db, const struct conf *conf, const struct inbound *in,
               const struct score_list *l, const struct bounce_report *r, int64_t now, char *outcome,
               size_t len)
 {
+	char res[1024] = "";
 	int n = 0;
 
-	snprintf(outcome, len, "bounce (%s): ", r->detector);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct bounce_rcpt *b = &r->rcpts[i];
 		struct db_member m;
@@ -128,14 +132,16 @@ handle_parsed(struct db *db, const struct conf *conf, const struct inbound *in,
 			return -1;
 		if (!have && (have = find_member(db, in->list_id, b->orig, &m)) < 0)
 			return -1;
-		if (score_bounce(db, conf, l, have ? &m : NULL, b, in->spool_id, now, outcome,
-		                 len) < 0)
+		if (score_bounce(db, conf, l, have ? &m : NULL, b, in->spool_id, now, res,
+		                 sizeof(res)) < 0)
 			return -1;
 		n++;
 	}
 	if (n == 0)
 		snprintf(outcome, len, "bounce: %s with no failed recipient, ignored",
 		         bounce_kind_name(r->kind));
+	else
+		snprintf(outcome, len, "bounce (%s): %s", r->detector, res);
 	return 0;
 }
 

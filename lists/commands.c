@@ -704,6 +704,10 @@ find_text(const struct msg_part *p, void *arg)
 
 	if (!msg_ctype_is(p->ct, "text", "plain"))
 		return 0;
+	/* Not the text of a forwarded or attached message. */
+	for (const struct msg_part *q = p->parent; q != NULL; q = q->parent)
+		if (msg_ctype_is(q->ct, "message", "rfc822"))
+			return 0;
 	disp = msg_header_text(p->headers, "Content-Disposition");
 	if (disp != NULL && strncasecmp(disp, "attachment", 10) == 0) {
 		free(disp);
@@ -927,6 +931,13 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 	}
 	if (ctx_init(&c) < 0) {
 		snprintf(outcome, outcomelen, "out of memory");
+		ctx_free(&c);
+		return -1;
+	}
+	/* Expiry on access: the list's overdue holds are settled before
+	 * anything reads them (cheap: a partial index walk). */
+	if (moderate_expire(db, conf, in->list_id, db_now(), NULL) < 0) {
+		snprintf(outcome, outcomelen, "expiring holds: %s", db_errmsg(db));
 		ctx_free(&c);
 		return -1;
 	}

@@ -129,7 +129,7 @@ void commands_setting_str(struct db *db, int64_t list_id, const char *name, char
 int commands_mailbox(const char *text, char *addr, size_t addrlen, char *key, size_t keylen,
                      char *name, size_t namelen);
 
-/* Housekeeping for the runner to call now and then (every minute or so):
+/* Housekeeping, called by the engine runner once a minute:
  * held posts past hold_lifetime get hold_expire_action, expired tokens and
  * old reply-log entries are deleted. Runs in the caller's transaction.
  * *expired (may be NULL) gets how many holds expired. */

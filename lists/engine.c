@@ -14,6 +14,7 @@
 #include "db/engine.h"
 #include "db/outq.h"
 #include "lists/post.h"
+#include "lists/verp.h"
 #include "mail/msg.h"
 
 #if __has_include("lists/moderate.h")
@@ -86,7 +87,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	struct post_out out;
 	struct db_engine_post p;
 	int have_from = from_of(m, from, sizeof(from), key, sizeof(key)) == 0;
-	int64_t msg_id, nrcpt;
+	int64_t msg_id, nrcpt, k;
 
 	if (cfg->dmarc_when == DMARC_WHEN_ALWAYS || cfg->dmarc_when == DMARC_WHEN_NEVER) {
 		env.mitigate = post_dmarc_applies(cfg, "");
@@ -108,8 +109,13 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	p.len = out.len;
 	p.lifetime = conf->max_queue_lifetime;
 	p.poster_key = have_from ? key : NULL;
+	if (db_engine_count_post(db, list_id, &k) < 0) {
+		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		post_out_free(&out);
+		return -1;
+	}
+	p.verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
 	if (db_engine_queue_post(db, &p, oqid, &msg_id, &nrcpt) < 0 ||
-	    db_engine_count_post(db, p.list_id) < 0 ||
 	    (cfg->archive &&
 	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,
 	                           out.data, out.len) < 0)) {
@@ -117,8 +123,8 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		post_out_free(&out);
 		return -1;
 	}
-	snprintf(outcome, outcomelen, "posted: queued as %s, rcpts=%lld, size=%zu, dmarc=%s%s",
-	         oqid, (long long)nrcpt, out.len, dpol,
+	snprintf(outcome, outcomelen, "posted: queued as %s, rcpts=%lld, size=%zu,%s dmarc=%s%s",
+	         oqid, (long long)nrcpt, out.len, p.verp ? " verp," : "", dpol,
 	         out.dmarc == 1   ? " (From rewritten)"
 	         : out.dmarc == 2 ? " (wrapped)"
 	                          : "");
@@ -132,7 +138,13 @@ hold_post(struct db *db, const struct conf *conf, const struct inbound *in,
           const struct post_cfg *cfg, const char *reason, char *outcome, size_t outcomelen)
 {
 #ifdef ENGINE_HAVE_MODERATE
-	return moderate_hold(db, conf, in, reason, outcome, outcomelen);
+	/* Moderation keeps a short word for why (moderate.h). */
+	(void)reason;
+	return moderate_hold(db, conf, in,
+	                     cfg->policy == POLICY_MODERATED  ? "moderated"
+	                     : cfg->policy == POLICY_ANNOUNCE ? "announce"
+	                                                      : "non-member",
+	                     outcome, outcomelen);
 #else
 	(void)db;
 	(void)conf;

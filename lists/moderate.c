@@ -314,6 +314,10 @@ moderate_hold(struct db *db, const struct conf *conf, const struct inbound *in, 
 	int64_t id;
 	int rc = -1;
 
+	if (moderate_expire(db, conf, in->list_id, db_now(), NULL) < 0) {
+		snprintf(outcome, outcomelen, "hold: expiring holds: %s", db_errmsg(db));
+		return -1;
+	}
 	if (post_info_read(&p, in->message, in->len, in->mail_from) < 0) {
 		snprintf(outcome, outcomelen, "hold: out of memory");
 		post_info_free(&p);

@@ -17,10 +17,13 @@
  *                      decided and changes nothing.
  *   moderate_expire()  holds past their deadline (hold_lifetime) get
  *                      hold_expire_action (discard, or reject with a
- *                      notice). Called by commands_housekeeping() from the
- *                      runner, and on access: by `fanmail mod` before it
- *                      lists or decides, and by a mailed decision, which
- *                      refuses a hold past its deadline.
+ *                      notice). Called on access: for the list, before
+ *                      every `fanmail mod` command, every mail to the
+ *                      list's command addresses and every new hold; and a
+ *                      decision on a hold past its deadline expires it
+ *                      instead. And in the background: the engine
+ *                      runner calls commands_housekeeping() once a
+ *                      minute, which does it for every list.
  *
  * None of them begins or commits a transaction; the caller does.
  */

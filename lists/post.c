@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "lists/verp.h"
 #include "mail/addr.h"
 
 /* --- growing buffer --- */
@@ -218,6 +219,15 @@ post_cfg_set(struct post_cfg *c, const char *key, const char *value)
 		expand(c, value, c->footer, sizeof(c->footer), 1);
 	} else if (strcmp(key, "archive_url") == 0) {
 		snprintf(c->archive_url, sizeof(c->archive_url), "%s", value);
+	} else if (strcmp(key, "verp") == 0) {
+		enum verp_mode m;
+
+		if (verp_mode_parse(value, &m) < 0)
+			return -1;
+		c->verp = (int)m;
+	} else if (strcmp(key, "verp_every") == 0) {
+		if (conf_parse_int(value, &c->verp_every) < 0)
+			return -1;
 	} else if (strcmp(key, "archive") == 0) {
 		if (conf_parse_bool(value, &v) < 0)
 			return -1;

@@ -48,6 +48,8 @@ struct post_cfg {
 	enum post_dmarc_action dmarc_action;
 	enum post_dmarc_when dmarc_when;
 	enum post_dmarc_fallback dmarc_fallback;
+	int verp;             /* enum verp_mode (lists/verp.h) */
+	long long verp_every; /* with VERP_EVERY */
 };
 
 /* Fills c with every setting's default for list local@domain. */

@@ -20,10 +20,12 @@
 #define DMARC_TTL_MIN 60
 #define DMARC_TTL_MAX 86400
 #define DMARC_TTL_NORECORD 300
+#define DMARC_TTL_FAILED 60
 
 struct dmarc_entry {
 	char domain[256]; /* lower case; "" when the slot is free */
 	char policy[16];
+	int failed; /* the lookup failed: asked again after DMARC_TTL_FAILED */
 	time_t expires;
 };
 
@@ -192,11 +194,14 @@ wait_answer(struct dmarc *d, struct answer *a)
 		int bits = ares_getsock(d->ch, socks, ARES_GETSOCK_MAXNUM), n = 0, ms;
 
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			if (!ARES_GETSOCK_READABLE(bits, i) && !ARES_GETSOCK_WRITABLE(bits, i))
+			/* c-ares's own macros shift a signed 1 into the sign bit. */
+			unsigned rd = ((unsigned)bits >> i) & 1u;
+			unsigned wr = ((unsigned)bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u;
+
+			if (!rd && !wr)
 				continue;
 			pfd[n].fd = socks[i];
-			pfd[n].events = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-			                        (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+			pfd[n].events = (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
 			pfd[n].revents = 0;
 			n++;
 		}
@@ -253,7 +258,7 @@ dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen,
 	struct dmarc_entry *e;
 	struct answer a;
 	time_t now = time(NULL);
-	const char *pol;
+	const char *pol = "";
 	int rc;
 
 	snprintf(domain, sizeof(domain), "%s", from_domain);
@@ -262,24 +267,28 @@ dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen,
 			*p = (char)(*p - 'A' + 'a');
 	e = cache_slot(d, domain);
 	if (strcmp(e->domain, domain) == 0 && e->expires > now) {
+		if (e->failed)
+			return -1;
 		snprintf(policy, policylen, "%s", e->policy);
 		*ttl = e->expires - now;
 		return 0;
 	}
 	rc = query(d, domain, &a);
-	if (rc < 0)
-		return -1;
 	if (rc == 1) {
 		pol = post_dmarc_record_policy(a.record, 0);
 	} else {
 		post_org_domain(domain, org, sizeof(org));
-		if (strcmp(org, domain) == 0) {
+		if (rc < 0 || strcmp(org, domain) == 0) {
 			pol = "";
-		} else if ((rc = query(d, org, &a)) < 0) {
-			return -1;
-		} else {
+		} else if ((rc = query(d, org, &a)) >= 0) {
 			pol = rc == 1 ? post_dmarc_record_policy(a.record, 1) : "";
 		}
+	}
+	if (rc < 0) {
+		snprintf(e->domain, sizeof(e->domain), "%s", domain);
+		e->failed = 1;
+		e->expires = now + DMARC_TTL_FAILED;
+		return -1;
 	}
 	if (pol == NULL)
 		pol = "";
@@ -287,6 +296,7 @@ dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen,
 	snprintf(policy, policylen, "%s", pol);
 	snprintf(e->domain, sizeof(e->domain), "%s", domain);
 	snprintf(e->policy, sizeof(e->policy), "%s", pol);
+	e->failed = 0;
 	e->expires = now + *ttl;
 	log_debug("dmarc: %s: policy=%s ttl=%lld", domain, *pol ? pol : "(no record)",
 	          (long long)*ttl);

@@ -17,6 +17,8 @@
 #include "db/engine.h"
 #include "lists/engine.h"
 #include "lists/inbound.h"
+#include "lists/post.h"
+#include "mail/msg.h"
 #include "server/dmarc.h"
 #include "server/log.h"
 
@@ -93,6 +95,32 @@ note(char *all, size_t alllen, const char *rcpt, const char *outcome)
 	snprintf(all + o, alllen - o, "%sto=<%s>: %s", o ? "; " : "", rcpt, outcome);
 }
 
+/* Looks up the DMARC policy of the entry's From domain before the
+ * transaction begins, so that the write lock is never held while DNS
+ * answers: the lookup inside the handler then comes from dmarc.c's cache
+ * (failures included, for a short while). */
+static void
+prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, int64_t id)
+{
+	struct db_engine_entry e;
+	struct msg m;
+	const struct msg_header *h;
+	char name[512], addr[POST_ADDR_MAX], policy[32];
+	int64_t ttl;
+
+	if (dmarc == NULL || dmarc->lookup == NULL || db_engine_load(db, id, &e) < 0)
+		return;
+	if (msg_parse(&m, e.message, e.len) == 0) {
+		h = msg_header_get(&m, "From", 0);
+		if (h != NULL && post_parse_mailbox(h->value, h->value_len, name, sizeof(name),
+		                                    addr, sizeof(addr)) == 0)
+			dmarc->lookup(dmarc->arg, strrchr(addr, '@') + 1, policy, sizeof(policy),
+			              &ttl);
+		msg_free(&m);
+	}
+	db_engine_entry_free(&e);
+}
+
 /* Handles entry id. Returns 1 when it was handled (done or failed), 0 when
  * it was not 'new' any more, -1 when the store failed and it stays 'new'. */
 static int
@@ -104,6 +132,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
 	int failed = 0;
 
+	prefetch_dmarc(db, dmarc, id);
 	if (db_begin(db) < 0)
 		return -1;
 	if (db_engine_load(db, id, &e) < 0)

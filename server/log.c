@@ -16,6 +16,7 @@
 /* Set once at start-up by main, read by every thread after. */
 static const char *log_prog = "fanmaild";
 static enum log_level log_min = LOG_LEVEL_INFO;
+static long log_pid;
 
 int
 log_init(const char *progname, const char *level)
@@ -23,6 +24,7 @@ log_init(const char *progname, const char *level)
 	static const char *const names[] = {"debug", "info", "warning", "error"};
 
 	log_prog = progname;
+	log_pid = (long)getpid();
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (strcasecmp(level, names[i]) == 0) {
 			log_min = (enum log_level)i;
@@ -45,7 +47,8 @@ vlog(enum log_level lvl, const char *tag, int with_errno, const char *fmt, va_li
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
 	n = (int)strftime(line, sizeof(line), "%b %e %H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - n, " %s[%ld]: %s", log_prog, (long)getpid(), tag);
+	n += snprintf(line + n, sizeof(line) - n, " %s[%ld]: %s", log_prog,
+	              log_pid ? log_pid : (long)getpid(), tag);
 	if (n < (int)sizeof(line))
 		n += vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	if (with_errno && n < (int)sizeof(line))

@@ -293,10 +293,12 @@ main(int argc, char **argv)
 	conf_init(&conf);
 	if (conf_load(&conf, path, must_exist, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fanmaild: %s\n", err);
+		conf_free(&conf);
 		return EX_CONFIG;
 	}
 	if (log_init("fanmaild", conf.log_level) < 0) {
 		fprintf(stderr, "fanmaild: log_level: unknown level %s\n", conf.log_level);
+		conf_free(&conf);
 		return EX_CONFIG;
 	}
 	d.conf = &conf;

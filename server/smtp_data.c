@@ -78,7 +78,26 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, size_t *used,
 	enum smtp_data_status st = SMTP_DATA_MORE;
 
 	while (p < end) {
-		char c = *p;
+		char c;
+
+		if (d->state == ST_TEXT && !d->in_header) {
+			/* The body's fast path: skip to the next CR, then make
+			 * sure no LF hides before it. */
+			const char *cr = memchr(p, '\r', (size_t)(end - p));
+			const char *stop = cr ? cr : end;
+			const char *lf = memchr(p, '\n', (size_t)(stop - p));
+
+			if (lf != NULL)
+				stop = lf;
+			d->line_len += (size_t)(stop - p);
+			if (d->line_len > SMTP_DATA_LINE_MAX)
+				d->line_too_long = 1;
+			p = stop;
+			if (p == end)
+				break;
+			/* p is at the CR or LF, which the switch handles. */
+		}
+		c = *p;
 
 		if (++d->line_len > SMTP_DATA_LINE_MAX)
 			d->line_too_long = 1;

@@ -117,6 +117,7 @@ struct session {
 	char tls_desc[128];
 	/* flags */
 	int closing, reaped, discard_line, throttled, greeted_cmd;
+	int direct;     /* plaintext: replies are written straight to the socket */
 	unsigned bad;   /* refused commands, for max_bad_commands */
 	unsigned fails; /* refused or failed commands, for the counts */
 	unsigned n_ok[CMD_COUNT], n_all[CMD_COUNT];
@@ -288,8 +289,10 @@ enter_state(struct session *s, enum state st)
 		set_timeout(s, c->data_timeout);
 		break;
 	case S_COMMIT:
-		/* Input waits in the kernel until the result is known. */
-		bufferevent_disable(s->bev, EV_READ);
+		/* Input that comes meanwhile waits in the input buffer (at
+		 * most IN_HIGH, then in the kernel): process() does not look
+		 * at it until the result is known. Reading stays enabled, which
+		 * saves two epoll_ctl calls per message. */
 		break;
 	case S_GREETING:
 		set_timeout(s, c->greeting_timeout);
@@ -443,6 +446,41 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(s->flush_ev, &tv);
 }
 
+/* Writes the replies of a plaintext session straight to its socket at
+ * the end of each burst of work: one writev per pipelined group, and no
+ * epoll_ctl calls to arm and disarm the bufferevent's write event for
+ * every reply. Only a reply the kernel does not take at once is left to
+ * the bufferevent (EV_WRITE enabled until its output is empty again).
+ * Returns -1 when the client is gone (the session is then dropped). */
+static int
+flush_out(struct session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	if (!s->direct || s->reaped)
+		return 0;
+	while (evbuffer_get_length(out) > 0) {
+		int n;
+
+		/* A socket bufferevent keeps the front of its output frozen
+		 * except while it writes itself. */
+		evbuffer_unfreeze(out, 1);
+		errno = 0;
+		n = evbuffer_write(out, bufferevent_getfd(s->bev));
+		evbuffer_freeze(out, 1);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			bufferevent_enable(s->bev, EV_WRITE);
+			return 0;
+		}
+		evbuffer_drain(out, evbuffer_get_length(out));
+		session_drop(s, s->closing ? NULL : "lost connection");
+		return -1;
+	}
+	return 0;
+}
+
 /* Ends the session once the replies written so far have gone out. */
 static void
 session_close(struct session *s)
@@ -452,7 +490,10 @@ session_close(struct session *s)
 	s->closing = 1;
 	bufferevent_disable(s->bev, EV_READ);
 	set_timeout(s, CLOSE_TIMEOUT);
-	bufferevent_enable(s->bev, EV_WRITE);
+	if (flush_out(s) < 0)
+		return;
+	if (!s->direct)
+		bufferevent_enable(s->bev, EV_WRITE);
 	session_write(s->bev, s);
 }
 
@@ -647,6 +688,13 @@ proceed_starttls(struct session *s, char *args)
 		return;
 	}
 	reply(s, "220 2.0.0 Ready to start TLS");
+	if (flush_out(s) < 0) {
+		SSL_free(ssl);
+		return;
+	}
+	/* From here the TLS filter drives the socket's bufferevent. */
+	s->direct = 0;
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	tls = bufferevent_openssl_filter_new(s->srv->d->base, s->bev, ssl,
 	                                     BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tls == NULL) {
@@ -1205,13 +1253,21 @@ process(struct session *s)
 			reply(s, "421 4.7.0 %s Error: too many errors", c->hostname);
 			session_close(s);
 		}
+		if (!s->closing && evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
+			if (flush_out(s) < 0)
+				return;
+			if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
+				/* The client sends commands but does not read
+				 * the replies: read no more until it does. */
+				s->throttled = 1;
+				bufferevent_disable(s->bev, EV_READ);
+				bufferevent_enable(s->bev, EV_WRITE);
+				break;
+			}
+		}
 	}
-	if (!s->closing && !s->throttled &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) > OUT_HIGH) {
-		/* The client sends commands but does not read the replies. */
-		s->throttled = 1;
-		bufferevent_disable(s->bev, EV_READ);
-	}
+	if (!s->closing)
+		flush_out(s);
 }
 
 static void
@@ -1245,10 +1301,11 @@ session_write(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
+	if (s->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
 	if (s->throttled && evbuffer_get_length(bufferevent_get_output(bev)) < OUT_LOW) {
 		s->throttled = 0;
-		if (s->state != S_COMMIT)
-			bufferevent_enable(bev, EV_READ);
+		bufferevent_enable(bev, EV_READ);
 		process(s);
 	}
 }
@@ -1337,8 +1394,6 @@ commit_done(struct spool_job *job, void *arg)
 		session_close(s);
 		return;
 	}
-	if (!s->throttled)
-		bufferevent_enable(s->bev, EV_READ);
 	process(s);
 }
 
@@ -1349,6 +1404,7 @@ send_greeting(struct session *s)
 {
 	reply(s, "220 %s ESMTP fanmaild", s->srv->conf->hostname);
 	enter_state(s, S_HELO);
+	flush_out(s);
 }
 
 static void
@@ -1385,6 +1441,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	snprintf(s->client, sizeof(s->client), "unknown[%s]:%d", s->ip, port);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	s->srv = srv;
+	s->direct = 1;
 	s->last_cmd = CMD_NONE;
 	s->bev = bufferevent_socket_new(srv->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL) {
@@ -1425,7 +1482,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 		return;
 	}
 	enter_state(s, S_GREETING);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	if (c->greeting_delay > 0) {
 		struct timeval tv = {(time_t)c->greeting_delay, 0};
 		s->greet_ev = evtimer_new(srv->d->base, greet_cb, s);

@@ -76,6 +76,7 @@ commit_batch(struct spool_writer *w, struct spool_job *batch)
 				fail_job(j, w->db);
 		return;
 	}
+	log_debug("spool commit: %zu messages in one transaction", stored);
 	if (stored == 0)
 		return;
 	for (size_t i = 0; i < w->nhooks; i++)

@@ -40,11 +40,21 @@ class CommandsCase(fmtest.TestCase):
     owner@example.org, moderator mod@example.org, member
     member@example.net)."""
 
+    # When set, delivery goes to a real receiving SMTP server (tests/e2e/
+    # sink.py) on loopback, self.sink, instead of a port nobody listens on.
+    use_sink = False
+
     def setUp(self):
+        relay_port = fmtest.free_port()
         self.settings = {
-            "relay_host": f"127.0.0.1:{fmtest.free_port()}",
+            "relay_host": f"127.0.0.1:{relay_port}",
             "dns_servers": f"127.0.0.1:{fmtest.free_port()}",
         }
+        if self.use_sink:
+            from sink import Sink
+            self.sink = Sink("127.0.0.1", relay_port)
+            self.sink.start()
+            self.addCleanup(self.sink.stop)
         super().setUp()
         self.fm.cli("list", "create", LIST, "--owner", "owner@example.org",
                     "--moderator", "mod@example.org")
@@ -108,6 +118,20 @@ class CommandsCase(fmtest.TestCase):
     def holds(self, all_=False):
         args = ["mod", "ls", LIST, "--json"] + (["--all"] if all_ else [])
         return json.loads(self.fm.cli(*args).stdout)
+
+    def received_by(self, rcpt, n=1, timeout=30):
+        """The first n messages the sink received for rcpt, parsed; waits
+        for them (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [t for t in list(self.sink.transactions) if rcpt in t.rcpts]
+            if len(got) >= n:
+                return [(t.mail_from, email.message_from_bytes(t.data, policy=email.policy.default))
+                        for t in got[:n]]
+            time.sleep(0.05)
+        raise AssertionError(f"expected {n} message(s) delivered to {rcpt} within {timeout}s, "
+                             f"got {len([t for t in self.sink.transactions if rcpt in t.rcpts])}; "
+                             f"log:\n{self.fm.logtext()[-3000:]}")
 
     @staticmethod
     def text_of(msg):

@@ -151,3 +151,68 @@ def message(subject="hello", body="body\r\n", sender="alice@example.org",
             to="list@lists.localhost", extra=""):
     return (f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
             f"Message-ID: <{time.time_ns()}.{os.getpid()}@example.org>\r\n{extra}\r\n{body}")
+
+
+class DnsFront:
+    """A UDP DNS front for a real DNS server (dnsmasq): in mode "pass" it
+    relays queries and answers, in "servfail" it answers every query with
+    SERVFAIL itself, in "drop" it answers nothing (the resolver times out).
+    Set .mode at any time; .queries counts what arrived."""
+
+    def __init__(self, upstream_port):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.mode = "pass"
+        self.queries = {"pass": 0, "servfail": 0, "drop": 0}
+        self._stop = False
+        import threading
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    @property
+    def server(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _run(self):
+        while not self._stop:
+            try:
+                q, client = self.sock.recvfrom(4096)
+            except (socket.timeout, OSError):
+                continue
+            if len(q) < 12:
+                continue
+            mode = self.mode
+            self.queries[mode] += 1
+            if mode == "drop":
+                continue
+            if mode == "servfail":
+                flags = 0x8000 | (q[2] & 0x79) << 8 | 0x0080 | 2  # QR, opcode+RD, RA, rcode 2
+                self.sock.sendto(q[:2] + flags.to_bytes(2, "big") + q[4:6] + b"\0\0\0\0\0\0" +
+                                 q[12:], client)
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+                up.settimeout(2)
+                try:
+                    up.sendto(q, self.upstream)
+                    a, _ = up.recvfrom(65535)
+                    self.sock.sendto(a, client)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self._stop = True
+        self._t.join(2)
+        self.sock.close()
+
+
+def sanitized():
+    """True when the programs under test are the ASan+UBSan build."""
+    cache = os.path.join(os.environ.get("FANMAIL_BUILD_DIR", ""), "CMakeCache.txt")
+    try:
+        with open(cache) as f:
+            return "FANMAIL_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False

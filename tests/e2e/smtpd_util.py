@@ -52,11 +52,15 @@ def create_list(fm, address):
 
 
 def spool_rows(fm):
-    """[(qid, mail_from, message bytes, [(rcpt, list_id, role, extension)])]."""
+    """[(qid, mail_from, message bytes, [(rcpt, list_id, role, extension)])]
+    of the messages fanmaild took over SMTP (its client column is
+    unknown[IP]:PORT); what delivery or the list engine put into the spool
+    themselves (notices to list addresses) is left out."""
     with sqlite3.connect(fm.db, timeout=10) as c:
         out = []
         for sid, qid, mail_from, msg in c.execute(
-                "SELECT id, qid, mail_from, message FROM spool ORDER BY id"):
+                "SELECT id, qid, mail_from, message FROM spool"
+                " WHERE client LIKE 'unknown[%' ORDER BY id"):
             rcpts = c.execute("SELECT rcpt, list_id, role, extension FROM spool_rcpt"
                               " WHERE spool_id = ? ORDER BY rowid", (sid,)).fetchall()
             out.append((qid, mail_from, bytes(msg), rcpts))
@@ -65,7 +69,8 @@ def spool_rows(fm):
 
 def spool_count(fm):
     with sqlite3.connect(fm.db, timeout=10) as c:
-        return c.execute("SELECT count(*) FROM spool").fetchone()[0]
+        return c.execute("SELECT count(*) FROM spool"
+                         " WHERE client LIKE 'unknown[%'").fetchone()[0]
 
 
 class Dialog:

@@ -95,5 +95,31 @@ class SubscribeByMail(CommandsCase):
         self.assertEqual(m["X-Loop"], "dev-owner@lists.example.org")
 
 
+class SubscribeThroughRealDelivery(CommandsCase):
+    """The whole loop as a person sees it: the confirmation and the welcome
+    are delivered over SMTP to a receiving server, and the reply is written
+    from what arrived there."""
+
+    use_sink = True
+
+    def test_confirmation_arrives_and_a_reply_to_it_subscribes(self):
+        self.send("dora@example.net", addr("request"),
+                  message("Dora <dora@example.net>", addr("request"), "subscribe"))
+        [(env_from, conf)] = self.received_by("dora@example.net")
+        self.assertEqual(env_from, "dev-bounces@lists.example.org")
+        self.assertIn("confirm", self.text_of(conf))
+        reply_to = str(conf["Reply-To"])
+        self.assertTrue(reply_to.startswith("dev-confirm+"), f"got Reply-To {reply_to!r}")
+
+        quoted = "".join("> " + line + "\r\n" for line in self.text_of(conf).splitlines())
+        self.send("dora@example.net", reply_to,
+                  message("dora@example.net", reply_to, "Re: " + str(conf["Subject"]),
+                          "Yes please.\r\n\r\n" + quoted,
+                          extra={"In-Reply-To": str(conf["Message-ID"])}))
+        self.assertEqual(self.members().get("dora@example.net"), "enabled")
+        [_, (_, welcome)] = self.received_by("dora@example.net", n=2)
+        self.assertIn("Welcome to dev@lists.example.org", str(welcome["Subject"]))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -181,7 +181,7 @@ class AcceptTest(SmtpdCase):
         run_table(self, self.port, [(b"NOOP\r\n", 250), (b"BOGUS\r\n", 500),
                                     (b"QUIT\r\n", 221)])
         deadline = time.monotonic() + 5
-        while "disconnect from" not in self.fm.logtext() and time.monotonic() < deadline:
+        while "quit=1" not in self.fm.logtext() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertRegex(self.fm.logtext(),
                          r"disconnect from unknown\[127\.0\.0\.1\]:\d+ ehlo=1 noop=1 quit=1 "

@@ -1,7 +1,10 @@
 """Nothing acknowledged is lost, nothing unacknowledged is half-stored:
 SIGKILL right after a 250, SIGTERM with a transaction in flight, the
 shutdown deadline, and a locked database."""
+import os
+import re
 import signal
+import subprocess
 import smtplib
 import socket
 import sqlite3
@@ -9,6 +12,7 @@ import threading
 import time
 import unittest
 
+import fmtest
 from smtpd_util import Dialog, SmtpdCase, spool_count, spool_rows, wait_db
 
 MSG = b"From: a@example.org\r\nSubject: keep me\r\n\r\nbody\r\n"
@@ -103,6 +107,37 @@ class DeadlineTest(SmtpdCase):
         self.assertEqual(spool_count(self.fm), 0)
 
 
+class GroupCommitTest(SmtpdCase):
+    settings = {"log_level": "debug"}
+
+    def test_concurrent_sessions_share_commits(self):
+        n = 40
+        barrier = threading.Barrier(n)
+        codes = []
+
+        def client():
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as s:
+                s.ehlo("c")
+                s.mail("a@example.org")
+                s.rcpt("demo@lists.localhost")
+                s.putcmd("data")
+                s.getreply()
+                barrier.wait(30)
+                s.send(MSG + b".\r\n")
+                codes.append(s.getreply()[0])
+
+        threads = [threading.Thread(target=client) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(codes, [250] * n)
+        self.assertEqual(spool_count(self.fm), n)
+        sizes = [int(x) for x in re.findall(r"spool commit: (\d+) messages", self.fm.logtext())]
+        self.assertEqual(sum(sizes), n, f"commit sizes {sizes}")
+        self.assertLess(len(sizes), n, f"every message had its own commit: {sizes}")
+
+
 class LockedTest(SmtpdCase):
     def test_locked_database_is_452_and_nothing_stored(self):
         locked = threading.Event()
@@ -134,6 +169,52 @@ class LockedTest(SmtpdCase):
         self.assertEqual(code, 250, lines)
         d.close()
         self.assertEqual(spool_count(self.fm), 1)
+
+
+class DiskFullTest(SmtpdCase):
+    """The database on a 3 MB tmpfs: once the disk is full, 452 4.3.1 and
+    nothing half-stored; everything answered 250 is there."""
+
+    def setUp(self):
+        fmtest.TestCase.setUp(self)
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs")
+        self.mnt = os.path.join(self.fm.dir, "small")
+        os.mkdir(self.mnt)
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", self.mnt],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs: {p.stderr.strip()}")
+        # Cleanups run last-in first-out: stop fanmaild, then unmount.
+        self.addCleanup(subprocess.run, ["umount", "-l", self.mnt], timeout=30)
+        self.addCleanup(self.fm.stop)
+        self.fm.db = os.path.join(self.mnt, "fanmail.db")
+        self.fm.settings["database"] = self.fm.db
+        self.start_daemon()
+
+    def test_full_disk_is_452_and_nothing_half_stored(self):
+        chunk = b"Subject: big\r\n\r\n" + (b"z" * 76 + b"\r\n") * 5000  # 390 KB
+        queued, refused = [], None
+        d = Dialog(self.port, timeout=30)
+        d.cmd(b"EHLO c\r\n")
+        for _ in range(30):
+            self.data_dialog(d)
+            code, lines = d.cmd(chunk + b".\r\n")
+            if code == 250:
+                queued.append(lines[0].decode().rsplit(" ", 1)[1])
+                continue
+            refused = (code, lines)
+            break
+        self.assertIsNotNone(refused, "a 3 MB disk took 30 messages of 390 KB")
+        self.assertEqual(refused[0], 452, refused)
+        self.assertTrue(refused[1][0].startswith(b"452 4.3.1"), refused)
+        self.assertEqual(d.cmd(b"NOOP\r\n")[0], 250, "the session did not survive")
+        d.close()
+        rows = spool_rows(self.fm)
+        self.assertEqual([r[0] for r in rows], queued)
+        for r in rows:
+            self.assertTrue(r[2].endswith(chunk), f"{r[0]} is truncated")
+        self.assertIn("the disk is full", self.fm.logtext())
 
 
 if __name__ == "__main__":

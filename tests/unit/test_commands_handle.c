@@ -425,6 +425,34 @@ test_help_and_unknown_commands_get_a_reply(void **state)
 	assert_int_equal(mails_to("y@example.net"), 1);
 }
 
+static void
+test_commands_in_an_attached_message_are_not_run(void **state)
+{
+	const char *msg = "From: member@example.net\r\nSubject: fwd\r\n"
+	                  "MIME-Version: 1.0\r\n"
+	                  "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+	                  "--b\r\nContent-Type: text/html\r\n\r\n<p>see below</p>\r\n"
+	                  "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+	                  "From: x@example.net\r\nSubject: y\r\n\r\nunsubscribe\r\n"
+	                  "--b--\r\n";
+	const char *out = deliver("request", NULL, "member@example.net", msg);
+
+	assert_non_null(strstr(out, "no command found"));
+	assert_int_equal(count("SELECT count(*) FROM tokens"), 0);
+}
+
+static void
+test_quoted_printable_body_is_decoded(void **state)
+{
+	const char *msg = "From: qp@example.net\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+	                  "Content-Type: text/plain; charset=utf-8\r\n"
+	                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+	                  "=73ubscribe\r\n";
+	const char *out = deliver("request", NULL, "qp@example.net", msg);
+
+	assert_non_null(strstr(out, "confirmation sent"));
+}
+
 /* ---- rate limits ---- */
 
 static void
@@ -716,6 +744,18 @@ test_decision_after_the_deadline_is_refused(void **state)
 	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'expired'"), 1);
 }
 
+static void
+test_any_command_mail_expires_overdue_holds(void **state)
+{
+	char token[DB_TOKEN_LEN];
+
+	set("hold_lifetime", "0");
+	hold(token);
+	sleep(1);
+	deliver("request", NULL, "x@example.net", MSG("x@example.net", "help", "", "\r\n"));
+	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'expired'"), 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -732,6 +772,8 @@ main(void)
 	    T(test_unsubscribe_confirms_by_default),
 	    T(test_unsubscribe_without_confirmation_when_the_list_says_so),
 	    T(test_help_and_unknown_commands_get_a_reply),
+	    T(test_commands_in_an_attached_message_are_not_run),
+	    T(test_quoted_printable_body_is_decoded),
 	    T(test_confirmations_are_limited_per_address),
 	    T(test_confirmations_are_limited_per_list),
 	    T(test_replies_are_limited_per_address_a_day),
@@ -747,6 +789,7 @@ main(void)
 	    T(test_hold_token_of_another_list_is_refused),
 	    T(test_expired_holds_are_discarded_or_rejected),
 	    T(test_decision_after_the_deadline_is_refused),
+	    T(test_any_command_mail_expires_overdue_holds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

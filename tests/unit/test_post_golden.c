@@ -196,5 +196,11 @@ main(void)
 		tests[i].test_func = run_case;
 		tests[i].initial_state = names[i];
 	}
-	return _cmocka_run_group_tests("golden", tests, n, NULL, NULL);
+	{
+		int rc = _cmocka_run_group_tests("golden", tests, n, NULL, NULL);
+
+		for (size_t i = 0; i < n; i++)
+			free(names[i]);
+		return rc;
+	}
 }

@@ -153,6 +153,22 @@ test_line_over_1000_octets_is_flagged(void **state)
 	assert_int_equal(run(in, n, 0, 1 << 20, &d, &used, &o), SMTP_DATA_END);
 	assert_true(d.line_too_long);
 	assert_int_equal(used, n);
+	/* the same in the body, where the reader takes its fast path */
+	for (int bw = 0; bw < 2; bw++) {
+		for (size_t len = 998; len <= 999; len++) {
+			n = (size_t)snprintf(in, sizeof(in), "Subject: x\r\n\r\nshort\r\n");
+			memset(in + n, 'b', len);
+			n += len;
+			memcpy(in + n, "\r\nend\r\n.\r\n", 10);
+			n += 10;
+			assert_int_equal(run(in, n, bw, 1 << 20, &d, &used, &o), SMTP_DATA_END);
+			if (d.line_too_long != (len == 999))
+				fail_msg(
+				    "body line of %zu octets + CRLF (%s): expected too_long=%d, "
+				    "got %d",
+				    len, bw ? "bytewise" : "whole", len == 999, d.line_too_long);
+		}
+	}
 }
 
 static void
