@@ -179,6 +179,12 @@ db_queue_list_id(struct db *db, const char *local, size_t len, const char *domai
 }
 
 int
+db_queue_results_connection(struct db *db)
+{
+	return db_exec(db, "PRAGMA synchronous = NORMAL");
+}
+
+int
 db_queue_set_result(struct db *db, int64_t id, const char *state, int attempts,
                     int64_t next_attempt, const char *reply)
 {
@@ -224,13 +230,12 @@ db_queue_purge_done(struct db *db, int64_t before, int limit)
 	return sqlite3_changes(db->sql);
 }
 
+/* One pass over each message's rows (deliveries_by_msg). */
 static const char summary_cols[] =
     "SELECT m.qid, m.kind, m.env_from, m.created, m.expires, m.size, m.held,"
-    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'queued'),"
-    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'deferred'),"
-    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'sent'),"
-    " (SELECT COUNT(*) FROM deliveries d WHERE d.msg_id = m.id AND d.state = 'failed')"
-    " FROM out_msg m";
+    " TOTAL(d.state = 'queued'), TOTAL(d.state = 'deferred'), TOTAL(d.state = 'sent'),"
+    " TOTAL(d.state = 'failed')"
+    " FROM out_msg m LEFT JOIN deliveries d ON d.msg_id = m.id";
 
 static void
 read_summary(sqlite3_stmt *st, struct db_qsummary *s)
@@ -257,7 +262,7 @@ db_queue_list(struct db *db, void (*cb)(void *arg, const struct db_qsummary *s),
 	int rc;
 
 	if (sql[0] == '\0')
-		snprintf(sql, sizeof(sql), "%s ORDER BY m.id", summary_cols);
+		snprintf(sql, sizeof(sql), "%s GROUP BY m.id ORDER BY m.id", summary_cols);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -286,7 +291,7 @@ db_queue_show(struct db *db, const char *qid,
 	int rc;
 
 	if (sql[0] == '\0')
-		snprintf(sql, sizeof(sql), "%s WHERE m.qid = ?1", summary_cols);
+		snprintf(sql, sizeof(sql), "%s WHERE m.qid = ?1 GROUP BY m.id", summary_cols);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_text(st, 1, qid, -1, SQLITE_STATIC);

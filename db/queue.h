@@ -71,6 +71,13 @@ int db_queue_local_domain(struct db *db, const char *domain);
  * domain lower-case), or 0 when there is none; -1 on error. */
 int64_t db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain);
 
+/* For the connection that commits delivery results: commits go to the
+ * WAL without an fsync each (PRAGMA synchronous = NORMAL). A process crash
+ * loses nothing; an OS crash or power loss may lose the last results, whose
+ * rows are then simply due again (at-least-once, never a lost recipient:
+ * the messages themselves are committed with FULL by their writers). */
+int db_queue_results_connection(struct db *db);
+
 /* Records one recipient's new state (DB_Q_*). */
 int db_queue_set_result(struct db *db, int64_t id, const char *state, int attempts,
                         int64_t next_attempt, const char *reply);

@@ -183,8 +183,7 @@ dsn_build(const struct dsn_info *info, const struct dsn_rcpt *rcpts, size_t n, c
 		SB_LIT(&b, "\r\n");
 		sb_printf(&b, "Final-Recipient: %s; ", type);
 		sb_field(&b, r->addr);
-		sb_printf(&b, "\r\nOriginal-Recipient: %s; ", type);
-		sb_field(&b, r->addr);
+		/* No Original-Recipient: we never get an ORCPT to report. */
 		sb_printf(&b, "\r\nAction: %s\r\nStatus: %s\r\n", r->action, r->status);
 		if (r->remote_mta != NULL) {
 			SB_LIT(&b, "Remote-MTA: dns; ");

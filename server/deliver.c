@@ -55,6 +55,7 @@
 #define MSG_CACHE_BYTES (8 * 1024 * 1024)
 #define MAX_TARGETS 10
 #define DOMAIN_LIST_PAGE 256
+#define DNS_MAX_OUT 32 /* domains being resolved at once */
 
 static atomic_int kick_fd = -1;
 /* Told after each commit that put mail into the inbound spool. */
@@ -135,8 +136,9 @@ struct dom {
 	int64_t pause_until;
 	struct event *pause_ev;
 	int pending_writes;
-	int waiting; /* in the want-connection queue */
-	int local;   /* a list domain of ours: into the inbound spool */
+	int waiting;              /* in the want-connection queue */
+	int local;                /* a list domain of ours: into the inbound spool */
+	TAILQ_ENTRY(dom) dnslink; /* waiting for its turn to be resolved */
 	TAILQ_ENTRY(dom) wlink;
 	struct deliver *dl;
 };
@@ -232,6 +234,8 @@ struct deliver {
 	int max_active;
 	int conns;
 	struct dom_list want;
+	struct dom_list dns_wait;
+	int dns_out;
 	struct pool_list idle;
 	/* the scan */
 	int scanning;
@@ -823,6 +827,8 @@ writer_main(void *arg)
 	struct job *list;
 	int dsns;
 
+	if (db_queue_results_connection(w->db) < 0)
+		log_warnx("delivery: %s", db_errmsg(w->db));
 	while ((list = worker_take(w)) != NULL) {
 		double t0 = wall_now();
 		int n = 0;
@@ -951,11 +957,32 @@ dom_maybe_free(struct dom *d)
 	free(d);
 }
 
+static void on_mx(void *arg, struct dns_mx *mx);
+
+static void
+resolve(struct dom *d)
+{
+	struct deliver *dl = d->dl;
+
+	dl->dns_out++;
+	if (dl->relay_name != NULL)
+		dns_resolve_mx(dl->dns, dl->relay_name, 1, on_mx, d);
+	else
+		dns_resolve_mx(dl->dns, d->name, 0, on_mx, d);
+}
+
 static void
 on_mx(void *arg, struct dns_mx *mx)
 {
 	struct dom *d = arg;
+	struct deliver *dl = d->dl;
+	struct dom *next;
 
+	dl->dns_out--;
+	if ((next = TAILQ_FIRST(&dl->dns_wait)) != NULL) {
+		TAILQ_REMOVE(&dl->dns_wait, next, dnslink);
+		resolve(next);
+	}
 	d->resolving = 0;
 	log_debug("queue: %s: %d exchanger(s), status %d (%.3f)", d->name, mx->nhost, mx->status,
 	          wall_now());
@@ -1002,10 +1029,13 @@ activate(struct dom *d)
 	d->mx = NULL;
 	d->resolving = 1;
 	request_page(d);
-	if (dl->relay_name != NULL)
-		dns_resolve_mx(dl->dns, dl->relay_name, 1, on_mx, d);
-	else
-		dns_resolve_mx(dl->dns, d->name, 0, on_mx, d);
+	if (dl->dns_out >= DNS_MAX_OUT) {
+		/* Not all at once: a burst of thousands of queries gets
+		 * dropped by resolvers, and the domains deferred. */
+		TAILQ_INSERT_TAIL(&dl->dns_wait, d, dnslink);
+		return;
+	}
+	resolve(d);
 }
 
 static void
@@ -1017,7 +1047,10 @@ dom_check_done(struct dom *d)
 	    d->open == NULL && d->conns == 0) {
 		d->active = 0;
 		dl->nactive--;
-		if (dl->scan_blocked && !dl->list_out) {
+		/* Refill in chunks: each listing is a round trip to the
+		 * reader, and so is the first page of each domain it lists. */
+		if (dl->scan_blocked && !dl->list_out &&
+		    dl->max_active - dl->nactive >= dl->max_active / 4) {
 			dl->scan_blocked = 0;
 			scan_continue(dl);
 		}
@@ -1852,10 +1885,13 @@ deliver_start(struct event_base *base, const struct conf *conf)
 	dl->conf = conf;
 	dl->kick_efd = dl->done_fd = -1;
 	TAILQ_INIT(&dl->want);
+	TAILQ_INIT(&dl->dns_wait);
 	TAILQ_INIT(&dl->idle);
 	mc_init(&dl->mc);
 	pthread_mutex_init(&dl->done_mu, NULL);
-	dl->max_active = (int)conf->delivery_max_connections * 2;
+	/* Domains walked at once: enough that connections never wait for
+	 * the reader; each holds at most a few pages of rows. */
+	dl->max_active = (int)conf->delivery_max_connections * 4;
 	if (dl->max_active < 16)
 		dl->max_active = 16;
 	dl->ocfg.helo = conf->hostname;
@@ -1891,6 +1927,7 @@ deliver_start(struct event_base *base, const struct conf *conf)
 	if (worker_start(&dl->reader, dl, reader_main) < 0 ||
 	    worker_start(&dl->writer, dl, writer_main) < 0)
 		goto fail;
+
 	control_path(conf->control_file, conf->database, path, sizeof(path));
 	if ((dl->control = control_listen(base, path, on_control, dl)) == NULL)
 		log_warnx("delivery: no control notifications on %s; queue changes are seen at "

@@ -187,7 +187,7 @@ dns_new(struct event_base *base, const char *servers, char *err, size_t errlen)
 	opt.sock_state_cb = sock_state;
 	opt.sock_state_cb_data = dns;
 	opt.timeout = 3000; /* ms, per try */
-	opt.tries = 2;
+	opt.tries = 3;
 	rc = ares_init_options(&dns->ch, &opt,
 	                       ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
 	if (rc != ARES_SUCCESS) {

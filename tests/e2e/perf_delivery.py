@@ -75,8 +75,9 @@ def main():
         print(f"recipients={n} domains={ndom} inject={t_inject:.2f}s deliver={dt:.2f}s "
               f"rate={n / dt:.0f} rcpt/s peak_rss={hwm / 1024:.1f}MB states={states}")
     finally:
+        fm.stop()
         if os.environ.get("PERF_KEEP"):
-            print(fm.dir)
+            print(fm.dir)  # the log and database stay for a look
         else:
             fm.cleanup()
         for s in sinks:

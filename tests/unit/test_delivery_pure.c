@@ -146,7 +146,6 @@ test_dsn_has_three_parts_and_a_block_per_recipient(void **state)
 	                          "Reporting-MTA: dns; mx.lists.test\r\n"));
 	assert_non_null(strstr(m, "Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"));
 	assert_non_null(strstr(m, "\r\n\r\nFinal-Recipient: rfc822; bad@example.net\r\n"
-	                          "Original-Recipient: rfc822; bad@example.net\r\n"
 	                          "Action: failed\r\nStatus: 5.1.1\r\n"
 	                          "Remote-MTA: dns; mx.example.net\r\n"
 	                          "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"));
