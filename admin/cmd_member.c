@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Longest member-file line taken; longer ones are reported as bad. */
 #define LINE_MAX_OCTETS 4096
@@ -342,6 +343,7 @@ cmd_member_import(struct cli *cli, int argc, char **argv)
 	};
 	struct import im = {0};
 	struct db_import *dbi;
+	struct stat stbuf;
 	const char *fname;
 	struct db_list l;
 	FILE *in;
@@ -358,6 +360,15 @@ cmd_member_import(struct cli *cli, int argc, char **argv)
 		goto out;
 	if ((dbi = db_member_import_begin(cli->db, l.id)) == NULL) {
 		rc = cli_db_error(cli, l.address);
+		goto out;
+	}
+	/* A file's size tells about how many lines come (an address line is
+	 * rarely shorter than 16 bytes; a low guess only means the index is
+	 * kept up to date row by row). */
+	if (in != stdin && fstat(fileno(in), &stbuf) == 0 && S_ISREG(stbuf.st_mode) &&
+	    db_member_import_expect(dbi, (int64_t)stbuf.st_size / 32) < 0) {
+		rc = cli_db_error(cli, l.address);
+		db_member_import_end(dbi, 0, NULL);
 		goto out;
 	}
 	rc = import_lines(cli, in, fname, dbi, &im);

@@ -88,6 +88,13 @@ int db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c);
 struct db_import;
 /* NULL on failure, with the error in db_status()/db_errmsg(). */
 struct db_import *db_member_import_begin(struct db *db, int64_t list_id);
+/* Says, right after begin, that about `rows` addresses will come (the
+ * caller's estimate, e.g. from a file's size). When that is large and at
+ * least doubles the members table, the fan-out's index is dropped and
+ * built once, sorted, at the commit (same transaction: other connections
+ * never see it missing). Returns 0, or -1 when the store failed (then end
+ * the import with commit = 0). */
+int db_member_import_expect(struct db_import *im, int64_t rows);
 /* Queues a (and its name, NULL or "" for none). Returns 0, or -1 on error:
  * DB_INVALID means the name or address was refused and nothing happened;
  * anything else means the import must be ended with commit = 0. */

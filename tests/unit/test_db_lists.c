@@ -484,6 +484,68 @@ test_import_rollback_leaves_nothing(void **state)
 	expect_counts(f, 1, 0, 0);
 }
 
+static int
+has_fanout_index(struct fixture *f)
+{
+	sqlite3_stmt *st;
+	int n;
+
+	assert_int_equal(
+	    sqlite3_prepare_v2(f->db->sql,
+	                       "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+	                       " AND name = 'members_by_status_domain'",
+	                       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void
+test_big_import_builds_the_fanout_index_at_the_end(void **state)
+{
+	struct fixture *f = *state;
+	struct addr a = A("z@example.org"), b = A("w@example.org");
+	int64_t added;
+
+	/* Rolled back: the index is as it was. */
+	struct db_import *im = db_member_import_begin(f->db, f->list.id);
+	assert_non_null(im);
+	assert_int_equal(db_member_import_expect(im, 1000000), 0);
+	assert_int_equal(has_fanout_index(f), 0); /* dropped inside the transaction */
+	assert_int_equal(db_member_import_add(im, &a, NULL), 0);
+	assert_int_equal(db_member_import_end(im, 0, NULL), 0);
+	assert_int_equal(has_fanout_index(f), 1);
+	/* Committed: built again, and it has every new member. */
+	im = db_member_import_begin(f->db, f->list.id);
+	assert_non_null(im);
+	assert_int_equal(db_member_import_expect(im, 1000000), 0);
+	assert_int_equal(db_member_import_add(im, &a, NULL), 0);
+	assert_int_equal(db_member_import_add(im, &b, NULL), 0);
+	assert_int_equal(db_member_import_end(im, 1, &added), 0);
+	assert_int_equal(added, 2);
+	assert_int_equal(has_fanout_index(f), 1);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(f->db->sql,
+	                                    "SELECT count(*) FROM members INDEXED BY "
+	                                    "members_by_status_domain WHERE list_id = ?1 AND "
+	                                    "status = 'enabled'",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, f->list.id);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	sqlite3_finalize(st);
+	/* A small expected import keeps the index up to date row by row. */
+	im = db_member_import_begin(f->db, f->list.id);
+	assert_non_null(im);
+	assert_int_equal(db_member_import_expect(im, 10), 0);
+	assert_int_equal(has_fanout_index(f), 1);
+	assert_int_equal(db_member_import_end(im, 1, NULL), 0);
+	expect_counts(f, 2, 0, 0);
+}
+
 static void
 test_list_delete_takes_members_and_counts(void **state)
 {
@@ -526,6 +588,7 @@ main(void)
 	    T(test_member_walk_needs_no_sort),
 	    T(test_import_is_idempotent_and_counts),
 	    T(test_import_rollback_leaves_nothing),
+	    T(test_big_import_builds_the_fanout_index_at_the_end),
 	    T(test_list_delete_takes_members_and_counts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
