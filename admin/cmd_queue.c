@@ -11,6 +11,7 @@
 #include "admin/cli.h"
 #include "db/outq.h"
 #include "db/queue.h"
+#include "db/retention.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -205,6 +206,39 @@ cmd_queue_flush(struct cli *cli, int argc, char **argv)
 	return EX_OK;
 }
 
+/* The retention pass fanmaild runs once a minute, run to the end now. */
+static int
+cmd_queue_purge(struct cli *cli, int argc, char **argv)
+{
+	const struct cli_opt opts[] = {{0}};
+	struct db_retention r = {0};
+	int n, rc;
+
+	if ((n = cli_parse(cli, argc, argv, opts)) < 0)
+		return EX_USAGE;
+	if ((rc = cli_nargs(cli, n, 0, 0)) != 0)
+		return rc;
+	if ((rc = cli_open_db(cli)) != 0)
+		return rc;
+	if (db_retention_pass(cli->db, &r, db_now(), cli->conf.queue_keep_done,
+	                      cli->conf.spool_keep_done, cli->conf.bounce_events_keep, 1e9) < 0)
+		return cli_db_error(cli, "queue purge");
+	if (cli->json) {
+		cli_json_begin_object(cli);
+		cli_json_kv_int(cli, "messages", r.msgs);
+		cli_json_kv_int(cli, "recipient_rows", r.rows);
+		cli_json_kv_int(cli, "spool_entries", r.spool);
+		cli_json_kv_int(cli, "bounce_events", r.events);
+		cli_json_end_object(cli);
+	} else {
+		fprintf(cli->out,
+		        "purged %lld outbound message(s) (%lld recipient rows), %lld spool "
+		        "entries, %lld bounce events\n",
+		        r.msgs, r.rows, r.spool, r.events);
+	}
+	return EX_OK;
+}
+
 static int
 change(struct cli *cli, int argc, char **argv, int what)
 {
@@ -394,6 +428,10 @@ static const struct cli_cmd queue_cmds[] = {
      "Show a message and every recipient's state, attempts, next attempt and last reply."},
     {"flush", cmd_queue_flush, 0, "", "Make every deferred recipient due now and tell fanmaild."},
     {"delete", cmd_queue_delete, 0, "QID...", "Delete messages and all their recipients."},
+    {"purge", cmd_queue_purge, CLI_JSON, "",
+     "Delete now what fanmaild's retention pass would: finished messages older than "
+     "queue_keep_done, spool entries handled before spool_keep_done, bounce events older than "
+     "bounce_events_keep."},
     {"hold", cmd_queue_hold, 0, "QID...", "Hold messages: nothing of them is sent until release."},
     {"release", cmd_queue_release, 0, "QID...", "Release held messages."},
     {"inject", cmd_queue_inject, 0,

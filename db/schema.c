@@ -249,6 +249,8 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL"
     ");"
     "CREATE INDEX events_by_list ON events (list_id, time);",
+    /* 2: retention (db/retention.h): processed spool entries by time. */
+    "CREATE INDEX spool_done ON spool (processed) WHERE state = 'done';",
 };
 
 int

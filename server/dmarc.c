@@ -220,24 +220,37 @@ wait_answer(struct dmarc *d, struct answer *a)
 	}
 }
 
-/* Queries _dmarc.domain. Returns 1 with a record, 0 when there is none
- * (NXDOMAIN, no TXT, no DMARC TXT, or more than one), -1 on failure. */
-static int
-query(struct dmarc *d, const char *domain, struct answer *a)
+/* Sends the TXT query for _dmarc.domain; the answer lands in *a. */
+static void
+query_start(struct dmarc *d, const char *domain, struct answer *a)
 {
 	char name[300];
 
 	memset(a, 0, sizeof(*a));
 	snprintf(name, sizeof(name), "_dmarc.%s", domain);
 	ares_query(d->ch, name, ns_c_in, ns_t_txt, on_answer, a);
+}
+
+/* Waits for *a. Returns 1 with a record, 0 when there is none (NXDOMAIN,
+ * no TXT, no DMARC TXT, or more than one), -1 on failure. */
+static int
+query_end(struct dmarc *d, const char *domain, struct answer *a)
+{
 	wait_answer(d, a);
 	if (a->status == ARES_ENOTFOUND || a->status == ARES_ENODATA)
 		return 0;
 	if (a->status != ARES_SUCCESS) {
-		log_warnx("dmarc: %s: %s", name, ares_strerror(a->status));
+		log_warnx("dmarc: _dmarc.%s: %s", domain, ares_strerror(a->status));
 		return -1;
 	}
 	return a->nrec == 1;
+}
+
+static int
+query(struct dmarc *d, const char *domain, struct answer *a)
+{
+	query_start(d, domain, a);
+	return query_end(d, domain, a);
 }
 
 static struct dmarc_entry *
@@ -250,23 +263,64 @@ cache_slot(struct dmarc *d, const char *domain)
 	return &d->cache[h % DMARC_CACHE];
 }
 
+static void
+lower(char *out, size_t len, const char *in)
+{
+	snprintf(out, len, "%s", in);
+	for (char *p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+}
+
+/* The cached entry for domain when it is still fresh, else NULL. */
+static struct dmarc_entry *
+cached(struct dmarc *d, const char *domain, time_t now)
+{
+	struct dmarc_entry *e = cache_slot(d, domain);
+
+	return strcmp(e->domain, domain) == 0 && e->expires > now ? e : NULL;
+}
+
+/* Keeps the outcome of a lookup of domain: rc < 0 a failure, else the
+ * policy pol ("" for none) found with the answer a. Returns the TTL. */
+static int64_t
+store(struct dmarc *d, const char *domain, int rc, const char *pol, const struct answer *a,
+      time_t now)
+{
+	struct dmarc_entry *e = cache_slot(d, domain);
+	int64_t ttl;
+
+	snprintf(e->domain, sizeof(e->domain), "%s", domain);
+	if (rc < 0) {
+		e->failed = 1;
+		e->policy[0] = '\0';
+		e->expires = now + DMARC_TTL_FAILED;
+		return DMARC_TTL_FAILED;
+	}
+	if (pol == NULL)
+		pol = "";
+	ttl = *pol ? (a->ttl < DMARC_TTL_MIN ? DMARC_TTL_MIN : a->ttl) : DMARC_TTL_NORECORD;
+	snprintf(e->policy, sizeof(e->policy), "%s", pol);
+	e->failed = 0;
+	e->expires = now + ttl;
+	log_debug("dmarc: %s: policy=%s ttl=%lld", domain, *pol ? pol : "(no record)",
+	          (long long)ttl);
+	return ttl;
+}
+
 int
 dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen, int64_t *ttl)
 {
 	struct dmarc *d = arg;
 	char domain[256], org[256];
 	struct dmarc_entry *e;
-	struct answer a;
+	struct answer a = {0};
 	time_t now = time(NULL);
 	const char *pol = "";
 	int rc;
 
-	snprintf(domain, sizeof(domain), "%s", from_domain);
-	for (char *p = domain; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
-	e = cache_slot(d, domain);
-	if (strcmp(e->domain, domain) == 0 && e->expires > now) {
+	lower(domain, sizeof(domain), from_domain);
+	if ((e = cached(d, domain, now)) != NULL) {
 		if (e->failed)
 			return -1;
 		snprintf(policy, policylen, "%s", e->policy);
@@ -284,21 +338,70 @@ dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen,
 			pol = rc == 1 ? post_dmarc_record_policy(a.record, 1) : "";
 		}
 	}
-	if (rc < 0) {
-		snprintf(e->domain, sizeof(e->domain), "%s", domain);
-		e->failed = 1;
-		e->expires = now + DMARC_TTL_FAILED;
+	*ttl = store(d, domain, rc, pol, &a, now);
+	if (rc < 0)
 		return -1;
-	}
-	if (pol == NULL)
-		pol = "";
-	*ttl = *pol ? (a.ttl < DMARC_TTL_MIN ? DMARC_TTL_MIN : a.ttl) : DMARC_TTL_NORECORD;
-	snprintf(policy, policylen, "%s", pol);
-	snprintf(e->domain, sizeof(e->domain), "%s", domain);
-	snprintf(e->policy, sizeof(e->policy), "%s", pol);
-	e->failed = 0;
-	e->expires = now + *ttl;
-	log_debug("dmarc: %s: policy=%s ttl=%lld", domain, *pol ? pol : "(no record)",
-	          (long long)*ttl);
+	snprintf(policy, policylen, "%s", pol ? pol : "");
 	return 0;
+}
+
+/* One domain of dmarc_prefetch(). */
+struct pending {
+	char domain[256], org[256];
+	struct answer a;
+	int rc;
+	const char *pol;
+};
+
+int
+dmarc_prefetch(struct dmarc *d, const char *const *domains, size_t n)
+{
+	struct pending *p;
+	size_t np = 0;
+	time_t now = time(NULL);
+
+	if (n == 0 || (p = calloc(n, sizeof(*p))) == NULL)
+		return 0;
+	/* Round 1: every From domain not in the cache, all queries in flight
+	 * at once. */
+	for (size_t i = 0; i < n; i++) {
+		char dom[256];
+		int dup = 0;
+
+		lower(dom, sizeof(dom), domains[i]);
+		if (dom[0] == '\0' || cached(d, dom, now) != NULL)
+			continue;
+		for (size_t j = 0; j < np && !dup; j++)
+			dup = strcmp(p[j].domain, dom) == 0;
+		if (dup)
+			continue;
+		snprintf(p[np].domain, sizeof(p[np].domain), "%s", dom);
+		query_start(d, p[np].domain, &p[np].a);
+		np++;
+	}
+	for (size_t i = 0; i < np; i++) {
+		p[i].rc = query_end(d, p[i].domain, &p[i].a);
+		p[i].pol = p[i].rc == 1 ? post_dmarc_record_policy(p[i].a.record, 0) : "";
+	}
+	/* Round 2: the organizational domains of those without a record. */
+	for (size_t i = 0; i < np; i++) {
+		if (p[i].rc != 0)
+			continue;
+		post_org_domain(p[i].domain, p[i].org, sizeof(p[i].org));
+		if (strcmp(p[i].org, p[i].domain) == 0)
+			p[i].org[0] = '\0';
+		else
+			query_start(d, p[i].org, &p[i].a);
+	}
+	for (size_t i = 0; i < np; i++) {
+		if (p[i].rc != 0 || p[i].org[0] == '\0')
+			continue;
+		if ((p[i].rc = query_end(d, p[i].org, &p[i].a)) >= 0)
+			p[i].pol = p[i].rc == 1 ? post_dmarc_record_policy(p[i].a.record, 1) : "";
+	}
+	now = time(NULL);
+	for (size_t i = 0; i < np; i++)
+		store(d, p[i].domain, p[i].rc, p[i].pol, &p[i].a, now);
+	free(p);
+	return (int)np;
 }

@@ -21,6 +21,7 @@
 #include "mail/msg.h"
 #include "server/dmarc.h"
 #include "server/log.h"
+#include "server/retention.h"
 
 #if __has_include("lists/commands.h")
 #include "lists/commands.h"
@@ -270,7 +271,8 @@ run(void *arg)
 	struct engine_runner *r = arg;
 	struct engine_dmarc dm = {dmarc_lookup, r->dmarc};
 	int handled, backoff = 0;
-	time_t last_housekeeping = 0;
+	time_t last_housekeeping = 0, last_retention = 0;
+	struct db_retention rt = {0};
 
 	for (;;) {
 		struct timespec ts;
@@ -294,6 +296,10 @@ run(void *arg)
 		else
 			backoff = 0;
 		housekeeping(r, &last_housekeeping);
+		if (time(NULL) - last_retention >= RUNNER_RESCAN_SECONDS) {
+			last_retention = time(NULL);
+			retention_run(&rt, r->db, r->conf, db_now());
+		}
 	}
 	return NULL;
 }

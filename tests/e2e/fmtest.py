@@ -52,6 +52,10 @@ class Instance:
             "hostname": "mx.lists.localhost",
             "database": self.db,
             "listen": f"127.0.0.1:{self.port}",
+            # No test may query a resolver off this machine: unless a test
+            # names its own (dnsmasq on loopback), DNS goes to a loopback
+            # port where nothing answers, and every lookup fails at once.
+            "dns_servers": f"127.0.0.1:{free_port()}",
         }
         base.update(settings or {})
         self.settings = base

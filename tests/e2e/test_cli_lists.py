@@ -34,6 +34,7 @@ class ConfigTest(CliCase):
         changed = self.fm.cli("config", "-n").stdout.splitlines()
         self.assertEqual(sorted(changed), sorted([
             f"database = {self.fm.db}", "hostname = mx.lists.localhost",
+            f"dns_servers = {self.fm.settings['dns_servers']}",
             f"listen = 127.0.0.1:{self.fm.port}", "max_recipients = 50"]))
 
     def test_config_json_has_typed_values(self):
@@ -50,9 +51,11 @@ class ConfigTest(CliCase):
         self.assertIn("max_recipients = 50", p.stdout)
 
     def test_bad_config_is_ex_config_with_file_and_line(self):
+        with open(self.fm.conf) as f:
+            line = len(f.read().splitlines()) + 1
         with open(self.fm.conf, "a") as f:
             f.write("max_recipients = lots\n")
-        self.expect(os.EX_CONFIG, "list", "ls", err=f"{self.fm.conf}:5: max_recipients")
+        self.expect(os.EX_CONFIG, "list", "ls", err=f"{self.fm.conf}:{line}: max_recipients")
 
     def test_missing_named_config_is_ex_config(self):
         p = subprocess.run([fmtest.FANMAIL, "-c", self.fm.conf + ".nope", "list", "ls"],

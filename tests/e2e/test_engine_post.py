@@ -216,6 +216,21 @@ class TestDmarc(EngineCase):
         self.assertEqual("wrapped", inner["Subject"])
         self.assertEqual("[test] wrapped", m["Subject"])
 
+    def test_policy_is_kept_for_its_ttl(self):
+        # dnsmasq gives the record a TTL of 0: fanmail keeps an answer at
+        # least a minute, so the second post is decided without DNS.
+        self.dns.txt("_dmarc.a.test", "v=DMARC1; p=reject")
+        self.start_list()
+        post(self.fm, "ann@a.test", "Ann <ann@a.test>", subject="one")
+        self.wait_handled(1)
+        self.dns.stop()
+        post(self.fm, "ann@a.test", "Ann <ann@a.test>", subject="two")
+        self.wait_handled(2)
+        outcomes = [o for _, o in self.spool_outcomes()]
+        self.assertIn("dmarc=reject (From rewritten)", outcomes[0])
+        self.assertIn("dmarc=reject (From rewritten)", outcomes[1],
+                      "the second post's policy comes from the cache, DNS being down")
+
     def test_failed_lookup_applies_fallback(self):
         self.start_list({"dmarc_fallback": "skip"},
                         members=("ann@a.test", "bob@b.test", "x@c.test"))

@@ -312,6 +312,59 @@ test_announce_list_lets_owner_post(void **state)
 }
 
 static void
+test_moderated_list_holds_a_members_post(void **state)
+{
+	struct fx *f = *state;
+	char *s;
+
+	exec(f, "INSERT INTO list_settings VALUES (1, 'policy', 'moderated')");
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	assert_int_equal(drain(f, NULL), 1);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 0);
+	s = text(f, "SELECT state || ' ' || reason FROM holds");
+	assert_non_null(s);
+	assert_non_null(strstr(s, "held "));
+	assert_non_null(strstr(s, "moderated"));
+	free(s);
+	s = text(f, "SELECT outcome FROM spool");
+	assert_non_null(strstr(s, "held"));
+	free(s);
+}
+
+static void
+test_open_list_takes_a_non_members_post(void **state)
+{
+	struct fx *f = *state;
+
+	exec(f, "INSERT INTO list_settings VALUES (1, 'policy', 'open'),"
+	        " (1, 'nonmember_action', 'discard')");
+	spool(f, "eve@example.com", "eve@example.com", "", "post");
+	assert_int_equal(drain(f, NULL), 1);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 1);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM holds"), 0);
+}
+
+static void
+test_announce_list_rejects_a_members_post_with_notice(void **state)
+{
+	struct fx *f = *state;
+	char *s;
+
+	exec(f, "INSERT INTO list_settings VALUES (1, 'policy', 'announce'),"
+	        " (1, 'nonmember_action', 'reject')");
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	assert_int_equal(drain(f, NULL), 1);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 0);
+	s = text(f, "SELECT d.rcpt FROM deliveries d JOIN out_msg m ON m.id = d.msg_id"
+	            " WHERE m.kind = 'notice'");
+	assert_string_equal(s, "ann@example.com");
+	free(s);
+	s = text(f, "SELECT outcome FROM spool");
+	assert_non_null(strstr(s, "only owners and moderators post to this list"));
+	free(s);
+}
+
+static void
 test_loop_dropped_and_logged_in_outcome(void **state)
 {
 	struct fx *f = *state;
@@ -479,6 +532,12 @@ main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_non_member_discarded_silently, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_announce_list_lets_owner_post, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_moderated_list_holds_a_members_post, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_open_list_takes_a_non_members_post, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_announce_list_rejects_a_members_post_with_notice,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_loop_dropped_and_logged_in_outcome, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_dmarc_reject_rewrites_from_and_is_kept_for_release,
