@@ -27,6 +27,7 @@ EXPECTED = {
     "inbound": ({"fanmail", "postfix", "smtp-sink"}, 2),
     "fanout": ({"fanmail", "postfix", "mlmmj", "smtp-source"}, 1),
     "scale": ({"fanmail"}, 1),
+    "queue": ({"fanmail", "postfix"}, 1),
     "idle": ({"fanmail"}, 1),
     "admin": ({"fanmail"}, 1),
 }
