@@ -1891,7 +1891,7 @@ deliver_start(struct event_base *base, const struct conf *conf)
 	pthread_mutex_init(&dl->done_mu, NULL);
 	/* Domains walked at once: enough that connections never wait for
 	 * the reader; each holds at most a few pages of rows. */
-	dl->max_active = (int)conf->delivery_max_connections * 4;
+	dl->max_active = (int)conf->delivery_max_connections;
 	if (dl->max_active < 16)
 		dl->max_active = 16;
 	dl->ocfg.helo = conf->hostname;
