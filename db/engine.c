@@ -5,6 +5,7 @@
 #include "db/db_internal.h"
 
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,19 @@ int
 db_engine_tune(struct db *db)
 {
 	return db_exec(db, "PRAGMA cache_size = -32768");
+}
+
+void
+db_engine_release(struct db *db)
+{
+	int cur = 0, hi = 0;
+
+	/* Only after something big: trimming the heap is not free. */
+	if (sqlite3_db_status(db->sql, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) != SQLITE_OK ||
+	    cur < 8 * 1024 * 1024)
+		return;
+	sqlite3_db_release_memory(db->sql);
+	malloc_trim(0);
 }
 
 int

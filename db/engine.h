@@ -42,6 +42,10 @@ struct db_engine_rcpt {
  * index pages a post to a large list touches (bounded: 32 MB), so that
  * memory stays flat whatever the list's size. */
 int db_engine_tune(struct db *db);
+/* Gives the page cache that a fan-out filled back to the system (the
+ * runner calls it when it has nothing left to do, so that the cache of a
+ * big INSERT ... SELECT does not stay allocated while delivery works). */
+void db_engine_release(struct db *db);
 
 /* The id of the oldest entry in state 'new' with an id above after; *id
  * is 0 when there is none. */

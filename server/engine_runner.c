@@ -295,6 +295,7 @@ run(void *arg)
 			backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
 		else
 			backoff = 0;
+		db_engine_release(r->db);
 		housekeeping(r, &last_housekeeping);
 		if (time(NULL) - last_retention >= RUNNER_RESCAN_SECONDS) {
 			last_retention = time(NULL);
