@@ -307,6 +307,47 @@ db_bounce_disabled_each(struct db *db, int64_t list_id, int64_t before,
 }
 
 int
+db_bounce_disabled_lists(struct db *db, int64_t **ids, size_t *n)
+{
+	static const char sql[] = "SELECT DISTINCT m.list_id"
+	                          " FROM bounce_disabled b JOIN members m ON m.id = b.member_id"
+	                          " WHERE" STILL_DISABLED " ORDER BY m.list_id";
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			int64_t *ni = realloc(*ids, ncap * sizeof(*ni));
+			if (ni == NULL) {
+				sqlite3_reset(st);
+				free(*ids);
+				*ids = NULL;
+				*n = 0;
+				return db_failf(db, DB_ERR, "out of memory");
+			}
+			*ids = ni;
+			cap = ncap;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return db_fail(db, rc, "listing lists with disabled members");
+	}
+	db_ok(db);
+	return 0;
+}
+
+int
 db_bounce_policy_domains(struct db *db, int64_t list_id, int64_t since, db_bounce_domain_fn fn,
                          void *arg)
 {

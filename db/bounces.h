@@ -82,6 +82,10 @@ int db_bounce_disabled_each(struct db *db, int64_t list_id, int64_t before,
                                       int64_t since, int64_t probe_sent, void *arg),
                             void *arg);
 
+/* The lists that have members disabled for bounces, in id order; *ids
+ * (n of them) is the caller's to free. */
+int db_bounce_disabled_lists(struct db *db, int64_t **ids, size_t *n);
+
 /* Policy bounces per domain since a time, the most first. */
 typedef int (*db_bounce_domain_fn)(const char *domain, int64_t count, int64_t last, void *arg);
 int db_bounce_policy_domains(struct db *db, int64_t list_id, int64_t since, db_bounce_domain_fn fn,
