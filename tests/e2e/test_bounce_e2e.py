@@ -2,7 +2,8 @@
 member, writes its own DSN to LIST-bounces, delivers that DSN straight into
 its own inbound spool (a list domain of its own: not over the network), and
 the bounce handler scores and disables the member and queues the owner's
-notice. The same with a VERP'd probe whose bounce removes the member, with a
+notice. The same with VERP (the DSN comes back to LIST-bounces+bob=a.test@),
+with a VERP'd probe whose bounce removes the member, with a
 bounce sent straight to a VERP address, and with a 5.7.1 policy refusal that
 must not disable anyone.
 
@@ -99,6 +100,49 @@ class TestBounceEndToEnd(BounceCase):
         # Re-enabling resets the score.
         self.fm.cli("member", "set", "dev@lists.test", "bob@a.test", "status=enabled")
         self.assertEqual(("enabled", 0.0), self.member("bob@a.test"))
+
+    def test_verp_post_550_511_dsn_comes_back_to_verp_address_and_disables_member(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
+        self.start_list(verp="always", bounce_threshold=1)
+        self.post()
+        self.wait(lambda: self.member("bob@a.test") == ("disabled", 1.0),
+                  "bob disabled with score 1.0")
+        # The post went out with one envelope sender per recipient.
+        with self.sinks[0].lock:
+            froms = {r: t.mail_from for t in self.sinks[0].transactions for r in t.rcpts
+                     if "hello list" in t.data.decode("utf-8", "replace")}
+        self.assertEqual({"cy@a.test": "dev-bounces+cy=a.test@lists.test"}, froms,
+                         "cy's copy of the post with cy's VERP return path")
+        mails = [line for _, line in self.sinks[0].commands
+                 if line.upper().startswith("MAIL FROM:")]
+        self.assertTrue(any("dev-bounces+bob=a.test@lists.test" in m for m in mails),
+                        f"bob's copy tried with bob's VERP return path; MAIL FROMs: {mails}")
+        out = self.q("SELECT m.verp, m.env_from FROM out_msg m JOIN deliveries d"
+                     " ON d.msg_id = m.id WHERE m.kind = 'post' AND d.rcpt = 'bob@a.test'")
+        self.assertEqual([(1, "dev-bounces@lists.test")], out, "the post queued with VERP")
+        # fanmail's own DSN came back to bob's VERP address, through local
+        # delivery, and the handler took the member from the address.
+        rows = self.q("SELECT r.role, r.extension, s.mail_from, s.state FROM spool s"
+                      " JOIN spool_rcpt r ON r.spool_id = s.id"
+                      " WHERE r.rcpt = 'dev-bounces+bob=a.test@lists.test'")
+        self.assertEqual([("bounces", "bob=a.test", "", "done")], rows[:1],
+                         "the DSN spooled for bob's VERP address, got "
+                         f"{self.q('SELECT rcpt, role, extension FROM spool_rcpt')}")
+        self.assertRegex(self.fm.logtext(), r"to=<dev-bounces\+bob=a\.test@lists\.test>, "
+                                            r"relay=local, .*status=sent",
+                         "the DSN delivered locally to the VERP address")
+        ev = self.q("SELECT class, status, scored FROM bounce_events"
+                    " WHERE address = 'bob@a.test' ORDER BY id")
+        self.assertEqual(("hard", "5.1.1", 1.0), ev[0] if ev else None,
+                         f"the first event raised the score by 1, got {ev}")
+        self.wait(lambda: self.owner_notices() >= 1, "the owner's notice queued")
+        subj = self.q("SELECT m.body FROM out_msg m JOIN deliveries d ON d.msg_id = m.id"
+                      " WHERE m.kind = 'notice' AND d.rcpt = 'owner@a.test'")
+        self.assertTrue(any("bob@a.test disabled" in (b[0].decode("utf-8", "replace")
+                                                      if isinstance(b[0], bytes) else b[0])
+                            for b in subj),
+                        f"the owner's notice names bob as disabled, got {subj}")
+        self.assertEqual(("enabled", 0.0), self.member("cy@a.test"), "cy untouched")
 
     def test_score_rises_below_threshold_without_disabling(self):
         self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
