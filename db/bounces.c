@@ -211,7 +211,9 @@ db_bounce_member_each(struct db *db, int64_t list_id, db_bounce_member_fn fn, vo
 {
 	static const char sql[] =
 	    "SELECT m.id, m.address, m.status, m.bounce_score, m.last_bounce,"
-	    " m.last_bounce_reason, m.disabled_reason, b.since, b.probe_sent"
+	    " m.last_bounce_reason, m.disabled_reason, b.since, b.probe_sent,"
+	    " (SELECT max(e.time) FROM bounce_events e WHERE e.member_id = m.id"
+	    " AND e.scored > 0)"
 	    " FROM members m LEFT JOIN bounce_disabled b ON b.member_id = m.id"
 	    " WHERE m.list_id = ?1 AND (m.bounce_score > 0 OR m.last_bounce IS NOT NULL"
 	    " OR b.member_id IS NOT NULL)"
@@ -232,6 +234,7 @@ db_bounce_member_each(struct db *db, int64_t list_id, db_bounce_member_fn fn, vo
 		m.last_bounce = sqlite3_column_int64(st, 4);
 		copy_col(st, 5, m.last_reason, sizeof(m.last_reason));
 		copy_col(st, 6, m.disabled_reason, sizeof(m.disabled_reason));
+		m.last_scored = sqlite3_column_int64(st, 9);
 		if (strcmp(m.status, "disabled") == 0) {
 			m.disabled_since = sqlite3_column_int64(st, 7);
 			m.probe_sent = sqlite3_column_int64(st, 8);

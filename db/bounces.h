@@ -62,7 +62,8 @@ struct db_bounce_member {
 	int64_t id;
 	char address[321];
 	char status[16];
-	double score;
+	double score;        /* as stored: decayed only when a bounce comes */
+	int64_t last_scored; /* last bounce that raised the score; 0: none */
 	int64_t last_bounce; /* 0: never */
 	char last_reason[512];
 	char disabled_reason[256];

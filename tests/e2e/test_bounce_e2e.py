@@ -152,6 +152,29 @@ class TestBounceEndToEnd(BounceCase):
                   "bob's score 1.0, still enabled")
         self.assertEqual(0, self.owner_notices(), "no notice below the threshold")
 
+    def test_bounces_ls_shows_the_score_decayed_to_now(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
+        self.start_list(bounce_threshold=3, bounce_decay_after="1s")
+        self.post()
+        self.wait(lambda: self.member("bob@a.test") == ("enabled", 1.0), "bob's score 1.0")
+
+        def bob():
+            ls = json.loads(self.fm.cli("bounces", "ls", "--json", "dev@lists.test").stdout)
+            return [m for m in ls["members"] if m["address"] == "bob@a.test"][0]
+        # Halved for each full second without a bounce, while the store
+        # still holds 1.0 (decay is stored only when the next bounce comes).
+        b = self.wait(lambda: (lambda m: m if m["score"] < 1.0 else None)(bob()),
+                      "bob's listed score below 1.0", timeout=15)
+        self.assertEqual(1.0, b["stored_score"], f"the stored score stays, got {b}")
+        self.assertIn(b["score"], [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0],
+                      f"expected 1.0 halved per full period, got {b}")
+        self.assertEqual(("enabled", 1.0), self.member("bob@a.test"))
+        self.wait(lambda: bob()["score"] == 0.0, "bob's listed score decayed to 0", timeout=20)
+        line = [ln for ln in self.fm.cli("bounces", "ls", "dev@lists.test").stdout.splitlines()
+                if ln.startswith("bob@a.test\t")]
+        self.assertEqual("0.0", line[0].split("\t")[2] if line else None,
+                         f"the text listing shows the decayed score, got {line}")
+
     def test_verp_probe_bounce_removes_member(self):
         self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
         self.start_list(bounce_threshold=1, bounce_disabled_wait=0,
