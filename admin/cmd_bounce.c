@@ -155,10 +155,29 @@ const struct cli_group cli_group_bounce = {"bounce", "Parse bounce messages.", b
 
 /* ---- bounces ls ---- */
 
+struct ls_ctx {
+	struct cli *cli;
+	int64_t decay_after;
+	int64_t now;
+};
+
+/* The score as the next bounce would find it: an enabled member's stored
+ * score halved for each full quiet period since its last counted bounce
+ * (lists/score.h); a disabled member keeps the score it was disabled with. */
+static double
+ls_score(const struct ls_ctx *c, const struct db_bounce_member *m)
+{
+	if (strcmp(m->status, "enabled") != 0)
+		return m->score;
+	return score_decay(m->score, m->last_scored, c->now, c->decay_after);
+}
+
 static int
 ls_member(const struct db_bounce_member *m, void *arg)
 {
-	struct cli *cli = arg;
+	struct ls_ctx *c = arg;
+	struct cli *cli = c->cli;
+	double score = ls_score(c, m);
 	char t[32], d[32];
 
 	if (cli->json) {
@@ -166,6 +185,8 @@ ls_member(const struct db_bounce_member *m, void *arg)
 		cli_json_kv_str(cli, "address", m->address);
 		cli_json_kv_str(cli, "status", m->status);
 		cli_json_key(cli, "score");
+		cli_json_double(cli, score);
+		cli_json_key(cli, "stored_score");
 		cli_json_double(cli, m->score);
 		cli_json_kv_str(cli, "last_bounce",
 		                m->last_bounce ? cli_time(m->last_bounce, t, sizeof(t)) : NULL);
@@ -179,7 +200,7 @@ ls_member(const struct db_bounce_member *m, void *arg)
 		cli_json_end_object(cli);
 		return 0;
 	}
-	fprintf(cli->out, "%s\t%s\t%.1f\t%s\t%s\n", m->address, m->status, m->score,
+	fprintf(cli->out, "%s\t%s\t%.1f\t%s\t%s\n", m->address, m->status, score,
 	        m->last_bounce ? cli_time(m->last_bounce, t, sizeof(t)) : "-",
 	        m->last_reason[0] ? m->last_reason : "-");
 	return 0;
@@ -209,6 +230,8 @@ cmd_bounces_ls(struct cli *cli, int argc, char **argv)
 {
 	const struct cli_opt opts[] = {{0}};
 	struct db_list l;
+	struct score_settings s;
+	struct ls_ctx ctx = {cli, 0, db_now()};
 	int n, rc;
 
 	if ((n = cli_parse(cli, argc, argv, opts)) < 0)
@@ -223,7 +246,9 @@ cmd_bounces_ls(struct cli *cli, int argc, char **argv)
 		cli_json_key(cli, "members");
 		cli_json_begin_array(cli);
 	}
-	if (db_bounce_member_each(cli->db, l.id, ls_member, cli) < 0)
+	score_settings_load(cli->db, l.id, &s);
+	ctx.decay_after = s.decay_after;
+	if (db_bounce_member_each(cli->db, l.id, ls_member, &ctx) < 0)
 		return cli_db_error(cli, l.address);
 	if (cli->json) {
 		cli_json_end_array(cli);
@@ -271,8 +296,9 @@ cmd_bounces_sweep(struct cli *cli, int argc, char **argv)
 
 static const struct cli_cmd bounces_cmds[] = {
     {"ls", cmd_bounces_ls, CLI_JSON, "LIST",
-     "Members that have bounced or are disabled for bounces, the highest score first: "
-     "address, status, score, last bounce (UTC), last reason. Then, as lines starting "
+     "Members that have bounced or are disabled for bounces, the highest stored score "
+     "first: address, status, score (an enabled member's decayed to now, as the next "
+     "bounce would find it), last bounce (UTC), last reason. Then, as lines starting "
      "with `policy`, policy bounces per domain over the last 30 days."},
     {"sweep", cmd_bounces_sweep, 0, "[LIST]",
      "Run now the timed step for members disabled for bounces (all lists, or LIST): "

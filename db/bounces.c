@@ -211,7 +211,9 @@ db_bounce_member_each(struct db *db, int64_t list_id, db_bounce_member_fn fn, vo
 {
 	static const char sql[] =
 	    "SELECT m.id, m.address, m.status, m.bounce_score, m.last_bounce,"
-	    " m.last_bounce_reason, m.disabled_reason, b.since, b.probe_sent"
+	    " m.last_bounce_reason, m.disabled_reason, b.since, b.probe_sent,"
+	    " (SELECT max(e.time) FROM bounce_events e WHERE e.member_id = m.id"
+	    " AND e.scored > 0)"
 	    " FROM members m LEFT JOIN bounce_disabled b ON b.member_id = m.id"
 	    " WHERE m.list_id = ?1 AND (m.bounce_score > 0 OR m.last_bounce IS NOT NULL"
 	    " OR b.member_id IS NOT NULL)"
@@ -232,6 +234,7 @@ db_bounce_member_each(struct db *db, int64_t list_id, db_bounce_member_fn fn, vo
 		m.last_bounce = sqlite3_column_int64(st, 4);
 		copy_col(st, 5, m.last_reason, sizeof(m.last_reason));
 		copy_col(st, 6, m.disabled_reason, sizeof(m.disabled_reason));
+		m.last_scored = sqlite3_column_int64(st, 9);
 		if (strcmp(m.status, "disabled") == 0) {
 			m.disabled_since = sqlite3_column_int64(st, 7);
 			m.probe_sent = sqlite3_column_int64(st, 8);
@@ -304,6 +307,47 @@ db_bounce_disabled_each(struct db *db, int64_t list_id, int64_t before,
 		return -1;
 	db_ok(db);
 	return stop;
+}
+
+int
+db_bounce_disabled_lists(struct db *db, int64_t **ids, size_t *n)
+{
+	static const char sql[] = "SELECT DISTINCT m.list_id"
+	                          " FROM bounce_disabled b JOIN members m ON m.id = b.member_id"
+	                          " WHERE" STILL_DISABLED " ORDER BY m.list_id";
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc;
+
+	*ids = NULL;
+	*n = 0;
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			int64_t *ni = realloc(*ids, ncap * sizeof(*ni));
+			if (ni == NULL) {
+				sqlite3_reset(st);
+				free(*ids);
+				*ids = NULL;
+				*n = 0;
+				return db_failf(db, DB_ERR, "out of memory");
+			}
+			*ids = ni;
+			cap = ncap;
+		}
+		(*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(*ids);
+		*ids = NULL;
+		*n = 0;
+		return db_fail(db, rc, "listing lists with disabled members");
+	}
+	db_ok(db);
+	return 0;
 }
 
 int

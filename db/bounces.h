@@ -62,7 +62,8 @@ struct db_bounce_member {
 	int64_t id;
 	char address[321];
 	char status[16];
-	double score;
+	double score;        /* as stored: decayed only when a bounce comes */
+	int64_t last_scored; /* last bounce that raised the score; 0: none */
 	int64_t last_bounce; /* 0: never */
 	char last_reason[512];
 	char disabled_reason[256];
@@ -81,6 +82,10 @@ int db_bounce_disabled_each(struct db *db, int64_t list_id, int64_t before,
                             int (*fn)(int64_t list_id, int64_t member_id, const char *address,
                                       int64_t since, int64_t probe_sent, void *arg),
                             void *arg);
+
+/* The lists that have members disabled for bounces, in id order; *ids
+ * (n of them) is the caller's to free. */
+int db_bounce_disabled_lists(struct db *db, int64_t **ids, size_t *n);
 
 /* Policy bounces per domain since a time, the most first. */
 typedef int (*db_bounce_domain_fn)(const char *domain, int64_t count, int64_t last, void *arg);

@@ -423,6 +423,8 @@ struct sweep {
 	const struct conf *conf;
 	int64_t now;
 	int acted;
+	char *out; /* what was done, for the log; NULL: not wanted */
+	size_t outlen;
 };
 
 static int
@@ -444,11 +446,14 @@ sweep_one(int64_t list_id, int64_t member_id, const char *address, int64_t since
 	if (w->now - since < s.disabled_wait || s.disabled_action == SCORE_KEEP)
 		return 0;
 	if (s.disabled_action == SCORE_REMOVE) {
+		if (remove_member(w->db, w->conf, &l, &s, member_id, address,
+		                  "it stayed disabled for bounces") < 0)
+			return -1;
 		w->acted++;
-		return remove_member(w->db, w->conf, &l, &s, member_id, address,
-		                     "it stayed disabled for bounces") < 0
-		           ? -1
-		           : 0;
+		if (w->out != NULL)
+			outf(w->out, w->outlen, "%s%s removed (disabled %llds ago)",
+			     w->out[0] ? "; " : "", address, (long long)(w->now - since));
+		return 0;
 	}
 	if (probe_sent > 0)
 		return 0;
@@ -463,16 +468,62 @@ sweep_one(int64_t list_id, int64_t member_id, const char *address, int64_t since
 	    db_bounce_probe_sent(w->db, member_id, w->now, qid) < 0)
 		return -1;
 	w->acted++;
+	if (w->out != NULL)
+		outf(w->out, w->outlen, "%s%s probe queued as %s", w->out[0] ? "; " : "", address,
+		     qid);
 	return 0;
 }
 
 int
 score_sweep(struct db *db, const struct conf *conf, int64_t list_id, int64_t now, int *acted)
 {
-	struct sweep w = {db, conf, now, 0};
+	struct sweep w = {db, conf, now, 0, NULL, 0};
 	int rc = db_bounce_disabled_each(db, list_id, now, sweep_one, &w);
 
 	if (acted)
 		*acted = w.acted;
 	return rc < 0 ? -1 : 0;
+}
+
+int
+score_sweep_due(struct db *db, const struct conf *conf, int64_t now, score_sweep_report_fn report,
+                void *arg)
+{
+	char out[SCORE_SWEEP_OUT_MAX];
+	struct db_list dl;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int failed = 0;
+
+	/* Read outside a transaction: a list found here and swept below in
+	 * its own transaction sees the members as they are then. */
+	if (db_bounce_disabled_lists(db, &ids, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct sweep w = {db, conf, now, 0, out, sizeof(out)};
+
+		out[0] = '\0';
+		if (db_begin(db) < 0) {
+			failed = 1;
+			break;
+		}
+		if (db_bounce_disabled_each(db, ids[i], now, sweep_one, &w) < 0) {
+			db_rollback(db);
+			failed = 1;
+			break;
+		}
+		if (w.acted == 0) {
+			db_rollback(db); /* nothing written */
+			continue;
+		}
+		if (db_commit(db) < 0) {
+			db_rollback(db);
+			failed = 1;
+			break;
+		}
+		if (report != NULL && db_list_get(db, ids[i], &dl) == 0)
+			report(dl.local, dl.domain, w.acted, out, arg);
+	}
+	free(ids);
+	return failed ? -1 : 0;
 }

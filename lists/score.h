@@ -77,4 +77,21 @@ int score_bounce(struct db *db, const struct conf *conf, const struct score_list
  * says. *acted (may be NULL) gets how many were removed or probed. */
 int score_sweep(struct db *db, const struct conf *conf, int64_t list_id, int64_t now, int *acted);
 
+/* What score_sweep_due() did for one list, after its commit: acted
+ * members removed or probed, described in what ("ADDR removed (...)",
+ * "ADDR probe queued as QID", "; " between them). */
+typedef void (*score_sweep_report_fn)(const char *list_local, const char *list_domain, int acted,
+                                      const char *what, void *arg);
+
+#define SCORE_SWEEP_OUT_MAX 2048
+
+/* The timed step for every list that has members disabled for bounces, as
+ * fanmaild's housekeeping runs it: each list in its own transaction (it
+ * begins and commits them itself, so the caller must not be inside one),
+ * report (may be NULL) called after each commit that changed something.
+ * Returns 0, or -1 when the store failed (db_errmsg() says why): it stops
+ * there, the lists before stay swept, the rest wait for the next run. */
+int score_sweep_due(struct db *db, const struct conf *conf, int64_t now,
+                    score_sweep_report_fn report, void *arg);
+
 #endif

@@ -574,13 +574,14 @@ copy_orig(void *arg, const unsigned char *body, size_t len)
 	}
 }
 
-/* One DSN for the failed rows res[0..n) of one message. */
+static void verp_sender(const char *from, const char *rcpt, char *out, size_t len);
+
+/* One DSN to env_to for the failed rows res[0..n) of message qm. */
 static int
-queue_dsn(struct worker *w, struct wres *res, int n)
+queue_dsn_to(struct worker *w, const struct db_qmsg *qm, const struct dsn_acc *a, struct wres *res,
+             int n, const char *env_to)
 {
 	const struct conf *c = w->dl->conf;
-	struct db_qmsg qm;
-	struct dsn_acc a = {NULL, 0};
 	struct dsn_rcpt *dr;
 	struct dsn_info info;
 	struct outq_rcpt to;
@@ -589,16 +590,8 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 	size_t len;
 	int rc = 0;
 
-	if (db_queue_msg(w->db, res[0].msg_id, &qm, copy_orig, &a) < 0)
-		return db_status(w->db) == DB_NOTFOUND ? 0 : -1;
-	if (qm.env_from[0] == '\0' || a.orig == NULL) {
-		free(a.orig);
-		return 0; /* the null sender gets no DSN (RFC 5321 6.1) */
-	}
-	if ((dr = calloc((size_t)n, sizeof(*dr))) == NULL) {
-		free(a.orig);
+	if ((dr = calloc((size_t)n, sizeof(*dr))) == NULL)
 		return -1;
-	}
 	for (int i = 0; i < n; i++) {
 		dr[i].addr = res[i].rcpt;
 		dr[i].action = "failed";
@@ -610,22 +603,21 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 	db_qid_make(qid);
 	snprintf(mid, sizeof(mid), "<%s.dsn@%s>", qid, c->hostname);
 	info.reporting_mta = c->hostname;
-	info.to = qm.env_from;
-	info.qid = qm.qid;
+	info.to = env_to;
+	info.qid = qm->qid;
 	info.message_id = mid;
-	info.arrival = qm.created;
+	info.arrival = qm->created;
 	info.now = db_now();
-	report = dsn_build(&info, dr, (size_t)n, a.orig, a.len, &len);
+	report = dsn_build(&info, dr, (size_t)n, a->orig, a->len, &len);
 	free(dr);
-	free(a.orig);
 	if (report == NULL)
 		return -1;
-	dom = lower_domain(qm.env_from);
-	to.addr = qm.env_from;
+	dom = lower_domain(env_to);
+	to.addr = env_to;
 	to.domain = dom ? dom : "";
 	to.member_id = 0;
 	memset(&om, 0, sizeof(om));
-	om.list_id = qm.list_id;
+	om.list_id = qm->list_id;
 	om.kind = "dsn";
 	om.env_from = "";
 	om.body = report;
@@ -634,13 +626,41 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 	if (db_outq_add(w->db, &om, &to, 1, qid, NULL) < 0)
 		rc = -1;
 	else
-		log_info("%s: sender non-delivery notification: %s", qm.qid, qid);
+		log_info("%s: sender non-delivery notification: %s", qm->qid, qid);
 	free(dom);
 	free(report);
 	return rc;
 }
 
-static void verp_sender(const char *from, const char *rcpt, char *out, size_t len);
+/* The DSN for the failed rows res[0..n) of one message: one to its sender,
+ * or, for a VERP'd message, one per row to the VERP address that row was
+ * sent with (LIST-bounces+local=domain@...), so the bounce names the member
+ * by its address as well as by its content. */
+static int
+queue_dsn(struct worker *w, struct wres *res, int n)
+{
+	struct db_qmsg qm;
+	struct dsn_acc a = {NULL, 0};
+	char to[ADDR_PATH_MAX + 64];
+	int rc = 0;
+
+	if (db_queue_msg(w->db, res[0].msg_id, &qm, copy_orig, &a) < 0)
+		return db_status(w->db) == DB_NOTFOUND ? 0 : -1;
+	if (qm.env_from[0] == '\0' || a.orig == NULL) {
+		free(a.orig);
+		return 0; /* the null sender gets no DSN (RFC 5321 6.1) */
+	}
+	if (!qm.verp) {
+		rc = queue_dsn_to(w, &qm, &a, res, n, qm.env_from);
+	} else {
+		for (int i = 0; i < n && rc == 0; i++) {
+			verp_sender(qm.env_from, res[i].rcpt, to, sizeof(to));
+			rc = queue_dsn_to(w, &qm, &a, res + i, 1, to);
+		}
+	}
+	free(a.orig);
+	return rc;
+}
 
 struct local_ctx {
 	struct db *db;

@@ -29,6 +29,7 @@
 #endif
 #if __has_include("lists/bounce.h")
 #include "lists/bounce.h"
+#include "lists/score.h"
 #define RUNNER_HAVE_BOUNCE 1
 #endif
 
@@ -46,6 +47,7 @@ struct engine_runner {
 	pthread_cond_t cv;
 	int pending;
 	int stop;
+	time_t last_bounce_sweep;
 };
 
 static int
@@ -235,10 +237,52 @@ engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_
 	}
 }
 
+#ifdef RUNNER_HAVE_BOUNCE
+static void
+bounce_swept(const char *local, const char *domain, int acted, const char *what, void *arg)
+{
+	struct engine_runner *r = arg;
+
+	log_info("engine: bounces: list=<%s@%s>, %d member(s): %s", local, domain, acted, what);
+	if (r->after_commit != NULL)
+		r->after_commit(r->arg); /* probes and owners' notices to send */
+}
+#endif
+
+/* Members disabled for bounces removed or probed once their list's
+ * bounce_disabled_wait is over (lists/score.h), every
+ * bounce_sweep_interval. */
+static void
+bounce_sweep(struct engine_runner *r)
+{
+#ifdef RUNNER_HAVE_BOUNCE
+	time_t now = time(NULL);
+
+	if (r->conf->bounce_sweep_interval <= 0 ||
+	    now - r->last_bounce_sweep < r->conf->bounce_sweep_interval)
+		return;
+	r->last_bounce_sweep = now;
+	if (score_sweep_due(r->db, r->conf, db_now(), bounce_swept, r) < 0)
+		log_warnx("engine: bounces: sweep: %s", db_errmsg(r->db));
+#else
+	(void)r;
+#endif
+}
+
+/* How long the runner sleeps when nothing wakes it. */
+static int
+idle_wait(const struct engine_runner *r)
+{
+	long long b = r->conf->bounce_sweep_interval;
+
+	return b > 0 && b < RUNNER_RESCAN_SECONDS ? (int)b : RUNNER_RESCAN_SECONDS;
+}
+
 /* Hold expiry and token clean-up (lists/commands.h), once a minute. */
 static void
 housekeeping(struct engine_runner *r, time_t *last)
 {
+	bounce_sweep(r);
 #ifdef RUNNER_HAVE_COMMANDS
 	time_t now = time(NULL);
 	size_t expired = 0;
@@ -281,7 +325,7 @@ run(void *arg)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		/* After a store failure, try again soon rather than at the
 		 * next wake-up. */
-		ts.tv_sec += backoff ? backoff : RUNNER_RESCAN_SECONDS;
+		ts.tv_sec += backoff ? backoff : idle_wait(r);
 		while (!r->pending && !r->stop)
 			if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
 				break;

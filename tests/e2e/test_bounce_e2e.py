@@ -2,7 +2,8 @@
 member, writes its own DSN to LIST-bounces, delivers that DSN straight into
 its own inbound spool (a list domain of its own: not over the network), and
 the bounce handler scores and disables the member and queues the owner's
-notice. The same with a VERP'd probe whose bounce removes the member, with a
+notice. The same with VERP (the DSN comes back to LIST-bounces+bob=a.test@),
+with a VERP'd probe whose bounce removes the member, with a
 bounce sent straight to a VERP address, and with a 5.7.1 policy refusal that
 must not disable anyone.
 
@@ -100,6 +101,49 @@ class TestBounceEndToEnd(BounceCase):
         self.fm.cli("member", "set", "dev@lists.test", "bob@a.test", "status=enabled")
         self.assertEqual(("enabled", 0.0), self.member("bob@a.test"))
 
+    def test_verp_post_550_511_dsn_comes_back_to_verp_address_and_disables_member(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
+        self.start_list(verp="always", bounce_threshold=1)
+        self.post()
+        self.wait(lambda: self.member("bob@a.test") == ("disabled", 1.0),
+                  "bob disabled with score 1.0")
+        # The post went out with one envelope sender per recipient.
+        with self.sinks[0].lock:
+            froms = {r: t.mail_from for t in self.sinks[0].transactions for r in t.rcpts
+                     if "hello list" in t.data.decode("utf-8", "replace")}
+        self.assertEqual({"cy@a.test": "dev-bounces+cy=a.test@lists.test"}, froms,
+                         "cy's copy of the post with cy's VERP return path")
+        mails = [line for _, line in self.sinks[0].commands
+                 if line.upper().startswith("MAIL FROM:")]
+        self.assertTrue(any("dev-bounces+bob=a.test@lists.test" in m for m in mails),
+                        f"bob's copy tried with bob's VERP return path; MAIL FROMs: {mails}")
+        out = self.q("SELECT m.verp, m.env_from FROM out_msg m JOIN deliveries d"
+                     " ON d.msg_id = m.id WHERE m.kind = 'post' AND d.rcpt = 'bob@a.test'")
+        self.assertEqual([(1, "dev-bounces@lists.test")], out, "the post queued with VERP")
+        # fanmail's own DSN came back to bob's VERP address, through local
+        # delivery, and the handler took the member from the address.
+        rows = self.q("SELECT r.role, r.extension, s.mail_from, s.state FROM spool s"
+                      " JOIN spool_rcpt r ON r.spool_id = s.id"
+                      " WHERE r.rcpt = 'dev-bounces+bob=a.test@lists.test'")
+        self.assertEqual([("bounces", "bob=a.test", "", "done")], rows[:1],
+                         "the DSN spooled for bob's VERP address, got "
+                         f"{self.q('SELECT rcpt, role, extension FROM spool_rcpt')}")
+        self.assertRegex(self.fm.logtext(), r"to=<dev-bounces\+bob=a\.test@lists\.test>, "
+                                            r"relay=local, .*status=sent",
+                         "the DSN delivered locally to the VERP address")
+        ev = self.q("SELECT class, status, scored FROM bounce_events"
+                    " WHERE address = 'bob@a.test' ORDER BY id")
+        self.assertEqual(("hard", "5.1.1", 1.0), ev[0] if ev else None,
+                         f"the first event raised the score by 1, got {ev}")
+        self.wait(lambda: self.owner_notices() >= 1, "the owner's notice queued")
+        subj = self.q("SELECT m.body FROM out_msg m JOIN deliveries d ON d.msg_id = m.id"
+                      " WHERE m.kind = 'notice' AND d.rcpt = 'owner@a.test'")
+        self.assertTrue(any("bob@a.test disabled" in (b[0].decode("utf-8", "replace")
+                                                      if isinstance(b[0], bytes) else b[0])
+                            for b in subj),
+                        f"the owner's notice names bob as disabled, got {subj}")
+        self.assertEqual(("enabled", 0.0), self.member("cy@a.test"), "cy untouched")
+
     def test_score_rises_below_threshold_without_disabling(self):
         self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
         self.start_list(bounce_threshold=3)
@@ -107,6 +151,29 @@ class TestBounceEndToEnd(BounceCase):
         self.wait(lambda: self.member("bob@a.test") == ("enabled", 1.0),
                   "bob's score 1.0, still enabled")
         self.assertEqual(0, self.owner_notices(), "no notice below the threshold")
+
+    def test_bounces_ls_shows_the_score_decayed_to_now(self):
+        self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"
+        self.start_list(bounce_threshold=3, bounce_decay_after="1s")
+        self.post()
+        self.wait(lambda: self.member("bob@a.test") == ("enabled", 1.0), "bob's score 1.0")
+
+        def bob():
+            ls = json.loads(self.fm.cli("bounces", "ls", "--json", "dev@lists.test").stdout)
+            return [m for m in ls["members"] if m["address"] == "bob@a.test"][0]
+        # Halved for each full second without a bounce, while the store
+        # still holds 1.0 (decay is stored only when the next bounce comes).
+        b = self.wait(lambda: (lambda m: m if m["score"] < 1.0 else None)(bob()),
+                      "bob's listed score below 1.0", timeout=15)
+        self.assertEqual(1.0, b["stored_score"], f"the stored score stays, got {b}")
+        self.assertIn(b["score"], [0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625, 0.0],
+                      f"expected 1.0 halved per full period, got {b}")
+        self.assertEqual(("enabled", 1.0), self.member("bob@a.test"))
+        self.wait(lambda: bob()["score"] == 0.0, "bob's listed score decayed to 0", timeout=20)
+        line = [ln for ln in self.fm.cli("bounces", "ls", "dev@lists.test").stdout.splitlines()
+                if ln.startswith("bob@a.test\t")]
+        self.assertEqual("0.0", line[0].split("\t")[2] if line else None,
+                         f"the text listing shows the decayed score, got {line}")
 
     def test_verp_probe_bounce_removes_member(self):
         self.sinks[0].rcpt_reply["bob@a.test"] = "550 5.1.1 <bob@a.test>: user unknown"

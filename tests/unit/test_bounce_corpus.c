@@ -313,8 +313,9 @@ same_report(const struct bounce_report *a, const struct bounce_report *b)
 	return 1;
 }
 
-/* dos/ and mac/ copies parse as their bsd/ twins (same text once line
- * ends are LF). */
+/* Every file of dos/ and mac/ parses; those with a bsd/ twin (same text
+ * once line ends are LF) parse as the twin does, and those without one
+ * parse as their own text with LF line ends does. */
 static void
 test_dos_and_mac_copies_parse_as_their_bsd_twins(void **state)
 {
@@ -325,7 +326,7 @@ test_dos_and_mac_copies_parse_as_their_bsd_twins(void **state)
 		char *text, *lf;
 		size_t len, lflen;
 	} *twins = NULL;
-	size_t ntw = 0, cap = 0, pairs = 0, same = 0;
+	size_t ntw = 0, cap = 0, pairs = 0, same = 0, files = 0, alone = 0, alone_same = 0;
 	DIR *dir;
 	struct dirent *e;
 
@@ -366,7 +367,9 @@ test_dos_and_mac_copies_parse_as_their_bsd_twins(void **state)
 			memcpy(lf, raw, len + 1);
 			lflen = len;
 			to_lf(lf, &lflen);
-			for (size_t t = 0; t < ntw; t++) {
+			files++;
+			size_t t;
+			for (t = 0; t < ntw; t++) {
 				struct bounce_report a, b;
 				if (twins[t].lflen != lflen || memcmp(twins[t].lf, lf, lflen) != 0)
 					continue;
@@ -382,6 +385,19 @@ test_dos_and_mac_copies_parse_as_their_bsd_twins(void **state)
 				bounce_report_free(&b);
 				break;
 			}
+			if (t == ntw) {
+				struct bounce_report a, b;
+				assert_int_equal(bounce_parse(raw, len, &a), 0);
+				assert_int_equal(bounce_parse(lf, lflen, &b), 0);
+				alone++;
+				if (same_report(&a, &b))
+					alone_same++;
+				else if (verbose)
+					printf("MISS no twin %s/%s vs its LF text\n", dirs[d],
+					       e->d_name);
+				bounce_report_free(&a);
+				bounce_report_free(&b);
+			}
 			free(lf);
 			free(raw);
 		}
@@ -392,9 +408,14 @@ test_dos_and_mac_copies_parse_as_their_bsd_twins(void **state)
 		free(twins[t].lf);
 	}
 	free(twins);
-	printf("dos/mac: %zu copies with a bsd twin, %zu parse the same\n", pairs, same);
+	printf("dos/mac: %zu files parsed; %zu with a bsd twin, %zu parse the same; %zu "
+	       "without one, %zu parse as their LF text\n",
+	       files, pairs, same, alone, alone_same);
+	assert_int_equal(files, 160);
 	assert_int_equal(pairs, 132);
 	assert_int_equal(same, pairs);
+	assert_int_equal(alone, files - pairs);
+	assert_int_equal(alone_same, alone);
 }
 
 /* Every other file parses without error; the mbox files split. */
