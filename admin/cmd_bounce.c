@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Largest file `bounce parse` reads. */
 #define PARSE_MAX_OCTETS (64 * 1024 * 1024)
@@ -107,6 +108,10 @@ cmd_bounce_parse(struct cli *cli, int argc, char **argv)
 		return EX_USAGE;
 	if ((rc = cli_nargs(cli, n, 1, -1)) != 0)
 		return rc;
+	/* Every file readable before anything is printed: no half a report. */
+	for (int i = 0; i < n; i++)
+		if (strcmp(argv[i], "-") != 0 && access(argv[i], R_OK) != 0)
+			return cli_error(cli, EX_NOINPUT, "%s: %s", argv[i], strerror(errno));
 	if (cli->json)
 		cli_json_begin_array(cli);
 	for (int i = 0; i < n; i++) {
