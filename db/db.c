@@ -322,6 +322,47 @@ db_rollback(struct db *db)
 }
 
 int
+db_savepoint(struct db *db, const char *name)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SAVEPOINT %s", name);
+	return db_exec(db, sql);
+}
+
+int
+db_release_savepoint(struct db *db, const char *name)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "RELEASE %s", name);
+	return db_exec(db, sql);
+}
+
+void
+db_undo_savepoint(struct db *db, const char *name)
+{
+	char sql[128];
+
+	if (sqlite3_get_autocommit(db->sql))
+		return; /* SQLite already rolled the whole transaction back */
+	snprintf(sql, sizeof(sql), "ROLLBACK TO %s; RELEASE %s", name, name);
+	sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+}
+
+int
+db_in_transaction(struct db *db)
+{
+	return !sqlite3_get_autocommit(db->sql);
+}
+
+int
+db_sync_normal(struct db *db)
+{
+	return db_exec(db, "PRAGMA synchronous = NORMAL");
+}
+
+int
 db_check(struct db *db)
 {
 	sqlite3_stmt *st;
