@@ -5,6 +5,7 @@
 #include "db/spool.h"
 #include "db/db_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,19 @@ insert_rows(struct db *db, const struct spool_msg *m, int64_t *id)
 	if (id != NULL)
 		*id = sid;
 	return 0;
+}
+
+/* 4 KB pages: 40 MB of WAL at most before the spool writer checkpoints
+ * itself (the others do it at SQLite's default of 1000 pages). */
+#define SPOOL_CHECKPOINT_PAGES 10000
+
+int
+db_spool_tune(struct db *db)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", SPOOL_CHECKPOINT_PAGES);
+	return db_exec(db, sql);
 }
 
 int

@@ -224,77 +224,74 @@ elapsed_us(const struct timespec *t0)
 	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000 + (t.tv_nsec - t0->tv_nsec) / 1000;
 }
 
-/* Handles up to RUNNER_BATCH entries after *after in one transaction, and
- * for at most RUNNER_BATCH_US once the first is done, so that the write
- * lock is never held long while the spool writer waits for it. Sets
- * *after to the last entry looked at, *handled to how many were handled.
- * Returns 0 when the store had no more, 1 when there may be more, -1 when
- * the store failed (the entries not committed stay 'new'). */
+/* Handles ids[*i..n) in one transaction, for at most RUNNER_BATCH_US once
+ * the first is done, so that the write lock is never held long while the
+ * spool writer waits for it; advances *i past the entries looked at and
+ * adds the handled ones to *handled. Returns 0, or -1 when the store failed
+ * (the entries not committed stay 'new'). */
 static int
-drain_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
-            int64_t *after, int *handled)
+run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+          const int64_t *ids, size_t n, size_t *i, int *handled)
 {
-	int64_t ids[RUNNER_BATCH], id = *after;
-	size_t n = 0, i;
 	struct timespec t0;
-	int rc = 0, more;
+	int rc = 0, done = 0;
+	size_t first = *i;
 
-	*handled = 0;
-	while (n < RUNNER_BATCH) {
-		if (db_engine_next(db, id, &id) < 0)
-			return -1;
-		if (id == 0)
-			break;
-		ids[n++] = id;
-	}
-	if (n == 0)
-		return 0;
-	more = n == RUNNER_BATCH;
-	/* DNS answers before the write lock is taken. */
-	for (i = 0; i < n; i++)
-		prefetch_dmarc(db, dmarc, ids[i]);
 	if (db_begin(db) < 0) {
 		log_warnx("engine: %s", db_errmsg(db));
 		return -1;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (i = 0; i < n; i++) {
-		if (i > 0 && elapsed_us(&t0) > RUNNER_BATCH_US) {
-			more = 1;
+	for (; *i < n; ++*i) {
+		if (*i > first && elapsed_us(&t0) > RUNNER_BATCH_US)
 			break;
-		}
-		rc = handle_entry(db, conf, dmarc, ids[i]);
+		rc = handle_entry(db, conf, dmarc, ids[*i]);
 		if (rc < 0) {
 			if (!db_in_transaction(db))
 				return -1; /* all of it undone: every entry stays 'new' */
 			break;
 		}
-		*after = ids[i];
-		*handled += rc;
+		done += rc;
 	}
 	if (db_commit(db) < 0) {
 		log_warnx("engine: cannot commit: %s", db_errmsg(db));
-		*handled = 0;
 		return -1;
 	}
-	return rc < 0 ? -1 : more;
+	*handled += done;
+	return rc < 0 ? -1 : 0;
 }
 
 int
 engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
                     void (*after_commit)(void *), void *arg, int *handled)
 {
-	int64_t after = 0;
-	int rc, n;
+	int64_t ids[RUNNER_BATCH], after = 0;
+	size_t n, i;
 
 	*handled = 0;
-	do {
-		rc = drain_batch(db, conf, dmarc, &after, &n);
-		*handled += n;
-		if (n > 0 && after_commit != NULL)
-			after_commit(arg);
-	} while (rc > 0);
-	return rc;
+	for (;;) {
+		for (n = 0; n < RUNNER_BATCH; n++) {
+			if (db_engine_next(db, after, &after) < 0)
+				return -1;
+			if (after == 0)
+				break;
+			ids[n] = after;
+		}
+		if (n == 0)
+			return 0;
+		after = ids[n - 1];
+		/* DNS answers before the write lock is taken. */
+		for (i = 0; i < n; i++)
+			prefetch_dmarc(db, dmarc, ids[i]);
+		for (i = 0; i < n;) {
+			int before = *handled;
+
+			if (run_batch(db, conf, dmarc, ids, n, &i, handled) < 0)
+				return -1;
+			if (*handled > before && after_commit != NULL)
+				after_commit(arg);
+		}
+	}
 }
 
 /* Hold expiry and token clean-up (lists/commands.h), once a minute. */
