@@ -321,33 +321,56 @@ db_rollback(struct db *db)
 	db->in_tx = 0;
 }
 
-int
-db_savepoint(struct db *db, const char *name)
+/* Savepoints run for every message and every spool entry: prepared once
+ * (db_stmt), not parsed again each time as sqlite3_exec() would. All share
+ * one name, which nests: RELEASE and ROLLBACK TO name the innermost. */
+static int
+step_once(struct db *db, const char *sql, const char *what)
 {
-	char sql[96];
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
 
-	snprintf(sql, sizeof(sql), "SAVEPOINT %s", name);
-	return db_exec(db, sql);
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, what);
+	return 0;
 }
 
 int
-db_release_savepoint(struct db *db, const char *name)
+db_savepoint(struct db *db)
 {
-	char sql[96];
+	static const char sql[] = "SAVEPOINT unit";
 
-	snprintf(sql, sizeof(sql), "RELEASE %s", name);
-	return db_exec(db, sql);
+	return step_once(db, sql, "savepoint");
+}
+
+int
+db_release_savepoint(struct db *db)
+{
+	static const char sql[] = "RELEASE unit";
+
+	return step_once(db, sql, "release savepoint");
 }
 
 void
-db_undo_savepoint(struct db *db, const char *name)
+db_undo_savepoint(struct db *db)
 {
-	char sql[128];
+	static const char undo[] = "ROLLBACK TO unit";
+	static const char forget[] = "RELEASE unit";
+	enum db_status st = db->status;
+	char msg[sizeof(db->err)];
 
 	if (sqlite3_get_autocommit(db->sql))
 		return; /* SQLite already rolled the whole transaction back */
-	snprintf(sql, sizeof(sql), "ROLLBACK TO %s; RELEASE %s", name, name);
-	sqlite3_exec(db->sql, sql, NULL, NULL, NULL);
+	/* Keeps the error that made the caller undo. */
+	memcpy(msg, db->err, sizeof(msg));
+	step_once(db, undo, "rollback to savepoint");
+	step_once(db, forget, "release savepoint");
+	db->status = st;
+	memcpy(db->err, msg, sizeof(msg));
 }
 
 int

@@ -49,11 +49,12 @@ int db_commit(struct db *db);
 void db_rollback(struct db *db);
 /* Nested units of work inside a transaction: db_savepoint() marks a
  * point, db_undo_savepoint() rolls back to it and forgets it (the rest of
- * the transaction stays), db_release_savepoint() keeps its work. name is a
- * plain SQL identifier chosen by the caller. */
-int db_savepoint(struct db *db, const char *name);
-int db_release_savepoint(struct db *db, const char *name);
-void db_undo_savepoint(struct db *db, const char *name);
+ * the transaction stays; the error that caused it is kept),
+ * db_release_savepoint() keeps its work. They nest: each release or undo
+ * ends the innermost savepoint still open. */
+int db_savepoint(struct db *db);
+int db_release_savepoint(struct db *db);
+void db_undo_savepoint(struct db *db);
 /* 1 while a transaction is open (SQLite ends one by itself on some
  * errors, e.g. a full disk: the caller's earlier work is then gone). */
 int db_in_transaction(struct db *db);

@@ -87,19 +87,13 @@ db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id)
 		db_ok(db);
 		return 0;
 	}
-	if (db_exec(db, "SAVEPOINT spool_msg") < 0)
+	if (db_savepoint(db) < 0)
 		return -1;
 	if (insert_rows(db, m, id) < 0) {
-		enum db_status st = db->status;
-		char msg[sizeof(db->err)];
-
-		memcpy(msg, db->err, sizeof(msg));
-		sqlite3_exec(db->sql, "ROLLBACK TO spool_msg; RELEASE spool_msg", NULL, NULL, NULL);
-		db->status = st;
-		memcpy(db->err, msg, sizeof(msg));
+		db_undo_savepoint(db);
 		return -1;
 	}
-	if (db_exec(db, "RELEASE spool_msg") < 0)
+	if (db_release_savepoint(db) < 0)
 		return -1;
 	db_ok(db);
 	return 0;

@@ -36,7 +36,7 @@
 #define RUNNER_OUTCOME_MAX 1024
 /* Entries per transaction, and how long one may keep the write lock. */
 #define RUNNER_BATCH 64
-#define RUNNER_BATCH_US 5000
+#define RUNNER_BATCH_US 2000
 
 struct engine_runner {
 	const struct conf *conf;
@@ -140,20 +140,20 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
 	int failed = 0, rc = -1;
 
-	if (db_savepoint(db, "entry") < 0)
+	if (db_savepoint(db) < 0)
 		goto dberr;
 	if (db_engine_load(db, id, &e) < 0) {
-		db_undo_savepoint(db, "entry");
+		db_undo_savepoint(db);
 		goto dberr;
 	}
 	if (strcmp(e.state, "new") != 0) { /* another runner got it */
 		db_engine_entry_free(&e);
-		db_undo_savepoint(db, "entry");
+		db_undo_savepoint(db);
 		return 0;
 	}
 	if (db_engine_rcpts(db, id, &r, &n) < 0) {
 		db_engine_entry_free(&e);
-		db_undo_savepoint(db, "entry");
+		db_undo_savepoint(db);
 		goto dberr;
 	}
 	for (size_t i = 0; i < n && !failed; i++) {
@@ -179,7 +179,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 				log_warnx(
 				    "%s: engine: to=<%s>, role=%s, store failed, will retry: %s",
 				    e.qid, r[i].rcpt, r[i].role, outcome);
-				db_undo_savepoint(db, "entry");
+				db_undo_savepoint(db);
 				goto out;
 			}
 		}
@@ -191,18 +191,17 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 	if (failed) {
 		/* Nothing of the entry's work stays: undo it, then record the
 		 * failure alone, so that an admin can look and retry. */
-		db_undo_savepoint(db, "entry");
-		if (db_savepoint(db, "entry") < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
-		    db_release_savepoint(db, "entry") < 0) {
+		db_undo_savepoint(db);
+		if (db_savepoint(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
+		    db_release_savepoint(db) < 0) {
 			log_warnx("%s: engine: cannot mark failed: %s", e.qid, db_errmsg(db));
-			db_undo_savepoint(db, "entry");
+			db_undo_savepoint(db);
 			goto out;
 		}
 		log_warnx("%s: engine: failed: %s", e.qid, all);
-	} else if (db_engine_finish(db, id, "done", all) < 0 ||
-	           db_release_savepoint(db, "entry") < 0) {
+	} else if (db_engine_finish(db, id, "done", all) < 0 || db_release_savepoint(db) < 0) {
 		log_warnx("%s: engine: cannot record: %s", e.qid, db_errmsg(db));
-		db_undo_savepoint(db, "entry");
+		db_undo_savepoint(db);
 		goto out;
 	}
 	rc = 1;

@@ -7,7 +7,7 @@
  * commit of the spool writer, and once at start-up for entries a crash
  * left 'new'. (It also looks every minute, for entries another process
  * committed.) Entries are handled in transactions of up to 64 entries
- * (and at most about 5 ms of work, so the spool writer never waits long
+ * (and at most about 2 ms of work, so the spool writer never waits long
  * for the write lock), each entry under a savepoint of its own whose work
  * also marks it done, so it is processed exactly once and a failing entry
  * is undone alone and marked failed; after each commit delivery is woken.

@@ -426,7 +426,8 @@ test_failed_entry_in_a_batch_leaves_the_others_done(void **state)
 	     " BEGIN SELECT RAISE(ABORT, 'archive refused'); END");
 	kicks = 0;
 	assert_int_equal(drain(f, NULL), 3);
-	assert_int_equal(kicks, 1);
+	/* One kick per commit: one, or more when the time bound split it. */
+	assert_in_range(kicks, 1, 3);
 	s = text(f, "SELECT group_concat(state, ' ') FROM (SELECT state FROM spool ORDER BY id)");
 	assert_string_equal(s, "done failed done");
 	free(s);
