@@ -321,6 +321,70 @@ db_rollback(struct db *db)
 	db->in_tx = 0;
 }
 
+/* Savepoints run for every message and every spool entry: prepared once
+ * (db_stmt), not parsed again each time as sqlite3_exec() would. All share
+ * one name, which nests: RELEASE and ROLLBACK TO name the innermost. */
+static int
+step_once(struct db *db, const char *sql, const char *what)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, what);
+	return 0;
+}
+
+int
+db_savepoint(struct db *db)
+{
+	static const char sql[] = "SAVEPOINT unit";
+
+	return step_once(db, sql, "savepoint");
+}
+
+int
+db_release_savepoint(struct db *db)
+{
+	static const char sql[] = "RELEASE unit";
+
+	return step_once(db, sql, "release savepoint");
+}
+
+void
+db_undo_savepoint(struct db *db)
+{
+	static const char undo[] = "ROLLBACK TO unit";
+	static const char forget[] = "RELEASE unit";
+	enum db_status st = db->status;
+	char msg[sizeof(db->err)];
+
+	if (sqlite3_get_autocommit(db->sql))
+		return; /* SQLite already rolled the whole transaction back */
+	/* Keeps the error that made the caller undo. */
+	memcpy(msg, db->err, sizeof(msg));
+	step_once(db, undo, "rollback to savepoint");
+	step_once(db, forget, "release savepoint");
+	db->status = st;
+	memcpy(db->err, msg, sizeof(msg));
+}
+
+int
+db_in_transaction(struct db *db)
+{
+	return !sqlite3_get_autocommit(db->sql);
+}
+
+int
+db_sync_normal(struct db *db)
+{
+	return db_exec(db, "PRAGMA synchronous = NORMAL");
+}
+
 int
 db_check(struct db *db)
 {

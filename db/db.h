@@ -47,6 +47,22 @@ int db_schema_latest(void);
 int db_begin(struct db *db);
 int db_commit(struct db *db);
 void db_rollback(struct db *db);
+/* Nested units of work inside a transaction: db_savepoint() marks a
+ * point, db_undo_savepoint() rolls back to it and forgets it (the rest of
+ * the transaction stays; the error that caused it is kept),
+ * db_release_savepoint() keeps its work. They nest: each release or undo
+ * ends the innermost savepoint still open. */
+int db_savepoint(struct db *db);
+int db_release_savepoint(struct db *db);
+void db_undo_savepoint(struct db *db);
+/* 1 while a transaction is open (SQLite ends one by itself on some
+ * errors, e.g. a full disk: the caller's earlier work is then gone). */
+int db_in_transaction(struct db *db);
+/* PRAGMA synchronous = NORMAL for this connection only: its commits skip
+ * the fsync (WAL mode: a power loss may undo its latest transactions,
+ * never corrupt the file, and the next FULL commit of any connection
+ * syncs them too). Only for work that is redone when undone. */
+int db_sync_normal(struct db *db);
 
 /* Seconds since the epoch, the time stamps stored everywhere. */
 int64_t db_now(void);

@@ -5,6 +5,7 @@
 #include "db/spool.h"
 #include "db/db_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,19 @@ insert_rows(struct db *db, const struct spool_msg *m, int64_t *id)
 	return 0;
 }
 
+/* 4 KB pages: 40 MB of WAL at most before the spool writer checkpoints
+ * itself (the others do it at SQLite's default of 1000 pages). */
+#define SPOOL_CHECKPOINT_PAGES 10000
+
+int
+db_spool_tune(struct db *db)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", SPOOL_CHECKPOINT_PAGES);
+	return db_exec(db, sql);
+}
+
 int
 db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id)
 {
@@ -73,19 +87,13 @@ db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id)
 		db_ok(db);
 		return 0;
 	}
-	if (db_exec(db, "SAVEPOINT spool_msg") < 0)
+	if (db_savepoint(db) < 0)
 		return -1;
 	if (insert_rows(db, m, id) < 0) {
-		enum db_status st = db->status;
-		char msg[sizeof(db->err)];
-
-		memcpy(msg, db->err, sizeof(msg));
-		sqlite3_exec(db->sql, "ROLLBACK TO spool_msg; RELEASE spool_msg", NULL, NULL, NULL);
-		db->status = st;
-		memcpy(db->err, msg, sizeof(msg));
+		db_undo_savepoint(db);
 		return -1;
 	}
-	if (db_exec(db, "RELEASE spool_msg") < 0)
+	if (db_release_savepoint(db) < 0)
 		return -1;
 	db_ok(db);
 	return 0;

@@ -52,6 +52,13 @@ struct spool_msg {
 	size_t nrcpt;
 };
 
+/* Tunes the spool writer's connection: it leaves WAL checkpoints to the
+ * other connections (the engine runner commits after every spool commit)
+ * unless the WAL grows past SPOOL_CHECKPOINT_PAGES, so that the copy of
+ * the WAL into the database file and its fsyncs are seldom in the way of
+ * the commit that sessions wait for. */
+int db_spool_tune(struct db *db);
+
 /* Inserts m and its recipients. Inside a transaction of the caller's, the
  * message is inserted under a savepoint: on failure nothing of it remains
  * and the transaction can go on with other messages. Without one, it runs

@@ -77,12 +77,32 @@ static void __attribute__((format(printf, 2, 3))) b_printf(struct buf *b, const 
 	b_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
+/* 1 when every CR in s[0..n) starts a CRLF and every LF ends one: mail
+ * from SMTP always (smtp_in refuses bare CR and LF), so it is copied whole. */
+static int
+crlf_only(const char *s, size_t n)
+{
+	const char *p, *end = s + n;
+
+	for (p = s; (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p += 2)
+		if (p + 1 == end || p[1] != '\n')
+			return 0;
+	for (p = s; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		if (p == s || p[-1] != '\r')
+			return 0;
+	return 1;
+}
+
 /* Copies s[0..n) with every line end (LF, CR, CRLF) made CRLF. */
 static void
 b_crlf(struct buf *b, const char *s, size_t n)
 {
 	const char *p = s, *end = s + n;
 
+	if (crlf_only(s, n)) {
+		b_add(b, s, n);
+		return;
+	}
 	while (p < end) {
 		const char *q = p;
 

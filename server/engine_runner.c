@@ -1,5 +1,6 @@
 /*
- * engine_runner.c - spool entries to the list engine, one transaction each.
+ * engine_runner.c - spool entries to the list engine, many per transaction,
+ * each under its own savepoint.
  * See engine_runner.h.
  */
 #include "server/engine_runner.h"
@@ -35,6 +36,9 @@
 
 #define RUNNER_RESCAN_SECONDS 60
 #define RUNNER_OUTCOME_MAX 1024
+/* Entries per transaction, and how long one may keep the write lock. */
+#define RUNNER_BATCH 64
+#define RUNNER_BATCH_US 2000
 
 struct engine_runner {
 	const struct conf *conf;
@@ -124,8 +128,12 @@ prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, int64_t id)
 	db_engine_entry_free(&e);
 }
 
-/* Handles entry id. Returns 1 when it was handled (done or failed), 0 when
- * it was not 'new' any more, -1 when the store failed and it stays 'new'. */
+/* Handles entry id inside the caller's transaction, in a savepoint of its
+ * own. Returns 1 when it was handled (done, or failed with its partial
+ * work undone and the failure recorded), 0 when it was not 'new' any more,
+ * -1 when the store failed: the entry's work is undone and it stays 'new'
+ * (and when SQLite ended the whole transaction, db_in_transaction() says
+ * so). */
 static int
 handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc, int64_t id)
 {
@@ -133,20 +141,22 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 	struct db_engine_rcpt *r = NULL;
 	size_t n = 0;
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
-	int failed = 0;
+	int failed = 0, rc = -1;
 
-	prefetch_dmarc(db, dmarc, id);
-	if (db_begin(db) < 0)
-		return -1;
-	if (db_engine_load(db, id, &e) < 0)
+	if (db_savepoint(db) < 0)
 		goto dberr;
+	if (db_engine_load(db, id, &e) < 0) {
+		db_undo_savepoint(db);
+		goto dberr;
+	}
 	if (strcmp(e.state, "new") != 0) { /* another runner got it */
 		db_engine_entry_free(&e);
-		db_rollback(db);
+		db_undo_savepoint(db);
 		return 0;
 	}
 	if (db_engine_rcpts(db, id, &r, &n) < 0) {
 		db_engine_entry_free(&e);
+		db_undo_savepoint(db);
 		goto dberr;
 	}
 	for (size_t i = 0; i < n && !failed; i++) {
@@ -168,14 +178,12 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 		outcome[0] = '\0';
 		if (dispatch(db, conf, dmarc, &in, outcome, sizeof(outcome)) < 0) {
 			failed = 1;
-			if (db_status(db) == DB_BUSY) {
+			if (db_status(db) == DB_BUSY || !db_in_transaction(db)) {
 				log_warnx(
-				    "%s: engine: to=<%s>, role=%s, store busy, will retry: %s",
+				    "%s: engine: to=<%s>, role=%s, store failed, will retry: %s",
 				    e.qid, r[i].rcpt, r[i].role, outcome);
-				db_engine_rcpts_free(r, n);
-				db_engine_entry_free(&e);
-				db_rollback(db);
-				return -1;
+				db_undo_savepoint(db);
+				goto out;
 			}
 		}
 		log_info("%s: engine: to=<%s>, role=%s, %s", e.qid, r[i].rcpt, r[i].role, outcome);
@@ -186,54 +194,105 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 	if (failed) {
 		/* Nothing of the entry's work stays: undo it, then record the
 		 * failure alone, so that an admin can look and retry. */
-		db_rollback(db);
-		if (db_begin(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
-		    db_commit(db) < 0) {
-			db_rollback(db);
+		db_undo_savepoint(db);
+		if (db_savepoint(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
+		    db_release_savepoint(db) < 0) {
 			log_warnx("%s: engine: cannot mark failed: %s", e.qid, db_errmsg(db));
-			db_engine_rcpts_free(r, n);
-			db_engine_entry_free(&e);
-			return -1;
+			db_undo_savepoint(db);
+			goto out;
 		}
 		log_warnx("%s: engine: failed: %s", e.qid, all);
-	} else if (db_engine_finish(db, id, "done", all) < 0 || db_commit(db) < 0) {
-		log_warnx("%s: engine: cannot commit: %s", e.qid, db_errmsg(db));
-		db_engine_rcpts_free(r, n);
-		db_engine_entry_free(&e);
-		db_rollback(db);
-		return -1;
+	} else if (db_engine_finish(db, id, "done", all) < 0 || db_release_savepoint(db) < 0) {
+		log_warnx("%s: engine: cannot record: %s", e.qid, db_errmsg(db));
+		db_undo_savepoint(db);
+		goto out;
 	}
+	rc = 1;
+out:
 	db_engine_rcpts_free(r, n);
 	db_engine_entry_free(&e);
-	return 1;
+	return rc;
 dberr:
 	log_warnx("spool %lld: engine: %s", (long long)id, db_errmsg(db));
-	db_rollback(db);
 	return -1;
+}
+
+static int64_t
+elapsed_us(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000 + (t.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* Handles ids[*i..n) in one transaction, for at most RUNNER_BATCH_US once
+ * the first is done, so that the write lock is never held long while the
+ * spool writer waits for it; advances *i past the entries looked at and
+ * adds the handled ones to *handled. Returns 0, or -1 when the store failed
+ * (the entries not committed stay 'new'). */
+static int
+run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+          const int64_t *ids, size_t n, size_t *i, int *handled)
+{
+	struct timespec t0;
+	int rc = 0, done = 0;
+	size_t first = *i;
+
+	if (db_begin(db) < 0) {
+		log_warnx("engine: %s", db_errmsg(db));
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (; *i < n; ++*i) {
+		if (*i > first && elapsed_us(&t0) > RUNNER_BATCH_US)
+			break;
+		rc = handle_entry(db, conf, dmarc, ids[*i]);
+		if (rc < 0) {
+			if (!db_in_transaction(db))
+				return -1; /* all of it undone: every entry stays 'new' */
+			break;
+		}
+		done += rc;
+	}
+	if (db_commit(db) < 0) {
+		log_warnx("engine: cannot commit: %s", db_errmsg(db));
+		return -1;
+	}
+	*handled += done;
+	return rc < 0 ? -1 : 0;
 }
 
 int
 engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
                     void (*after_commit)(void *), void *arg, int *handled)
 {
-	int64_t after = 0, id;
-	int rc;
+	int64_t ids[RUNNER_BATCH], after = 0;
+	size_t n, i;
 
 	*handled = 0;
 	for (;;) {
-		if (db_engine_next(db, after, &id) < 0)
-			return -1;
-		if (id == 0)
+		for (n = 0; n < RUNNER_BATCH; n++) {
+			if (db_engine_next(db, after, &after) < 0)
+				return -1;
+			if (after == 0)
+				break;
+			ids[n] = after;
+		}
+		if (n == 0)
 			return 0;
-		rc = handle_entry(db, conf, dmarc, id);
-		if (rc < 0)
-			return -1;
-		if (rc > 0) {
-			(*handled)++;
-			if (after_commit != NULL)
+		after = ids[n - 1];
+		/* DNS answers before the write lock is taken. */
+		for (i = 0; i < n; i++)
+			prefetch_dmarc(db, dmarc, ids[i]);
+		for (i = 0; i < n;) {
+			int before = *handled;
+
+			if (run_batch(db, conf, dmarc, ids, n, &i, handled) < 0)
+				return -1;
+			if (*handled > before && after_commit != NULL)
 				after_commit(arg);
 		}
-		after = id;
 	}
 }
 
@@ -367,7 +426,17 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 		free(r);
 		return NULL;
 	}
-	if (db_engine_tune(r->db) < 0) {
+	/* synchronous = NORMAL on this connection only. The runner's work is
+	 * derived from spool entries that were committed with FULL before
+	 * their 250, and each entry is marked done in the same transaction as
+	 * its effects. A power loss can therefore only undo the runner's
+	 * latest transactions whole: those entries are 'new' again and are
+	 * handled again, their effects undone with them, nothing lost and
+	 * nothing doubled. Every FULL commit (spool writer, delivery results)
+	 * syncs all earlier WAL frames too, so whatever delivery has recorded
+	 * as sent rests on a synced runner transaction. This takes one fsync
+	 * per runner transaction off the disk the spool writer waits on. */
+	if (db_engine_tune(r->db) < 0 || db_sync_normal(r->db) < 0) {
 		snprintf(err, errlen, "%s", db_errmsg(r->db));
 		db_close(r->db);
 		free(r);

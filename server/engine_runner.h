@@ -6,10 +6,15 @@
  * sleeps until woken: engine_runner_wake() is called after every group
  * commit of the spool writer, and once at start-up for entries a crash
  * left 'new'. (It also looks every minute, for entries another process
- * committed.) Each entry is handled in one transaction that also marks it
- * done, so it is processed exactly once; after each commit delivery is
- * woken. Once a minute it also runs the commands' housekeeping (held posts
- * past their deadline, expired tokens).
+ * committed.) Entries are handled in transactions of up to 64 entries
+ * (and at most about 2 ms of work, so the spool writer never waits long
+ * for the write lock), each entry under a savepoint of its own whose work
+ * also marks it done, so it is processed exactly once and a failing entry
+ * is undone alone and marked failed; after each commit delivery is woken.
+ * The runner's connection commits with synchronous = NORMAL (see
+ * engine_runner_start() and docs/security.md). Once a minute it also runs
+ * the commands' housekeeping (held posts past their deadline, expired
+ * tokens).
  *
  * Log lines, one per recipient of an entry:
  *   QID: engine: to=<list@example.org>, role=post, posted: queued as 65A1..., rcpts=3, ...
@@ -26,7 +31,7 @@ struct engine_runner;
 
 /* Opens the runner's connection and starts the thread. after_commit (may
  * be NULL) is called from the runner thread after each commit that handled
- * an entry. Returns NULL with a message in err on failure. */
+ * at least one entry. Returns NULL with a message in err on failure. */
 struct engine_runner *engine_runner_start(const struct conf *conf, void (*after_commit)(void *),
                                           void *arg, char *err, size_t errlen);
 /* Thread-safe and cheap; may be called from any thread. */

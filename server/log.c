@@ -34,6 +34,12 @@ log_init(const char *progname, const char *level)
 	return -1;
 }
 
+int
+log_enabled(enum log_level lvl)
+{
+	return lvl >= log_min;
+}
+
 static void
 vlog(enum log_level lvl, const char *tag, int with_errno, const char *fmt, va_list ap)
 {

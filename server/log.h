@@ -22,6 +22,9 @@ enum log_level {
  * for an unknown level name. */
 int log_init(const char *progname, const char *level);
 
+/* 1 when lines of this level are written: lets a caller skip building
+ * the arguments of a line that would be dropped. */
+int log_enabled(enum log_level lvl);
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -402,6 +402,8 @@ log_disconnect(struct session *s)
 	size_t n = 0;
 	unsigned ok = 0, all = 0;
 
+	if (!log_enabled(LOG_LEVEL_INFO))
+		return;
 	for (int i = 0; i < CMD_COUNT; i++) {
 		if (s->n_all[i] == 0)
 			continue;

@@ -460,6 +460,35 @@ test_failed_handler_marks_entry_failed_and_keeps_nothing(void **state)
 	free(s);
 }
 
+/* Entries share a transaction; a failing one in the middle is undone
+ * alone and recorded as failed, its neighbours are done and kept. */
+static void
+test_failed_entry_in_a_batch_leaves_the_others_done(void **state)
+{
+	struct fx *f = *state;
+	char *s;
+
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	spool(f, "ann@example.com", "ann@example.com", "", "post");
+	/* Only the second entry's archive row is refused. */
+	exec(f,
+	     "CREATE TRIGGER no_second BEFORE INSERT ON archive"
+	     " WHEN instr(CAST((SELECT message FROM spool ORDER BY id LIMIT 1 OFFSET 1) AS TEXT),"
+	     " NEW.message_id) > 0"
+	     " BEGIN SELECT RAISE(ABORT, 'archive refused'); END");
+	kicks = 0;
+	assert_int_equal(drain(f, NULL), 3);
+	/* One kick per commit: one, or more when the time bound split it. */
+	assert_in_range(kicks, 1, 3);
+	s = text(f, "SELECT group_concat(state, ' ') FROM (SELECT state FROM spool ORDER BY id)");
+	assert_string_equal(s, "done failed done");
+	free(s);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 2);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM archive"), 2);
+	assert_int_equal(scalar(f, "SELECT post_count FROM lists WHERE id = 1"), 2);
+}
+
 static void
 test_verp_every_second_post(void **state)
 {
@@ -546,6 +575,8 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_failed_handler_marks_entry_failed_and_keeps_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_entry_in_a_batch_leaves_the_others_done,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verp_every_second_post, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_archive_off_keeps_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_runner_thread_handles_entries_left_new_at_start,
