@@ -41,6 +41,9 @@ struct engine_dmarc {
 	int (*lookup)(void *arg, const char *from_domain, char *policy, size_t policylen,
 	              int64_t *ttl);
 	void *arg;
+	/* Optional: looks up many From domains at once, before the entries
+	 * that need them are handled (their lookups then come from a cache). */
+	int (*prefetch)(void *arg, const char *const *domains, size_t n);
 };
 
 int engine_handle_post(struct db *db, const struct conf *conf, const struct inbound *in,

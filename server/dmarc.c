@@ -354,8 +354,9 @@ struct pending {
 };
 
 int
-dmarc_prefetch(struct dmarc *d, const char *const *domains, size_t n)
+dmarc_prefetch(void *arg, const char *const *domains, size_t n)
 {
+	struct dmarc *d = arg;
 	struct pending *p;
 	size_t np = 0;
 	time_t now = time(NULL);

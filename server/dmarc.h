@@ -32,11 +32,12 @@ void dmarc_free(struct dmarc *d);
  * failed (the message is logged). */
 int dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen, int64_t *ttl);
 
-/* Looks up the policies of all the given From domains at once (every
+/* arg is the struct dmarc (the shape of struct engine_dmarc's prefetch).
+ * Looks up the policies of all the given From domains at once (every
  * query in flight together, so a batch of posts waits for the slowest
  * answer, not for the sum), filling the cache that dmarc_lookup() then
  * answers from; domains already cached are not asked again. Returns how
  * many domains were looked up. */
-int dmarc_prefetch(struct dmarc *d, const char *const *domains, size_t n);
+int dmarc_prefetch(void *arg, const char *const *domains, size_t n);
 
 #endif

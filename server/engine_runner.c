@@ -106,26 +106,56 @@ note(char *all, size_t alllen, const char *rcpt, const char *outcome)
  * transaction begins, so that the write lock is never held while DNS
  * answers: the lookup inside the handler then comes from dmarc.c's cache
  * (failures included, for a short while). */
+/* The domain of the entry's From address into dom ("" when there is
+ * none), read before the transaction begins so that the DMARC lookups can
+ * be made without holding the write lock. */
 static void
-prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, int64_t id)
+from_domain(struct db *db, int64_t id, char *dom, size_t len)
 {
 	struct db_engine_entry e;
 	struct msg m;
 	const struct msg_header *h;
-	char name[512], addr[POST_ADDR_MAX], policy[32];
-	int64_t ttl;
+	char name[512], addr[POST_ADDR_MAX];
 
-	if (dmarc == NULL || dmarc->lookup == NULL || db_engine_load(db, id, &e) < 0)
+	dom[0] = '\0';
+	if (db_engine_load(db, id, &e) < 0)
 		return;
 	if (msg_parse(&m, e.message, e.len) == 0) {
 		h = msg_header_get(&m, "From", 0);
 		if (h != NULL && post_parse_mailbox(h->value, h->value_len, name, sizeof(name),
 		                                    addr, sizeof(addr)) == 0)
-			dmarc->lookup(dmarc->arg, strrchr(addr, '@') + 1, policy, sizeof(policy),
-			              &ttl);
+			snprintf(dom, len, "%s", strrchr(addr, '@') + 1);
 		msg_free(&m);
 	}
 	db_engine_entry_free(&e);
+}
+
+/* Looks up the DMARC policies of the entries' From domains before the
+ * transaction begins: all at once when the lookup can (every query in
+ * flight together), else one by one. The handlers then answer from the
+ * cache (failures included, for a short while). */
+static void
+prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, const int64_t *ids, size_t n)
+{
+	char doms[RUNNER_BATCH][256]; /* 16 KiB: the runner thread has room */
+	const char *list[RUNNER_BATCH];
+	char policy[32];
+	int64_t ttl;
+	size_t k = 0;
+
+	if (dmarc == NULL || dmarc->lookup == NULL)
+		return;
+	for (size_t i = 0; i < n && i < RUNNER_BATCH; i++) {
+		from_domain(db, ids[i], doms[k], sizeof(doms[k]));
+		if (doms[k][0] != '\0')
+			list[k] = doms[k], k++;
+	}
+	if (dmarc->prefetch != NULL) {
+		dmarc->prefetch(dmarc->arg, list, k);
+		return;
+	}
+	for (size_t i = 0; i < k; i++)
+		dmarc->lookup(dmarc->arg, list[i], policy, sizeof(policy), &ttl);
 }
 
 /* Handles entry id inside the caller's transaction, in a savepoint of its
@@ -283,8 +313,7 @@ engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_
 			return 0;
 		after = ids[n - 1];
 		/* DNS answers before the write lock is taken. */
-		for (i = 0; i < n; i++)
-			prefetch_dmarc(db, dmarc, ids[i]);
+		prefetch_dmarc(db, dmarc, ids, n);
 		for (i = 0; i < n;) {
 			int before = *handled;
 
@@ -372,7 +401,7 @@ static void *
 run(void *arg)
 {
 	struct engine_runner *r = arg;
-	struct engine_dmarc dm = {dmarc_lookup, r->dmarc};
+	struct engine_dmarc dm = {dmarc_lookup, r->dmarc, dmarc_prefetch};
 	int handled, backoff = 0;
 	time_t last_housekeeping = 0, last_retention = 0;
 	struct db_retention rt = {0};

@@ -390,12 +390,45 @@ fixed_reject(void *arg, const char *domain, char *policy, size_t len, int64_t *t
 	return 0;
 }
 
+static char prefetched[512];
+static int prefetches;
+
+static int
+record_prefetch(void *arg, const char *const *domains, size_t n)
+{
+	(void)arg;
+	prefetches++;
+	prefetched[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		strncat(prefetched, domains[i], sizeof(prefetched) - strlen(prefetched) - 2);
+		strcat(prefetched, " ");
+	}
+	return (int)n;
+}
+
+static void
+test_dmarc_domains_of_waiting_posts_are_prefetched_together(void **state)
+{
+	struct fx *f = *state;
+	int calls = 0;
+	struct engine_dmarc dm = {fixed_reject, &calls, record_prefetch};
+
+	prefetches = 0;
+	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
+	spool(f, "bob@example.net", "Bob <bob@example.net>", "", "post");
+	spool(f, "cy@example.org", "cy@example.org", "", "post");
+	assert_int_equal(drain(f, &dm), 3);
+	assert_int_equal(prefetches, 1); /* one call for the three entries */
+	assert_string_equal(prefetched, "example.com example.net example.org ");
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 3);
+}
+
 static void
 test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 {
 	struct fx *f = *state;
 	int calls = 0;
-	struct engine_dmarc dm = {fixed_reject, &calls};
+	struct engine_dmarc dm = {fixed_reject, &calls, NULL};
 	long long id;
 	char *s, outcome[512];
 
@@ -427,7 +460,7 @@ static void
 test_dmarc_lookup_failure_applies_fallback(void **state)
 {
 	struct fx *f = *state;
-	struct engine_dmarc dm = {failing, NULL};
+	struct engine_dmarc dm = {failing, NULL, NULL};
 	char *s;
 
 	exec(f, "INSERT INTO list_settings VALUES (1, 'dmarc_fallback', 'skip')");
@@ -569,6 +602,8 @@ main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_loop_dropped_and_logged_in_outcome, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_dmarc_domains_of_waiting_posts_are_prefetched_together, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dmarc_reject_rewrites_from_and_is_kept_for_release,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dmarc_lookup_failure_applies_fallback, setup,
