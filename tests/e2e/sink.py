@@ -14,6 +14,8 @@ records every connection and transaction, and can be told to misbehave:
     s.start()
     ...
     s.transactions  # list of Txn(mail_from, rcpts, data, conn, tls, helo)
+    s.peak          # most sessions open at once on this sink
+    g = Gauge(); s.gauge = g   # share one count over several sinks (g.peak)
 
 Every socket operation has a time-out; stop() closes everything.
 """
@@ -22,6 +24,22 @@ import socket
 import ssl
 import threading
 import time
+
+
+class Gauge:
+    """Counts sessions open at once; one Gauge may be shared by sinks."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+        self.samples = []  # (monotonic time, active) after every change
+
+    def add(self, n):
+        with self.lock:
+            self.active += n
+            self.peak = max(self.peak, self.active)
+            self.samples.append((time.monotonic(), self.active))
 
 
 class Txn:
@@ -63,6 +81,9 @@ class Sink:
         self.starttls = None
         self.auth = None
         self.bare_lf = []  # transactions whose data held a bare CR or LF
+        self.own = Gauge()  # sessions open at once on this sink
+        self.gauge = None  # optional Gauge shared with other sinks
+        self._open = {}  # conn number -> gauges it counts in
         self._sock = None
         self._threads = []
         self._conns = []
@@ -119,13 +140,31 @@ class Sink:
 
     # --- one connection ---
 
+    def _closed(self, n):
+        # Counted as closed when QUIT arrives, before the 221: the client
+        # may open its next connection as soon as it reads the 221.
+        with self.lock:
+            gauges = self._open.pop(n, [])
+        for g in gauges:
+            g.add(-1)
+
+    @property
+    def peak(self):
+        return self.own.peak
+
     def _session(self, c, n):
         c.settimeout(30)
+        gauges = [g for g in (self.own, self.gauge) if g is not None]
+        for g in gauges:
+            g.add(1)
+        with self.lock:
+            self._open[n] = gauges
         try:
             self._dialog(c, n)
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
+            self._closed(n)
             with self.lock:
                 mine = [self._tls.pop(n)] if n in self._tls else []
             for x in mine + [c]:
@@ -268,6 +307,7 @@ class Sink:
             elif verb == "NOOP":
                 send("250 2.0.0 Ok")
             elif verb == "QUIT":
+                self._closed(n)
                 send("221 2.0.0 Bye")
                 return
             else:
