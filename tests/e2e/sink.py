@@ -14,7 +14,8 @@ records every connection and transaction, and can be told to misbehave:
     s.start()
     ...
     s.transactions  # list of Txn(mail_from, rcpts, data, conn, tls, helo)
-    s.peak          # most sessions open at once on this sink
+    s.peak          # most sessions open at once on this sink (from the
+                    # first command to QUIT or the end of the connection)
     g = Gauge(); s.gauge = g   # share one count over several sinks (g.peak)
 
 Every socket operation has a time-out; stop() closes everything.
@@ -33,13 +34,13 @@ class Gauge:
         self.lock = threading.Lock()
         self.active = 0
         self.peak = 0
-        self.samples = []  # (monotonic time, active) after every change
+        self.samples = []  # (monotonic time, active, what) after every change
 
-    def add(self, n):
+    def add(self, n, what=None):
         with self.lock:
             self.active += n
             self.peak = max(self.peak, self.active)
-            self.samples.append((time.monotonic(), self.active))
+            self.samples.append((time.monotonic(), self.active, what))
 
 
 class Txn:
@@ -84,6 +85,7 @@ class Sink:
         self.own = Gauge()  # sessions open at once on this sink
         self.gauge = None  # optional Gauge shared with other sinks
         self._open = {}  # conn number -> gauges it counts in
+        self._ended = set()  # conn numbers that sent QUIT or closed
         self._sock = None
         self._threads = []
         self._conns = []
@@ -140,13 +142,28 @@ class Sink:
 
     # --- one connection ---
 
+    def _opened(self, n):
+        # Counted from the client's first command, not from accept(): the
+        # client may close one connection and open the next in the same
+        # instant, and this thread may see the new one before the other
+        # thread sees the old one's end; the first command is a round trip
+        # later, so the order seen here is the order on the wire.
+        with self.lock:
+            if n in self._open or n in self._ended:
+                return
+            gauges = [g for g in (self.own, self.gauge) if g is not None]
+            self._open[n] = gauges
+        for g in gauges:
+            g.add(1, f"{self.host} #{n} open")
+
     def _closed(self, n):
         # Counted as closed when QUIT arrives, before the 221: the client
         # may open its next connection as soon as it reads the 221.
         with self.lock:
             gauges = self._open.pop(n, [])
+            self._ended.add(n)
         for g in gauges:
-            g.add(-1)
+            g.add(-1, f"{self.host} #{n} closed")
 
     @property
     def peak(self):
@@ -154,11 +171,6 @@ class Sink:
 
     def _session(self, c, n):
         c.settimeout(30)
-        gauges = [g for g in (self.own, self.gauge) if g is not None]
-        for g in gauges:
-            g.add(1)
-        with self.lock:
-            self._open[n] = gauges
         try:
             self._dialog(c, n)
         except (OSError, ValueError, ssl.SSLError):
@@ -195,6 +207,7 @@ class Sink:
             if not raw:
                 return
             line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            self._opened(n)
             with self.lock:
                 self.commands.append((n, line))
             verb = line[:4].upper()
