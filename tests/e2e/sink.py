@@ -16,6 +16,8 @@ records every connection and transaction, and can be told to misbehave:
     s.transactions  # list of Txn(mail_from, rcpts, data, conn, tls, helo)
     s.peak          # most sessions open at once on this sink (from the
                     # first command to QUIT or the end of the connection)
+    s.busy.peak     # most transactions in progress at once (MAIL to reply)
+    s.mail_replies_at[3] = "451 4.7.1 slow down"  # reply to the 3rd MAIL
     g = Gauge(); s.gauge = g   # share one count over several sinks (g.peak)
 
 Every socket operation has a time-out; stop() closes everything.
@@ -52,6 +54,8 @@ class Txn:
         self.params = params
         self.rcpts = rcpts
         self.data = data
+        self.start = None  # monotonic time of the MAIL command
+        self.end = None  # monotonic time of the reply to the end of data
 
     def __repr__(self):
         return f"Txn(conn={self.conn}, from={self.mail_from!r}, rcpts={len(self.rcpts)})"
@@ -86,6 +90,11 @@ class Sink:
         self.gauge = None  # optional Gauge shared with other sinks
         self._open = {}  # conn number -> gauges it counts in
         self._ended = set()  # conn numbers that sent QUIT or closed
+        self.busy = Gauge()  # transactions in progress (MAIL to DATA reply)
+        self._busy = {}  # conn number -> start of its open transaction
+        self.mail_count = 0  # MAIL commands seen
+        self.mail_replies_at = {}  # k -> reply to the k-th MAIL (1-based), once
+        self.replied = []  # (monotonic time, reply) of mail_replies_at used
         self._sock = None
         self._threads = []
         self._conns = []
@@ -142,6 +151,19 @@ class Sink:
 
     # --- one connection ---
 
+    def _txn_begin(self, n):
+        with self.lock:
+            if n in self._busy:
+                return
+            self._busy[n] = time.monotonic()
+        self.busy.add(1, f"{self.host} #{n} MAIL")
+
+    def _txn_end(self, n):
+        with self.lock:
+            if self._busy.pop(n, None) is None:
+                return
+        self.busy.add(-1, f"{self.host} #{n} done")
+
     def _opened(self, n):
         # Counted from the client's first command, not from accept(): the
         # client may close one connection and open the next in the same
@@ -176,6 +198,7 @@ class Sink:
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
+            self._txn_end(n)
             self._closed(n)
             with self.lock:
                 mine = [self._tls.pop(n)] if n in self._tls else []
@@ -259,12 +282,18 @@ class Sink:
                 if self.auth and not authed:
                     send("530 5.7.0 authentication required")
                     continue
-                if self.mail_reply:
-                    send(self.mail_reply)
+                with self.lock:
+                    self.mail_count += 1
+                    once = self.mail_replies_at.pop(self.mail_count, None)
+                    if once:
+                        self.replied.append((time.monotonic(), once))
+                if once or self.mail_reply:
+                    send(once or self.mail_reply)
                     continue
                 rest = line[10:]
                 end = rest.find(">")
                 mail_from, params, rcpts = rest[1:end], rest[end + 1:].strip(), []
+                self._txn_begin(n)
                 send("250 2.1.0 Ok")
             elif verb == "RCPT":
                 if mail_from is None:
@@ -282,6 +311,7 @@ class Sink:
                     send("250 2.1.5 Ok")
             elif verb == "DATA":
                 if not rcpts:
+                    self._txn_end(n)
                     send("554 5.5.1 no valid recipients")
                     mail_from = None
                     continue
@@ -308,13 +338,17 @@ class Sink:
                 t = Txn(n, helo, tls, mail_from, params, rcpts, data)
                 if self.data_delay:
                     time.sleep(self.data_delay)
+                t.end = time.monotonic()
                 with self.lock:
+                    t.start = self._busy.get(n)
                     if bad:
                         self.bare_lf.append(t)
                     self.transactions.append(t)
+                self._txn_end(n)
                 send(self.data_reply or "250 2.0.0 Ok: queued")
                 mail_from, rcpts = None, []
             elif verb == "RSET":
+                self._txn_end(n)
                 mail_from, rcpts = None, []
                 send("250 2.0.0 Ok")
             elif verb == "NOOP":
