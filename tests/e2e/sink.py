@@ -1,6 +1,6 @@
 """A receiving SMTP server for delivery tests, in plain Python sockets.
 
-It binds any 127.0.0.x address (all of 127/8 is loopback on Linux),
+It binds any 127.0.0.x address (all of 127/8 is loopback on Linux) or ::1,
 records every connection and transaction, and can be told to misbehave:
 
     s = Sink("127.0.0.2", port)
@@ -102,7 +102,8 @@ class Sink:
         self._stop = False
 
     def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((self.host, self.port))
         s.listen(256)
