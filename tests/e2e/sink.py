@@ -14,6 +14,7 @@ records every connection and transaction, and can be told to misbehave:
     s.start()
     ...
     s.transactions  # list of Txn(mail_from, rcpts, data, conn, tls, helo)
+    s.reads         # (conn, k, line): each command line and the recv() it ended in
     s.peak          # most sessions open at once on this sink (from the
                     # first command to QUIT or the end of the connection)
     s.busy.peak     # most transactions in progress at once (MAIL to reply)
@@ -45,6 +46,31 @@ class Gauge:
             self.samples.append((time.monotonic(), self.active, what))
 
 
+class LineReader:
+    """readline() over recv(), counting the recv() calls on the connection:
+    lines that end in the same chunk were on the wire together, before the
+    sink replied to any of them."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.nrecv = 0
+        self.chunk = 0  # the recv() the last line returned ended in
+
+    def readline(self, limit):
+        while b"\n" not in self.buf[:limit] and len(self.buf) < limit:
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            self.nrecv += 1
+            self.buf += data
+        i = self.buf.find(b"\n", 0, limit)
+        end = i + 1 if i >= 0 else min(limit, len(self.buf))
+        line, self.buf = self.buf[:end], self.buf[end:]
+        self.chunk = self.nrecv
+        return line
+
+
 class Txn:
     def __init__(self, conn, helo, tls, mail_from, params, rcpts, data):
         self.conn = conn
@@ -70,6 +96,7 @@ class Sink:
         self.transactions = []
         self.connections = 0
         self.commands = []  # (conn, line) of every command line
+        self.reads = []  # (conn, k, line): the line ended in the k-th recv()
         self.rcpt_reply = {}  # rcpt -> reply for every attempt
         self.rcpt_replies = {}  # rcpt -> list of replies, used up in turn
         self.mail_reply = None
@@ -212,7 +239,7 @@ class Sink:
     def _dialog(self, c, n):
         if self.stall:
             time.sleep(self.stall)
-        f = c.makefile("rb")
+        f = LineReader(c)
 
         def send(line):
             c.sendall(line.encode() + b"\r\n")
@@ -234,6 +261,7 @@ class Sink:
             self._opened(n)
             with self.lock:
                 self.commands.append((n, line))
+                self.reads.append((n, f.chunk, line))
             verb = line[:4].upper()
             if verb == "EHLO":
                 if not self.ehlo:
@@ -265,7 +293,7 @@ class Sink:
                 with self.lock:
                     self._conns.append(c)
                     self._tls[n] = c
-                f = c.makefile("rb")
+                f = LineReader(c)
                 tls = True
                 helo = None
             elif verb == "AUTH":
