@@ -1512,7 +1512,7 @@ global_full(struct dom *d)
 	dl->nidle--;
 	/* Closed at once (no QUIT), so the socket is gone before the new
 	 * connection is opened and the limit holds at every instant. */
-	smtp_out_free(p->s);
+	smtp_out_abort(p->s);
 	free(p);
 	return 0;
 }

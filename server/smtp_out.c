@@ -914,6 +914,20 @@ smtp_out_close(struct smtp_sess *s)
 }
 
 void
+smtp_out_abort(struct smtp_sess *s)
+{
+	if (s->idle_timer != NULL)
+		evtimer_del(s->idle_timer);
+	s->icb = NULL;
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	s->st = S_DEAD;
+	sess_release(s);
+}
+
+void
 smtp_out_free(struct smtp_sess *s)
 {
 	sess_free(s);

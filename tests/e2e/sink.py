@@ -54,19 +54,24 @@ class LineReader:
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
+        self.pos = 0  # start of the unread part of buf
         self.nrecv = 0
         self.chunk = 0  # the recv() the last line returned ended in
 
     def readline(self, limit):
-        while b"\n" not in self.buf[:limit] and len(self.buf) < limit:
+        while True:
+            i = self.buf.find(b"\n", self.pos, self.pos + limit)
+            if i >= 0 or len(self.buf) - self.pos >= limit:
+                break
             data = self.sock.recv(65536)
             if not data:
                 break
             self.nrecv += 1
-            self.buf += data
-        i = self.buf.find(b"\n", 0, limit)
-        end = i + 1 if i >= 0 else min(limit, len(self.buf))
-        line, self.buf = self.buf[:end], self.buf[end:]
+            self.buf = self.buf[self.pos:] + data
+            self.pos = 0
+        end = i + 1 if i >= 0 else min(self.pos + limit, len(self.buf))
+        line = self.buf[self.pos:end]
+        self.pos = end
         self.chunk = self.nrecv
         return line
 
