@@ -237,6 +237,7 @@ struct deliver {
 	struct dom_list dns_wait;
 	int dns_out;
 	struct pool_list idle;
+	int nidle; /* open connections in idle, counted in the global limit */
 	/* the scan */
 	int scanning;
 	int scan_again;
@@ -1274,8 +1275,10 @@ on_idle_close(void *arg, struct smtp_sess *s)
 	struct deliver *dl = p->dl;
 
 	TAILQ_REMOVE(&dl->idle, p, link);
+	dl->nidle--;
 	free(p);
 	smtp_out_close(s);
+	conn_released(dl);
 }
 
 static void
@@ -1290,6 +1293,7 @@ pool_put(struct deliver *dl, struct smtp_sess *s)
 	p->s = s;
 	p->dl = dl;
 	TAILQ_INSERT_TAIL(&dl->idle, p, link);
+	dl->nidle++;
 	smtp_out_idle(s, (int)dl->conf->connection_idle_timeout, on_idle_close, p);
 }
 
@@ -1322,8 +1326,31 @@ dest_port(struct deliver *dl)
 }
 
 /* An idle connection to one of the domain's most preferred exchangers. */
+static struct pooled *pool_find(struct dom *d);
+
+static int
+pool_has(struct dom *d)
+{
+	return pool_find(d) != NULL;
+}
+
 static struct smtp_sess *
 pool_take(struct dom *d)
+{
+	struct pooled *p = pool_find(d);
+	struct smtp_sess *s;
+
+	if (p == NULL)
+		return NULL;
+	s = p->s;
+	TAILQ_REMOVE(&d->dl->idle, p, link);
+	d->dl->nidle--;
+	free(p);
+	return s;
+}
+
+static struct pooled *
+pool_find(struct dom *d)
 {
 	struct deliver *dl = d->dl;
 	struct dns_mx *mx = d->mx;
@@ -1338,12 +1365,8 @@ pool_take(struct dom *d)
 			set_port(&want, port);
 			TAILQ_FOREACH(p, &dl->idle, link)
 			{
-				if (same_addr(smtp_out_addr(p->s), &want)) {
-					struct smtp_sess *s = p->s;
-					TAILQ_REMOVE(&dl->idle, p, link);
-					free(p);
-					return s;
-				}
+				if (same_addr(smtp_out_addr(p->s), &want))
+					return p;
 			}
 		}
 	}
@@ -1489,6 +1512,31 @@ batch_start(struct dom *d, struct batch *b)
 	smtp_out_open(dl->base, &dl->ocfg, t, n, on_open, b);
 }
 
+/* Whether d must wait for a connection slot. Idle pooled connections
+ * count against delivery_max_connections: one of d's own is reused, and
+ * another domain's oldest is closed to make room. */
+static int
+global_full(struct dom *d)
+{
+	struct deliver *dl = d->dl;
+	struct pooled *p;
+
+	if (dl->conns + dl->nidle < dl->conf->delivery_max_connections)
+		return 0;
+	if (dl->conns >= dl->conf->delivery_max_connections)
+		return 1;
+	if (pool_has(d))
+		return 0;
+	p = TAILQ_FIRST(&dl->idle);
+	TAILQ_REMOVE(&dl->idle, p, link);
+	dl->nidle--;
+	/* Closed at once (no QUIT), so the socket is gone before the new
+	 * connection is opened and the limit holds at every instant. */
+	smtp_out_abort(p->s);
+	free(p);
+	return 0;
+}
+
 static void
 conn_released(struct deliver *dl)
 {
@@ -1573,7 +1621,7 @@ pump(struct dom *d)
 		       d->pause_until <= (int64_t)time(NULL)) {
 			/* Also wait while the writer lags: results not yet
 			 * committed are what a crash would send twice. */
-			if (dl->conns >= dl->conf->delivery_max_connections ||
+			if (global_full(d) ||
 			    dl->writes_out >= 2 * dl->conf->delivery_max_connections) {
 				if (!d->waiting) {
 					d->waiting = 1;
@@ -2046,6 +2094,7 @@ deliver_stop(struct deliver *d)
 	atomic_store(&kick_fd, -1);
 	while ((p = TAILQ_FIRST(&d->idle)) != NULL) {
 		TAILQ_REMOVE(&d->idle, p, link);
+		d->nidle--;
 		smtp_out_free(p->s);
 		free(p);
 	}
@@ -2096,6 +2145,7 @@ deliver_sub_shutdown(struct daemon *d)
 	running->stopping = 1;
 	while ((p = TAILQ_FIRST(&running->idle)) != NULL) {
 		TAILQ_REMOVE(&running->idle, p, link);
+		running->nidle--;
 		smtp_out_close(p->s);
 		free(p);
 	}

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define REPLY_LINE_MAX 4096
 
@@ -908,6 +909,25 @@ smtp_out_close(struct smtp_sess *s)
 		set_timeouts(s, 5, 5);
 		bufferevent_setcb(s->bev, on_read, on_quit_written, on_event, s);
 		return;
+	}
+	s->st = S_DEAD;
+	sess_release(s);
+}
+
+void
+smtp_out_abort(struct smtp_sess *s)
+{
+	if (s->idle_timer != NULL)
+		evtimer_del(s->idle_timer);
+	s->icb = NULL;
+	if (s->bev != NULL) {
+		/* bufferevent_free() closes the socket only when libevent
+		 * finalizes it, later in the loop: the FIN goes out now. */
+		evutil_socket_t fd = bufferevent_getfd(s->bev);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+		bufferevent_free(s->bev);
+		s->bev = NULL;
 	}
 	s->st = S_DEAD;
 	sess_release(s);

@@ -82,6 +82,9 @@ void smtp_out_idle(struct smtp_sess *s, int idle, void (*cb)(void *arg, struct s
 void smtp_out_close(struct smtp_sess *s);
 /* Frees s at once, without QUIT (the loop is gone). */
 void smtp_out_free(struct smtp_sess *s);
+/* Closes the socket now, without QUIT, and frees s as soon as no callback
+ * of ours runs on it (safe from inside s's own callbacks). */
+void smtp_out_abort(struct smtp_sess *s);
 
 /* "mx.example.net[192.0.2.1]:25" */
 const char *smtp_out_peer(const struct smtp_sess *s);

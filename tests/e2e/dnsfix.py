@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
@@ -38,6 +39,54 @@ def free_udp_port():
     raise RuntimeError("no free UDP port for dnsmasq")
 
 
+class ServfailUpstream:
+    """An upstream DNS server on 127.0.0.1 that answers SERVFAIL (RCODE 2)
+    to every query: the question echoed, no records."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(50):
+            try:
+                self.sock.bind(("127.0.0.1", random.randint(20000, 60000)))
+                break
+            except OSError:
+                continue
+        self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.2)
+        self.queries = 0
+        self._stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(q) < 12:
+                continue
+            self.queries += 1
+            # QR=1, opcode and RD copied, RA=1, RCODE=2; one question
+            flags = bytes([0x80 | (q[2] & 0x79), 0x80 | 2])
+            reply = q[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x00"
+            i = 12
+            while i < len(q) and q[i] != 0:
+                i += q[i] + 1
+            reply += q[12:i + 5]
+            try:
+                self.sock.sendto(reply, peer)
+            except OSError:
+                pass
+
+    def stop(self):
+        self._stop = True
+        self.thread.join(2)
+        self.sock.close()
+
+
 class DnsFixture:
     def __init__(self, zones=("test",)):
         self.zones = list(zones)
@@ -45,6 +94,8 @@ class DnsFixture:
         self.proc = None
         self.port = None
         self.dir = tempfile.mkdtemp(prefix="fanmail-dns-")
+        self.local_ttl = 0  # TTL of the records served (dnsmasq's default: 0)
+        self.failer = None
 
     def mx(self, domain, host, pref):
         self.args.append(f"--mx-host={domain},{host},{pref}")
@@ -55,6 +106,14 @@ class DnsFixture:
 
     def host(self, name, *addrs):
         self.args.append(f"--host-record={name},{','.join(addrs)}")
+
+    def servfail(self, domain):
+        """dnsmasq forwards queries under domain to an upstream on loopback
+        that answers every query with SERVFAIL, and passes that on (an
+        upstream that is not there gives no answer at all, not SERVFAIL)."""
+        if self.failer is None:
+            self.failer = ServfailUpstream()
+        self.args.append(f"--server=/{domain}/127.0.0.1#{self.failer.port}")
 
     def txt(self, name, text):
         self.args.append(f"--txt-record={name},{text}")
@@ -77,7 +136,8 @@ class DnsFixture:
             cmd = [DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts",
                    f"--port={self.port}", "--listen-address=127.0.0.1",
                    "--bind-interfaces", "--pid-file=", "--user=" + os.environ.get("USER", "root"),
-                   "--cache-size=0", f"--conf-file={conf}", "--log-facility=-"]
+                   "--cache-size=0", f"--local-ttl={self.local_ttl}",
+                   f"--conf-file={conf}", "--log-facility=-"]
             with open(os.path.join(self.dir, "log"), "w") as log:
                 self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
             if self._wait_ready():
@@ -102,6 +162,17 @@ class DnsFixture:
                     pass
         return False
 
+    def query(self, name, qtype=15, timeout=5.0):
+        """The rcode of dnsmasq's answer to one query (15 = MX)."""
+        q = b"\x43\x21\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+        for label in name.split("."):
+            q += bytes([len(label)]) + label.encode()
+        q += b"\x00" + qtype.to_bytes(2, "big") + b"\x00\x01"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            s.sendto(q, ("127.0.0.1", self.port))
+            return s.recv(4096)[3] & 0x0F
+
     def stop(self):
         if self.proc is not None:
             if self.proc.poll() is None:
@@ -115,4 +186,6 @@ class DnsFixture:
 
     def cleanup(self):
         self.stop()
+        if self.failer is not None:
+            self.failer.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

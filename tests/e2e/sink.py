@@ -1,6 +1,6 @@
 """A receiving SMTP server for delivery tests, in plain Python sockets.
 
-It binds any 127.0.0.x address (all of 127/8 is loopback on Linux),
+It binds any 127.0.0.x address (all of 127/8 is loopback on Linux) or ::1,
 records every connection and transaction, and can be told to misbehave:
 
     s = Sink("127.0.0.2", port)
@@ -14,6 +14,12 @@ records every connection and transaction, and can be told to misbehave:
     s.start()
     ...
     s.transactions  # list of Txn(mail_from, rcpts, data, conn, tls, helo)
+    s.reads         # (conn, k, line): each command line and the recv() it ended in
+    s.peak          # most sessions open at once on this sink (from the
+                    # first command to QUIT or the end of the connection)
+    s.busy.peak     # most transactions in progress at once (MAIL to reply)
+    s.mail_replies_at[3] = "451 4.7.1 slow down"  # reply to the 3rd MAIL
+    g = Gauge(); s.gauge = g   # share one count over several sinks (g.peak)
 
 Every socket operation has a time-out; stop() closes everything.
 """
@@ -22,6 +28,52 @@ import socket
 import ssl
 import threading
 import time
+
+
+class Gauge:
+    """Counts sessions open at once; one Gauge may be shared by sinks."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+        self.samples = []  # (monotonic time, active, what) after every change
+
+    def add(self, n, what=None):
+        with self.lock:
+            self.active += n
+            self.peak = max(self.peak, self.active)
+            self.samples.append((time.monotonic(), self.active, what))
+
+
+class LineReader:
+    """readline() over recv(), counting the recv() calls on the connection:
+    lines that end in the same chunk were on the wire together, before the
+    sink replied to any of them."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.pos = 0  # start of the unread part of buf
+        self.nrecv = 0
+        self.chunk = 0  # the recv() the last line returned ended in
+
+    def readline(self, limit):
+        while True:
+            i = self.buf.find(b"\n", self.pos, self.pos + limit)
+            if i >= 0 or len(self.buf) - self.pos >= limit:
+                break
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            self.nrecv += 1
+            self.buf = self.buf[self.pos:] + data
+            self.pos = 0
+        end = i + 1 if i >= 0 else min(self.pos + limit, len(self.buf))
+        line = self.buf[self.pos:end]
+        self.pos = end
+        self.chunk = self.nrecv
+        return line
 
 
 class Txn:
@@ -33,6 +85,8 @@ class Txn:
         self.params = params
         self.rcpts = rcpts
         self.data = data
+        self.start = None  # monotonic time of the MAIL command
+        self.end = None  # monotonic time of the reply to the end of data
 
     def __repr__(self):
         return f"Txn(conn={self.conn}, from={self.mail_from!r}, rcpts={len(self.rcpts)})"
@@ -47,6 +101,7 @@ class Sink:
         self.transactions = []
         self.connections = 0
         self.commands = []  # (conn, line) of every command line
+        self.reads = []  # (conn, k, line): the line ended in the k-th recv()
         self.rcpt_reply = {}  # rcpt -> reply for every attempt
         self.rcpt_replies = {}  # rcpt -> list of replies, used up in turn
         self.mail_reply = None
@@ -63,6 +118,15 @@ class Sink:
         self.starttls = None
         self.auth = None
         self.bare_lf = []  # transactions whose data held a bare CR or LF
+        self.own = Gauge()  # sessions open at once on this sink
+        self.gauge = None  # optional Gauge shared with other sinks
+        self._open = {}  # conn number -> gauges it counts in
+        self._ended = set()  # conn numbers that sent QUIT or closed
+        self.busy = Gauge()  # transactions in progress (MAIL to DATA reply)
+        self._busy = {}  # conn number -> start of its open transaction
+        self.mail_count = 0  # MAIL commands seen
+        self.mail_replies_at = {}  # k -> reply to the k-th MAIL (1-based), once
+        self.replied = []  # (monotonic time, reply) of mail_replies_at used
         self._sock = None
         self._threads = []
         self._conns = []
@@ -70,7 +134,8 @@ class Sink:
         self._stop = False
 
     def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((self.host, self.port))
         s.listen(256)
@@ -119,6 +184,46 @@ class Sink:
 
     # --- one connection ---
 
+    def _txn_begin(self, n):
+        with self.lock:
+            if n in self._busy:
+                return
+            self._busy[n] = time.monotonic()
+        self.busy.add(1, f"{self.host} #{n} MAIL")
+
+    def _txn_end(self, n):
+        with self.lock:
+            if self._busy.pop(n, None) is None:
+                return
+        self.busy.add(-1, f"{self.host} #{n} done")
+
+    def _opened(self, n):
+        # Counted from the client's first command, not from accept(): the
+        # client may close one connection and open the next in the same
+        # instant, and this thread may see the new one before the other
+        # thread sees the old one's end; the first command is a round trip
+        # later, so the order seen here is the order on the wire.
+        with self.lock:
+            if n in self._open or n in self._ended:
+                return
+            gauges = [g for g in (self.own, self.gauge) if g is not None]
+            self._open[n] = gauges
+        for g in gauges:
+            g.add(1, f"{self.host} #{n} open")
+
+    def _closed(self, n):
+        # Counted as closed when QUIT arrives, before the 221: the client
+        # may open its next connection as soon as it reads the 221.
+        with self.lock:
+            gauges = self._open.pop(n, [])
+            self._ended.add(n)
+        for g in gauges:
+            g.add(-1, f"{self.host} #{n} closed")
+
+    @property
+    def peak(self):
+        return self.own.peak
+
     def _session(self, c, n):
         c.settimeout(30)
         try:
@@ -126,6 +231,8 @@ class Sink:
         except (OSError, ValueError, ssl.SSLError):
             pass
         finally:
+            self._txn_end(n)
+            self._closed(n)
             with self.lock:
                 mine = [self._tls.pop(n)] if n in self._tls else []
             for x in mine + [c]:
@@ -137,7 +244,7 @@ class Sink:
     def _dialog(self, c, n):
         if self.stall:
             time.sleep(self.stall)
-        f = c.makefile("rb")
+        f = LineReader(c)
 
         def send(line):
             c.sendall(line.encode() + b"\r\n")
@@ -156,8 +263,10 @@ class Sink:
             if not raw:
                 return
             line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            self._opened(n)
             with self.lock:
                 self.commands.append((n, line))
+                self.reads.append((n, f.chunk, line))
             verb = line[:4].upper()
             if verb == "EHLO":
                 if not self.ehlo:
@@ -189,7 +298,7 @@ class Sink:
                 with self.lock:
                     self._conns.append(c)
                     self._tls[n] = c
-                f = c.makefile("rb")
+                f = LineReader(c)
                 tls = True
                 helo = None
             elif verb == "AUTH":
@@ -207,12 +316,18 @@ class Sink:
                 if self.auth and not authed:
                     send("530 5.7.0 authentication required")
                     continue
-                if self.mail_reply:
-                    send(self.mail_reply)
+                with self.lock:
+                    self.mail_count += 1
+                    once = self.mail_replies_at.pop(self.mail_count, None)
+                    if once:
+                        self.replied.append((time.monotonic(), once))
+                if once or self.mail_reply:
+                    send(once or self.mail_reply)
                     continue
                 rest = line[10:]
                 end = rest.find(">")
                 mail_from, params, rcpts = rest[1:end], rest[end + 1:].strip(), []
+                self._txn_begin(n)
                 send("250 2.1.0 Ok")
             elif verb == "RCPT":
                 if mail_from is None:
@@ -230,6 +345,7 @@ class Sink:
                     send("250 2.1.5 Ok")
             elif verb == "DATA":
                 if not rcpts:
+                    self._txn_end(n)
                     send("554 5.5.1 no valid recipients")
                     mail_from = None
                     continue
@@ -256,18 +372,23 @@ class Sink:
                 t = Txn(n, helo, tls, mail_from, params, rcpts, data)
                 if self.data_delay:
                     time.sleep(self.data_delay)
+                t.end = time.monotonic()
                 with self.lock:
+                    t.start = self._busy.get(n)
                     if bad:
                         self.bare_lf.append(t)
                     self.transactions.append(t)
+                self._txn_end(n)
                 send(self.data_reply or "250 2.0.0 Ok: queued")
                 mail_from, rcpts = None, []
             elif verb == "RSET":
+                self._txn_end(n)
                 mail_from, rcpts = None, []
                 send("250 2.0.0 Ok")
             elif verb == "NOOP":
                 send("250 2.0.0 Ok")
             elif verb == "QUIT":
+                self._closed(n)
                 send("221 2.0.0 Bye")
                 return
             else:
