@@ -332,6 +332,22 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 		goto fail;
 	}
 	*nrcpt = sqlite3_changes(db->sql);
+	if (*nrcpt == 0) {
+		/* Nobody to send to (a list without members, or only the
+		 * poster): no message waits in the queue for nothing. */
+		static const char sql_del[] = "DELETE FROM out_msg WHERE id = ?1";
+		if ((st = db_stmt(db, sql_del)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			db_fail(db, rc, "drop an empty post");
+			goto fail;
+		}
+		qid[0] = '\0';
+		id = 0;
+	}
 	if (own && db_commit(db) < 0)
 		return -1;
 	if (msg_id != NULL)

@@ -83,7 +83,9 @@ struct db_engine_post {
 	int verp;               /* per-recipient envelope senders (out_msg.verp) */
 };
 
-/* Queues a post: *nrcpt receives the number of delivery rows made. */
+/* Queues a post: *nrcpt receives the number of delivery rows made. With
+ * none (no member to send to), nothing stays queued: qid is "" and
+ * *msg_id 0. */
 int db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_QID_LEN],
                          int64_t *msg_id, int64_t *nrcpt);
 

@@ -123,8 +123,9 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		post_out_free(&out);
 		return -1;
 	}
-	snprintf(outcome, outcomelen, "posted: queued as %s, rcpts=%lld, size=%zu,%s dmarc=%s%s",
-	         oqid, (long long)nrcpt, out.len, p.verp ? " verp," : "", dpol,
+	snprintf(outcome, outcomelen, "posted: %s%s, rcpts=%lld, size=%zu,%s dmarc=%s%s",
+	         nrcpt > 0 ? "queued as " : "nothing queued (no recipients)", oqid,
+	         (long long)nrcpt, out.len, p.verp ? " verp," : "", dpol,
 	         out.dmarc == 1   ? " (From rewritten)"
 	         : out.dmarc == 2 ? " (wrapped)"
 	                          : "");
