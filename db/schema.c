@@ -249,8 +249,12 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL"
     ");"
     "CREATE INDEX events_by_list ON events (list_id, time);",
-    /* 2: retention (db/retention.h): processed spool entries by time. */
-    "CREATE INDEX spool_done ON spool (processed) WHERE state = 'done';",
+    /* 2: retention (db/retention.h): processed spool entries by time, and
+     * the rows that refer to a spool entry, which deleting one must find
+     * (ON DELETE SET NULL) without reading the whole queue. */
+    "CREATE INDEX spool_done ON spool (processed) WHERE state = 'done';"
+    "CREATE INDEX out_msg_by_spool ON out_msg (spool_id);"
+    "CREATE INDEX holds_by_spool ON holds (spool_id);",
 };
 
 int
