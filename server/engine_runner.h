@@ -12,9 +12,12 @@
  * also marks it done, so it is processed exactly once and a failing entry
  * is undone alone and marked failed; after each commit delivery is woken.
  * The runner's connection commits with synchronous = NORMAL (see
- * engine_runner_start() and docs/security.md). Once a minute it also runs
- * the commands' housekeeping (held posts past their deadline, expired
- * tokens).
+ * engine_runner_start() and docs/security.md). Before a transaction the
+ * DMARC policies of the entries' From domains are looked up all at once
+ * (dmarc_prefetch). Once a minute it also runs the commands' housekeeping
+ * (held posts past their deadline, expired tokens), the bounce sweep
+ * (bounce_sweep_interval) and the retention pass (server/retention.h);
+ * after draining it gives a big page cache back (db_engine_release).
  *
  * Log lines, one per recipient of an entry:
  *   QID: engine: to=<list@example.org>, role=post, posted: queued as 65A1..., rcpts=3, ...
