@@ -208,28 +208,6 @@ db_queue_set_result(struct db *db, int64_t id, const char *state, int attempts,
 	return 0;
 }
 
-int
-db_queue_purge_done(struct db *db, int64_t before, int limit)
-{
-	static const char sql[] =
-	    "DELETE FROM out_msg WHERE id IN (SELECT m.id FROM out_msg m WHERE m.created < ?1"
-	    " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id"
-	    " AND d.state IN ('queued', 'deferred')) LIMIT ?2)";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, before);
-	sqlite3_bind_int(st, 2, limit);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "purge finished messages");
-	db_ok(db);
-	return sqlite3_changes(db->sql);
-}
-
 /* One pass over each message's rows (deliveries_by_msg). */
 static const char summary_cols[] =
     "SELECT m.qid, m.kind, m.env_from, m.created, m.expires, m.size, m.held,"

@@ -82,10 +82,6 @@ int db_queue_results_connection(struct db *db);
 int db_queue_set_result(struct db *db, int64_t id, const char *state, int attempts,
                         int64_t next_attempt, const char *reply);
 
-/* Deletes messages created before `before` none of whose rows is still
- * queued or deferred; returns how many, or -1. */
-int db_queue_purge_done(struct db *db, int64_t before, int limit);
-
 /* --- for `fanmail queue` --- */
 
 struct db_qsummary {

@@ -81,14 +81,11 @@ db_purge_outq_step(struct db *db, int64_t before, int chunk, int64_t *msg_id)
 	return n > 0 ? n : 1;
 }
 
-int
-db_purge_spool(struct db *db, int64_t before, int limit)
+/* Runs a DELETE whose ?1 is a time and ?2 a row limit; returns how many
+ * rows went, or -1. */
+static int
+delete_before(struct db *db, const char *sql, int64_t before, int limit, const char *what)
 {
-	/* spool_done is the partial index of processed entries by time. */
-	static const char sql[] =
-	    "DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE state = 'done'"
-	    " AND processed < ?1 AND id NOT IN (SELECT spool_id FROM holds"
-	    " WHERE state = 'held' AND spool_id IS NOT NULL) ORDER BY processed LIMIT ?2)";
 	sqlite3_stmt *st = db_stmt(db, sql);
 	int rc;
 
@@ -99,9 +96,21 @@ db_purge_spool(struct db *db, int64_t before, int limit)
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "purging processed spool entries");
+		return db_fail(db, rc, what);
 	db_ok(db);
 	return sqlite3_changes(db->sql);
+}
+
+int
+db_purge_spool(struct db *db, int64_t before, int limit)
+{
+	/* spool_done is the partial index of processed entries by time. */
+	static const char sql[] =
+	    "DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE state = 'done'"
+	    " AND processed < ?1 AND id NOT IN (SELECT spool_id FROM holds"
+	    " WHERE state = 'held' AND spool_id IS NOT NULL) ORDER BY processed LIMIT ?2)";
+
+	return delete_before(db, sql, before, limit, "purging processed spool entries");
 }
 
 int
@@ -114,19 +123,8 @@ db_purge_bounce_events(struct db *db, int64_t before, int limit)
 	    " WHERE e.time < ?1 AND (e.member_id IS NULL OR e.scored <= 0 OR e.id <"
 	    " (SELECT max(l.id) FROM bounce_events l WHERE l.member_id = e.member_id"
 	    " AND l.scored > 0)) ORDER BY e.id LIMIT ?2)";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
 
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, before);
-	sqlite3_bind_int(st, 2, limit);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "purging old bounce events");
-	db_ok(db);
-	return sqlite3_changes(db->sql);
+	return delete_before(db, sql, before, limit, "purging old bounce events");
 }
 
 static double

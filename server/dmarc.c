@@ -246,13 +246,6 @@ query_end(struct dmarc *d, const char *domain, struct answer *a)
 	return a->nrec == 1;
 }
 
-static int
-query(struct dmarc *d, const char *domain, struct answer *a)
-{
-	query_start(d, domain, a);
-	return query_end(d, domain, a);
-}
-
 static struct dmarc_entry *
 cache_slot(struct dmarc *d, const char *domain)
 {
@@ -312,36 +305,23 @@ int
 dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen, int64_t *ttl)
 {
 	struct dmarc *d = arg;
-	char domain[256], org[256];
+	char domain[256];
+	const char *one = domain;
 	struct dmarc_entry *e;
-	struct answer a = {0};
 	time_t now = time(NULL);
-	const char *pol = "";
-	int rc;
 
 	lower(domain, sizeof(domain), from_domain);
-	if ((e = cached(d, domain, now)) != NULL) {
-		if (e->failed)
+	if ((e = cached(d, domain, now)) == NULL) {
+		/* A batch of one; it leaves its answer (or failure) cached. */
+		dmarc_prefetch(d, &one, 1);
+		now = time(NULL);
+		if ((e = cached(d, domain, now)) == NULL)
 			return -1;
-		snprintf(policy, policylen, "%s", e->policy);
-		*ttl = e->expires - now;
-		return 0;
 	}
-	rc = query(d, domain, &a);
-	if (rc == 1) {
-		pol = post_dmarc_record_policy(a.record, 0);
-	} else {
-		post_org_domain(domain, org, sizeof(org));
-		if (rc < 0 || strcmp(org, domain) == 0) {
-			pol = "";
-		} else if ((rc = query(d, org, &a)) >= 0) {
-			pol = rc == 1 ? post_dmarc_record_policy(a.record, 1) : "";
-		}
-	}
-	*ttl = store(d, domain, rc, pol, &a, now);
-	if (rc < 0)
+	if (e->failed)
 		return -1;
-	snprintf(policy, policylen, "%s", pol ? pol : "");
+	snprintf(policy, policylen, "%s", e->policy);
+	*ttl = e->expires - now;
 	return 0;
 }
 
