@@ -24,6 +24,7 @@ records every connection and transaction, and can be told to misbehave:
 Every socket operation has a time-out; stop() closes everything.
 """
 import base64
+import select
 import socket
 import ssl
 import threading
@@ -38,12 +39,53 @@ class Gauge:
         self.active = 0
         self.peak = 0
         self.samples = []  # (monotonic time, active, what) after every change
+        self.socks = {}  # key -> socket of each session counted open
 
     def add(self, n, what=None):
         with self.lock:
-            self.active += n
-            self.peak = max(self.peak, self.active)
-            self.samples.append((time.monotonic(), self.active, what))
+            self._add(n, what)
+
+    def _add(self, n, what):
+        self.active += n
+        self.peak = max(self.peak, self.active)
+        self.samples.append((time.monotonic(), self.active, what))
+
+    @staticmethod
+    def _gone(sock):
+        # The kernel knows a peer's close at once; the thread reading that
+        # socket may not run for milliseconds. (A socket handed over to TLS
+        # has no descriptor of its own any more: not known, so not gone.)
+        if sock.fileno() < 0:
+            return False
+        try:
+            # select() first: recv() on a socket with a time-out waits
+            if not select.select([sock], [], [], 0)[0]:
+                return False
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError, TimeoutError):
+            return False
+        except (OSError, ValueError):
+            return True
+
+    def open(self, key, sock, what=None):
+        """Counts a session open; first counts closed every session whose
+        client has already closed it, as seen by the kernel, so that the
+        order of the samples is the order on the wire even when the other
+        session's thread has not yet noticed its end."""
+        with self.lock:
+            if key in self.socks:
+                return
+            for k, s in list(self.socks.items()):
+                if self._gone(s):
+                    del self.socks[k]
+                    self._add(-1, f"{k[0]} #{k[1]} closed (seen at the next open)")
+            self.socks[key] = sock
+            self._add(1, what)
+
+    def close(self, key, what=None):
+        with self.lock:
+            if self.socks.pop(key, None) is not None:
+                self._add(-1, what)
 
 
 class LineReader:
@@ -197,19 +239,20 @@ class Sink:
                 return
         self.busy.add(-1, f"{self.host} #{n} done")
 
-    def _opened(self, n):
+    def _opened(self, n, sock):
         # Counted from the client's first command, not from accept(): the
         # client may close one connection and open the next in the same
         # instant, and this thread may see the new one before the other
         # thread sees the old one's end; the first command is a round trip
-        # later, so the order seen here is the order on the wire.
+        # later, and Gauge.open() asks the kernel about the other sessions,
+        # so the order seen here is the order on the wire.
         with self.lock:
             if n in self._open or n in self._ended:
                 return
             gauges = [g for g in (self.own, self.gauge) if g is not None]
             self._open[n] = gauges
         for g in gauges:
-            g.add(1, f"{self.host} #{n} open")
+            g.open((self.host, n), sock, f"{self.host} #{n} open")
 
     def _closed(self, n):
         # Counted as closed when QUIT arrives, before the 221: the client
@@ -218,7 +261,7 @@ class Sink:
             gauges = self._open.pop(n, [])
             self._ended.add(n)
         for g in gauges:
-            g.add(-1, f"{self.host} #{n} closed")
+            g.close((self.host, n), f"{self.host} #{n} closed")
 
     @property
     def peak(self):
@@ -263,7 +306,7 @@ class Sink:
             if not raw:
                 return
             line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
-            self._opened(n)
+            self._opened(n, c)
             with self.lock:
                 self.commands.append((n, line))
                 self.reads.append((n, f.chunk, line))
