@@ -20,7 +20,10 @@ col_dup(sqlite3_stmt *st, int i)
 int
 db_engine_tune(struct db *db)
 {
-	return db_exec(db, "PRAGMA cache_size = -32768");
+	/* Temporary b-trees (statement journals, sorts) in memory: on disk
+	 * each is a file created and unlinked again, some hundred a second
+	 * under load. */
+	return db_exec(db, "PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY");
 }
 
 void

@@ -883,7 +883,7 @@ writer_main(void *arg)
 }
 
 static int
-worker_start(struct worker *w, struct deliver *dl, void *(*fn)(void *))
+worker_start(struct worker *w, struct deliver *dl, void *(*fn)(void *), const char *name)
 {
 	char err[512];
 
@@ -900,6 +900,7 @@ worker_start(struct worker *w, struct deliver *dl, void *(*fn)(void *))
 		w->db = NULL;
 		return -1;
 	}
+	pthread_setname_np(w->th, name);
 	return 0;
 }
 
@@ -1992,8 +1993,8 @@ deliver_start(struct event_base *base, const struct conf *conf)
 	dl->timer = evtimer_new(base, on_timer, dl);
 	event_add(dl->done_ev, NULL);
 	event_add(dl->kick_ev, NULL);
-	if (worker_start(&dl->reader, dl, reader_main) < 0 ||
-	    worker_start(&dl->writer, dl, writer_main) < 0)
+	if (worker_start(&dl->reader, dl, reader_main, "queue-reader") < 0 ||
+	    worker_start(&dl->writer, dl, writer_main, "queue-writer") < 0)
 		goto fail;
 
 	control_path(conf->control_file, conf->database, path, sizeof(path));

@@ -279,8 +279,10 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 			break;
 		rc = handle_entry(db, conf, dmarc, ids[*i]);
 		if (rc < 0) {
-			if (!db_in_transaction(db))
+			if (!db_in_transaction(db)) {
+				db_rollback(db);
 				return -1; /* all of it undone: every entry stays 'new' */
+			}
 			break;
 		}
 		done += rc;
@@ -485,6 +487,7 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 		free(r);
 		return NULL;
 	}
+	pthread_setname_np(r->thread, "engine");
 	return r;
 }
 

@@ -190,6 +190,7 @@ spool_writer_start(struct event_base *base, const char *db_path, char *err, size
 		free(w);
 		return NULL;
 	}
+	pthread_setname_np(w->thread, "spool-writer");
 	return w;
 }
 
