@@ -252,8 +252,8 @@ get_hold(struct db *db, sqlite3_stmt *st, int with_message, struct db_hold *h)
 int
 db_hold_get(struct db *db, int64_t list_id, int64_t id, int with_message, struct db_hold *h)
 {
-	static const char sql[] = "SELECT " HOLD_COLS ", s.message FROM holds h"
-	                          " LEFT JOIN spool s ON s.id = h.spool_id"
+	static const char sql[] = "SELECT " HOLD_COLS ", b.message FROM holds h"
+	                          " LEFT JOIN spool_body b ON b.id = h.spool_id"
 	                          " WHERE h.id = ?1 AND (?2 = 0 OR h.list_id = ?2)";
 	sqlite3_stmt *st = db_stmt(db, sql);
 
@@ -267,8 +267,8 @@ db_hold_get(struct db *db, int64_t list_id, int64_t id, int with_message, struct
 int
 db_hold_get_token(struct db *db, const char *token, int with_message, struct db_hold *h)
 {
-	static const char sql[] = "SELECT " HOLD_COLS ", s.message FROM holds h"
-	                          " LEFT JOIN spool s ON s.id = h.spool_id"
+	static const char sql[] = "SELECT " HOLD_COLS ", b.message FROM holds h"
+	                          " LEFT JOIN spool_body b ON b.id = h.spool_id"
 	                          " WHERE h.token = ?1";
 	sqlite3_stmt *st = db_stmt(db, sql);
 

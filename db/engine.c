@@ -64,8 +64,8 @@ db_engine_next(struct db *db, int64_t after, int64_t *id)
 int
 db_engine_load(struct db *db, int64_t id, struct db_engine_entry *e)
 {
-	static const char sql[] = "SELECT qid, mail_from, received, state, message FROM spool"
-	                          " WHERE id = ?1";
+	static const char sql[] = "SELECT s.qid, s.mail_from, s.received, s.state, b.message"
+	                          " FROM spool s JOIN spool_body b ON b.id = s.id WHERE s.id = ?1";
 	sqlite3_stmt *st = db_stmt(db, sql);
 	int rc;
 
@@ -445,8 +445,14 @@ db_engine_dmarc_get(struct db *db, const char *domain, char *policy, size_t poli
 int
 db_engine_dmarc_put(struct db *db, const char *domain, const char *policy, int64_t expires)
 {
-	static const char sql[] = "INSERT OR REPLACE INTO dmarc_cache (domain, policy, expires)"
-	                          " VALUES (lower(?1), ?2, ?3)";
+	/* Written only when it changes (or its expiry moves by over a
+	 * minute): every post of a busy list looks its From domain up, and a
+	 * row rewritten each time is a page written each time. */
+	static const char sql[] =
+	    "INSERT INTO dmarc_cache (domain, policy, expires) VALUES (lower(?1), ?2, ?3)"
+	    " ON CONFLICT (domain) DO UPDATE SET policy = excluded.policy,"
+	    " expires = excluded.expires WHERE policy IS NOT excluded.policy"
+	    " OR abs(expires - excluded.expires) > 60";
 	sqlite3_stmt *st = db_stmt(db, sql);
 	int rc;
 

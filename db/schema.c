@@ -255,6 +255,16 @@ static const char *const migrations[] = {
     "CREATE INDEX spool_done ON spool (processed) WHERE state = 'done';"
     "CREATE INDEX out_msg_by_spool ON out_msg (spool_id);"
     "CREATE INDEX holds_by_spool ON holds (spool_id);",
+    /* 3: a spool entry's message in a table of its own, written once: the
+     * engine marks every entry done, and SQLite rewrites a whole row (its
+     * 4 KB or more of message, in overflow pages) when one column of it
+     * changes size. */
+    "CREATE TABLE spool_body ("
+    "  id INTEGER PRIMARY KEY REFERENCES spool(id) ON DELETE CASCADE,"
+    "  message BLOB NOT NULL"
+    ");"
+    "INSERT INTO spool_body (id, message) SELECT id, message FROM spool;"
+    "ALTER TABLE spool DROP COLUMN message;",
 };
 
 int

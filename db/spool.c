@@ -13,8 +13,9 @@ static int
 insert_rows(struct db *db, const struct spool_msg *m, int64_t *id)
 {
 	static const char msg_sql[] =
-	    "INSERT INTO spool (qid, received, client, helo, mail_from, size, message)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	    "INSERT INTO spool (qid, received, client, helo, mail_from, size)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	static const char body_sql[] = "INSERT INTO spool_body (id, message) VALUES (?1, ?2)";
 	static const char rcpt_sql[] = "INSERT INTO spool_rcpt (spool_id, rcpt, list_id, role,"
 	                               " extension) VALUES (?1, ?2, ?3, ?4, ?5)";
 	sqlite3_stmt *st;
@@ -29,12 +30,19 @@ insert_rows(struct db *db, const struct spool_msg *m, int64_t *id)
 	sqlite3_bind_text(st, 4, m->helo, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, m->mail_from, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, (int64_t)m->len);
-	sqlite3_bind_blob64(st, 7, m->body, m->len, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return db_fail(db, rc, "spool message");
 	sid = sqlite3_last_insert_rowid(db->sql);
+	if ((st = db_stmt(db, body_sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, sid);
+	sqlite3_bind_blob64(st, 2, m->body, m->len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "spool message");
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		const struct spool_rcpt *r = &m->rcpts[i];
 

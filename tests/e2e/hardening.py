@@ -143,7 +143,7 @@ def db_query(path, sql, args=()):
 def spool_count(path, needle=None):
     if needle is None:
         return db_query(path, "SELECT count(*) FROM spool")[0][0]
-    return db_query(path, "SELECT count(*) FROM spool WHERE instr(message, ?) > 0",
+    return db_query(path, "SELECT count(*) FROM spool_body WHERE instr(message, ?) > 0",
                     (needle.encode() if isinstance(needle, str) else needle,))[0][0]
 
 

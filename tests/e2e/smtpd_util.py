@@ -59,8 +59,9 @@ def spool_rows(fm):
     with sqlite3.connect(fm.db, timeout=10) as c:
         out = []
         for sid, qid, mail_from, msg in c.execute(
-                "SELECT id, qid, mail_from, message FROM spool"
-                " WHERE client LIKE 'unknown[%' ORDER BY id"):
+                "SELECT s.id, s.qid, s.mail_from, b.message FROM spool s"
+                " JOIN spool_body b ON b.id = s.id"
+                " WHERE s.client LIKE 'unknown[%' ORDER BY s.id"):
             rcpts = c.execute("SELECT rcpt, list_id, role, extension FROM spool_rcpt"
                               " WHERE spool_id = ? ORDER BY rowid", (sid,)).fetchall()
             out.append((qid, mail_from, bytes(msg), rcpts))

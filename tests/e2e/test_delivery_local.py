@@ -25,7 +25,8 @@ class TestLocal(DeliveryCase):
 
         def spool():
             with sqlite3.connect(self.fm.db, timeout=10) as c:
-                return c.execute("SELECT s.mail_from, r.rcpt, r.role, s.message FROM spool s"
+                return c.execute("SELECT s.mail_from, r.rcpt, r.role, b.message FROM spool s"
+                                 " JOIN spool_body b ON b.id = s.id"
                                  " JOIN spool_rcpt r ON r.spool_id = s.id ORDER BY s.id").fetchall()
         def dsns_cover_both():
             body = b"".join(r[3] for r in spool() if r[2] == "bounces")

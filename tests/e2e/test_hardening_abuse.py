@@ -284,7 +284,7 @@ class Smuggling(AbuseCase):
                     self.assertEqual(codes, [250, 221], f"{name}: {replies}")
                     self.assertEqual(spool_count(self.fm.db, f"smuggled-{name}"), 1)
                     self.assertEqual(spool_count(self.fm.db, f"outer-{name}"), 1)
-                    rows = db_query(self.fm.db, "SELECT count(*) FROM spool WHERE "
+                    rows = db_query(self.fm.db, "SELECT count(*) FROM spool_body WHERE "
                                     "instr(message, ?) > 0 AND instr(message, ?) > 0",
                                     (f"outer-{name}".encode(), f"smuggled-{name}".encode()))
                     self.assertEqual(rows[0][0], 1, f"{name}: the smuggled text is not inside "

@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 
+#include "db/commands.h"
 #include "db/db.h"
 #include "db/db_internal.h"
 #include "db/lists.h"
@@ -147,6 +148,76 @@ test_every_earlier_version_upgrades(void **state)
 		db_close(db);
 		remove_db(path, dir);
 	}
+}
+
+/* Version 3 moves each spool entry's message to spool_body: what was
+ * there at version 2 is still there, for the entry and its hold, and
+ * deleting the entry deletes its message. */
+static void
+test_upgrade_to_3_keeps_spool_messages(void **state)
+{
+	char dir[64], path[128], err[512];
+	sqlite3 *s;
+	sqlite3_stmt *st;
+	struct db *db;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/fm-unit-mig3-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/old.db", dir);
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	for (int i = 1; i <= 2; i++)
+		assert_int_equal(sqlite3_exec(s, schema_migration(i), NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(s,
+	                 "PRAGMA user_version = 2;"
+	                 "INSERT INTO spool (id, qid, received, client, helo, mail_from, size,"
+	                 " state, message) VALUES (7, 'Q7', 1, 'c', 'h', 'a@b.example', 9, 'done',"
+	                 " CAST('Subject: x' AS BLOB));"
+	                 "INSERT INTO lists (id, address, local, domain, created) VALUES"
+	                 " (1, 'l@d.example', 'l', 'd.example', 0);"
+	                 "INSERT INTO holds (list_id, spool_id, token, sender, env_from, reason,"
+	                 " created, expires) VALUES (1, 7, 'T', 'a@b.example', 'a@b.example',"
+	                 " 'moderated', 0, 9);",
+	                 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(s);
+
+	db = db_open(path, 0, err, sizeof(err));
+	if (db == NULL)
+		fail_msg("upgrade: %s", err);
+	assert_int_equal(sqlite3_prepare_v2(db->sql,
+	                                    "SELECT s.qid, b.message FROM spool s"
+	                                    " JOIN spool_body b ON b.id = s.id",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "Q7");
+	assert_string_equal((const char *)sqlite3_column_text(st, 1), "Subject: x");
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	{
+		struct db_hold h;
+
+		assert_int_equal(db_hold_get(db, 1, 1, 1, &h), 0);
+		assert_int_equal(h.len, 10);
+		assert_memory_equal(h.message, "Subject: x", 10);
+		db_hold_free(&h);
+	}
+	/* the column is gone from spool */
+	assert_int_not_equal(
+	    sqlite3_prepare_v2(db->sql, "SELECT message FROM spool", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db->sql, "DELETE FROM holds; DELETE FROM spool", NULL, NULL,
+	                              NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM spool_body", -1, &st,
+	                                    NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	db_close(db);
+	remove_db(path, dir);
 }
 
 static void
@@ -576,6 +647,7 @@ main(void)
 	    T(test_new_database_gets_latest_schema),
 	    T(test_reopen_keeps_data_and_version),
 	    cmocka_unit_test(test_every_earlier_version_upgrades),
+	    cmocka_unit_test(test_upgrade_to_3_keeps_spool_messages),
 	    cmocka_unit_test(test_newer_database_is_refused),
 	    T(test_list_create_find_and_duplicates),
 	    T(test_list_addresses_that_clash_with_roles_are_refused),

@@ -103,8 +103,9 @@ test_post_to_big_list_queued_within_limit_in_flat_memory(void **state)
 	assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(
 	    sqlite3_exec(s,
-	                 "INSERT INTO spool (qid, received, client, helo, mail_from, size, message)"
-	                 " VALUES ('QBIG', 0, 'c', 'h', 'user1@d1.example', 10,"
+	                 "INSERT INTO spool (qid, received, client, helo, mail_from, size)"
+	                 " VALUES ('QBIG', 0, 'c', 'h', 'user1@d1.example', 10);"
+	                 "INSERT INTO spool_body (id, message) VALUES (last_insert_rowid(),"
 	                 " 'From: user1@d1.example' || char(13,10) || 'Subject: hi' ||"
 	                 " char(13,10,13,10) || 'Hello.' || char(13,10));"
 	                 "INSERT INTO spool_rcpt (spool_id, rcpt, list_id, role) VALUES"
