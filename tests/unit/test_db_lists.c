@@ -207,12 +207,12 @@ test_upgrade_to_3_keeps_spool_messages(void **state)
 	/* the column is gone from spool */
 	assert_int_not_equal(
 	    sqlite3_prepare_v2(db->sql, "SELECT message FROM spool", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db->sql, "DELETE FROM holds; DELETE FROM spool", NULL, NULL,
-	                              NULL),
-	                 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM spool_body", -1, &st,
-	                                    NULL),
-	                 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db->sql, "DELETE FROM holds; DELETE FROM spool", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM spool_body", -1, &st, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	sqlite3_finalize(st);
