@@ -154,11 +154,10 @@ spool(struct fx *f, const char *mail_from, const char *from_hdr, const char *ext
 	         "Subject: hello %d\r\nMessage-ID: <m%d@example.com>\r\n%s\r\nBody text.\r\n",
 	         from_hdr, n, n, extra);
 	n++;
-	sqlite3_prepare_v2(
-	    f->sql,
-	    "INSERT INTO spool (qid, received, client, helo, mail_from, size)"
-	    " VALUES (printf('Q%04d', ?3), 0, 'c', 'h', ?1, length(?2))",
-	    -1, &st, NULL);
+	sqlite3_prepare_v2(f->sql,
+	                   "INSERT INTO spool (qid, received, client, helo, mail_from, size)"
+	                   " VALUES (printf('Q%04d', ?3), 0, 'c', 'h', ?1, length(?2))",
+	                   -1, &st, NULL);
 	sqlite3_bind_text(st, 1, mail_from, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 2, msg, (int)strlen(msg), SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, n);
@@ -511,11 +510,11 @@ test_failed_entry_in_a_batch_leaves_the_others_done(void **state)
 	spool(f, "ann@example.com", "ann@example.com", "", "post");
 	spool(f, "ann@example.com", "ann@example.com", "", "post");
 	/* Only the second entry's archive row is refused. */
-	exec(f,
-	     "CREATE TRIGGER no_second BEFORE INSERT ON archive"
-	     " WHEN instr(CAST((SELECT message FROM spool_body ORDER BY id LIMIT 1 OFFSET 1) AS TEXT),"
-	     " NEW.message_id) > 0"
-	     " BEGIN SELECT RAISE(ABORT, 'archive refused'); END");
+	exec(f, "CREATE TRIGGER no_second BEFORE INSERT ON archive"
+	        " WHEN instr(CAST((SELECT message FROM spool_body ORDER BY id LIMIT 1 OFFSET 1) AS "
+	        "TEXT),"
+	        " NEW.message_id) > 0"
+	        " BEGIN SELECT RAISE(ABORT, 'archive refused'); END");
 	kicks = 0;
 	assert_int_equal(drain(f, NULL), 3);
 	/* One kick per commit: one, or more when the time bound split it. */
