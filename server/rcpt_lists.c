@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Open addressing; keys are "local@domain" and "@domain", lower-cased. */
 struct slot {
@@ -25,7 +26,10 @@ struct rcpt_lists {
 	struct slot *slots;
 	size_t nslots, used;
 	int loaded;
+	int64_t checked_ms; /* when the store was last asked (CLOCK_MONOTONIC) */
 };
+
+#define RECHECK_MS 1000
 
 static uint64_t
 hash(const char *s, size_t n)
@@ -192,15 +196,13 @@ lookup(void *arg, const char *local, size_t len)
 	return s && s->key ? s->id : 0;
 }
 
-enum rcpt_verdict
-rcpt_lists_check(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m)
+static enum rcpt_verdict
+verdict(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m)
 {
 	char dkey[ADDR_DOMAIN_MAX + 2];
 	struct lookup_ctx c = {rl, a->domain, strlen(a->domain)};
 	struct slot *s;
 
-	if (refresh(rl) < 0)
-		return RCPT_TEMPFAIL;
 	snprintf(dkey, sizeof(dkey), "@%s", a->domain);
 	s = find(rl, dkey, strlen(dkey));
 	if (s == NULL || s->key == NULL)
@@ -210,4 +212,31 @@ rcpt_lists_check(struct rcpt_lists *rl, const struct addr *a, struct listaddr_ma
 	if (listaddr_resolve(a->local, strlen(a->local), lookup, &c, m) < 0)
 		return RCPT_UNKNOWN;
 	return RCPT_LIST;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum rcpt_verdict
+rcpt_lists_check(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m)
+{
+	int64_t now = now_ms();
+
+	/* A list address found in a table checked less than a second ago is
+	 * taken as it is (under load the store changes all the time, and
+	 * each check is a read transaction); anything else is checked
+	 * against the store first, so that a list just created is never
+	 * refused. */
+	if (rl->loaded && now - rl->checked_ms < RECHECK_MS && verdict(rl, a, m) == RCPT_LIST)
+		return RCPT_LIST;
+	if (refresh(rl) < 0)
+		return RCPT_TEMPFAIL;
+	rl->checked_ms = now;
+	return verdict(rl, a, m);
 }

@@ -6,8 +6,11 @@
  * rcpt_lists_check() costs one "PRAGMA data_version" (no disk I/O) and
  * hash lookups; it reads the store only when another connection has
  * committed since, and reloads the lists only when they changed (see
- * db_spool_lists_changed). A domain is a list domain when a list lives
- * there or it is default_list_domain.
+ * db_spool_lists_changed). A list address is taken from the table without
+ * asking the store when the store was asked less than a second ago; an
+ * address the table does not know is always checked against the store.
+ * A domain is a list domain when a list lives there or it is
+ * default_list_domain.
  */
 #ifndef FANMAIL_RCPT_LISTS_H
 #define FANMAIL_RCPT_LISTS_H

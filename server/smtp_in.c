@@ -1460,6 +1460,9 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	if (s->ipc)
 		s->ipc->count++;
 	bufferevent_setcb(s->bev, session_read, session_write, session_event, s);
+	/* Enabled by default; flush_out() writes, and enables it only when
+	 * the kernel does not take a reply at once. */
+	bufferevent_disable(s->bev, EV_WRITE);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIGH);
 	bufferevent_setwatermark(s->bev, EV_WRITE, OUT_LOW, 0);
 	log_info("connect from %s", s->client);
