@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define BUSY_TIMEOUT_MS 5000
-
 static enum db_status
 status_of(int rc)
 {
@@ -49,7 +47,7 @@ db_fail(struct db *db, int rc, const char *what)
 	if (db->status == DB_BUSY)
 		snprintf(db->err, sizeof(db->err),
 		         "%s: the database is locked by another process (tried for %d s)", what,
-		         BUSY_TIMEOUT_MS / 1000);
+		         DB_BUSY_TIMEOUT_MS / 1000);
 	else if (db->status == DB_FULL)
 		snprintf(db->err, sizeof(db->err), "%s: the disk is full", what);
 	else
@@ -261,7 +259,7 @@ db_open(const char *path, int flags, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db->sql, 1);
-	sqlite3_busy_timeout(db->sql, BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(db->sql, DB_BUSY_TIMEOUT_MS);
 	if (db_exec(db, "PRAGMA journal_mode = WAL") < 0 ||
 	    db_exec(db, "PRAGMA synchronous = FULL") < 0 ||
 	    db_exec(db, "PRAGMA foreign_keys = ON") < 0 || migrate(db) < 0) {

@@ -9,6 +9,8 @@
 #include "db/db.h"
 
 #define DB_STMT_CACHE 128
+/* How long a connection waits for another one's write lock. */
+#define DB_BUSY_TIMEOUT_MS 5000
 
 struct db {
 	sqlite3 *sql;

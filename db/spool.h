@@ -56,7 +56,9 @@ struct spool_msg {
  * other connections (the engine runner commits after every spool commit)
  * unless the WAL grows past SPOOL_CHECKPOINT_PAGES, so that the copy of
  * the WAL into the database file and its fsyncs are seldom in the way of
- * the commit that sessions wait for. */
+ * the commit that sessions wait for; and when another connection holds
+ * the write lock it tries again every 100 us (for up to 5 s), not after
+ * SQLite's sleeps of 1, 2, 5, 10... ms. */
 int db_spool_tune(struct db *db);
 
 /* Inserts m and its recipients. Inside a transaction of the caller's, the
