@@ -304,6 +304,10 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 	    " SELECT ?1, address, domain, id FROM members"
 	    " WHERE list_id = ?2 AND status = 'enabled' AND delivery = 'regular'"
 	    " AND (?3 IS NULL OR addr_key <> ?3 OR self_copy <> 0)";
+	static const char sql_any[] =
+	    "SELECT EXISTS (SELECT 1 FROM members"
+	    " WHERE list_id = ?1 AND status = 'enabled' AND delivery = 'regular'"
+	    " AND (?2 IS NULL OR addr_key <> ?2 OR self_copy <> 0))";
 	struct outq_msg m = {
 	    .list_id = p->list_id,
 	    .spool_id = p->spool_id,
@@ -321,6 +325,23 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 
 	if (own && db_begin(db) < 0)
 		return -1;
+	/* Nobody to send to (a list without members, or only the poster):
+	 * no message is written to the queue for nothing. */
+	if ((st = db_stmt(db, sql_any)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, p->list_id);
+	db_bind_text(st, 2, p->poster_key);
+	rc = sqlite3_step(st);
+	*nrcpt = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		db_fail(db, rc, "count post recipients");
+		goto fail;
+	}
+	if (*nrcpt == 0) {
+		qid[0] = '\0';
+		goto done;
+	}
 	if (db_outq_add(db, &m, NULL, 0, qid, &id) < 0)
 		goto fail;
 	if ((st = db_stmt(db, sql)) == NULL)
@@ -335,22 +356,7 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 		goto fail;
 	}
 	*nrcpt = sqlite3_changes(db->sql);
-	if (*nrcpt == 0) {
-		/* Nobody to send to (a list without members, or only the
-		 * poster): no message waits in the queue for nothing. */
-		static const char sql_del[] = "DELETE FROM out_msg WHERE id = ?1";
-		if ((st = db_stmt(db, sql_del)) == NULL)
-			goto fail;
-		sqlite3_bind_int64(st, 1, id);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE) {
-			db_fail(db, rc, "drop an empty post");
-			goto fail;
-		}
-		qid[0] = '\0';
-		id = 0;
-	}
+done:
 	if (own && db_commit(db) < 0)
 		return -1;
 	if (msg_id != NULL)
