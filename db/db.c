@@ -319,11 +319,8 @@ db_rollback(struct db *db)
 	db->in_tx = 0;
 }
 
-/* Savepoints run for every message and every spool entry: prepared once
- * (db_stmt), not parsed again each time as sqlite3_exec() would. All share
- * one name, which nests: RELEASE and ROLLBACK TO name the innermost. */
-static int
-step_once(struct db *db, const char *sql, const char *what)
+int
+db_run(struct db *db, const char *sql, const char *what)
 {
 	sqlite3_stmt *st = db_stmt(db, sql);
 	int rc;
@@ -337,12 +334,15 @@ step_once(struct db *db, const char *sql, const char *what)
 	return 0;
 }
 
+/* Savepoints run for every message and every spool entry: prepared once
+ * (db_stmt), not parsed again each time as sqlite3_exec() would. All share
+ * one name, which nests: RELEASE and ROLLBACK TO name the innermost. */
 int
 db_savepoint(struct db *db)
 {
 	static const char sql[] = "SAVEPOINT unit";
 
-	return step_once(db, sql, "savepoint");
+	return db_run(db, sql, "savepoint");
 }
 
 int
@@ -350,7 +350,7 @@ db_release_savepoint(struct db *db)
 {
 	static const char sql[] = "RELEASE unit";
 
-	return step_once(db, sql, "release savepoint");
+	return db_run(db, sql, "release savepoint");
 }
 
 void
@@ -365,8 +365,8 @@ db_undo_savepoint(struct db *db)
 		return; /* SQLite already rolled the whole transaction back */
 	/* Keeps the error that made the caller undo. */
 	memcpy(msg, db->err, sizeof(msg));
-	step_once(db, undo, "rollback to savepoint");
-	step_once(db, forget, "release savepoint");
+	db_run(db, undo, "rollback to savepoint");
+	db_run(db, forget, "release savepoint");
 	db->status = st;
 	memcpy(db->err, msg, sizeof(msg));
 }

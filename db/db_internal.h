@@ -37,6 +37,10 @@ int db_failf(struct db *db, enum db_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void db_ok(struct db *db);
 
+/* Runs the cached statement for sql (a string literal, no bindings) to
+ * its end; on failure sets the error under what and returns -1. */
+int db_run(struct db *db, const char *sql, const char *what);
+
 /* Runs SQL text with no results (schema, pragmas). */
 int db_exec(struct db *db, const char *sql);
 

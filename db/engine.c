@@ -299,15 +299,14 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 {
 	/* The fan-out: one statement, rows streamed by SQLite from the
 	 * members index straight into deliveries. */
-	static const char sql[] =
-	    "INSERT INTO deliveries (msg_id, rcpt, domain, member_id)"
-	    " SELECT ?1, address, domain, id FROM members"
-	    " WHERE list_id = ?2 AND status = 'enabled' AND delivery = 'regular'"
-	    " AND (?3 IS NULL OR addr_key <> ?3 OR self_copy <> 0)";
-	static const char sql_any[] =
-	    "SELECT EXISTS (SELECT 1 FROM members"
-	    " WHERE list_id = ?1 AND status = 'enabled' AND delivery = 'regular'"
-	    " AND (?2 IS NULL OR addr_key <> ?2 OR self_copy <> 0))";
+#define POST_RCPTS                                                                                 \
+	" FROM members WHERE list_id = ?2 AND status = 'enabled' AND delivery = 'regular'"         \
+	" AND (?3 IS NULL OR addr_key <> ?3 OR self_copy <> 0)"
+	static const char sql[] = "INSERT INTO deliveries (msg_id, rcpt, domain, member_id)"
+	                          " SELECT ?1, address, domain, id" POST_RCPTS;
+	/* The same members, asked first whether there is any (?1 unused). */
+	static const char sql_any[] = "SELECT EXISTS (SELECT 1" POST_RCPTS ")";
+#undef POST_RCPTS
 	struct outq_msg m = {
 	    .list_id = p->list_id,
 	    .spool_id = p->spool_id,
@@ -329,8 +328,8 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 	 * no message is written to the queue for nothing. */
 	if ((st = db_stmt(db, sql_any)) == NULL)
 		goto fail;
-	sqlite3_bind_int64(st, 1, p->list_id);
-	db_bind_text(st, 2, p->poster_key);
+	sqlite3_bind_int64(st, 2, p->list_id);
+	db_bind_text(st, 3, p->poster_key);
 	rc = sqlite3_step(st);
 	*nrcpt = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_reset(st);

@@ -309,15 +309,9 @@ db_queue_flush(struct db *db, int64_t *n)
 {
 	static const char sql[] =
 	    "UPDATE deliveries SET next_attempt = 0 WHERE " PENDING " AND next_attempt > 0";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
 
-	if (st == NULL)
+	if (db_run(db, sql, "flush the queue") < 0)
 		return -1;
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "flush the queue");
 	*n = sqlite3_changes(db->sql);
 	db_ok(db);
 	return 0;
