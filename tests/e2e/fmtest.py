@@ -18,7 +18,33 @@ FANMAIL = os.environ.get("FANMAIL_BIN", "fanmail")
 FANMAILD = os.environ.get("FANMAILD_BIN", "fanmaild")
 SOURCE_DIR = os.environ.get("FANMAIL_SOURCE_DIR",
                             os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-CORPUS_DIR = os.path.join(SOURCE_DIR, "..", "shared", "corpus")
+CORPUS_DIR = os.path.join(SOURCE_DIR, "tests", "corpus")
+
+
+def require(cond, why):
+    """Marks a test (function or class) that needs `cond`. When it does not
+    hold, the test FAILS saying why: ctest counts a skipped test as passed,
+    so a test that cannot run here must never skip."""
+    def deco(obj):
+        if cond:
+            return obj
+        if isinstance(obj, type):
+            def set_up_class(cls):
+                raise AssertionError(f"{obj.__name__} cannot run here: {why}")
+            obj.setUpClass = classmethod(set_up_class)
+            return obj
+
+        def failing(self, *args, **kwargs):
+            self.fail(f"{obj.__name__} cannot run here: {why}")
+        failing.__name__ = obj.__name__
+        return failing
+    return deco
+
+
+def require_root(case, why):
+    """Fails `case` (a TestCase) unless running as root; see require()."""
+    if os.geteuid() != 0:
+        case.fail(f"needs root: {why}")
 
 
 def free_port(host="127.0.0.1", family=socket.AF_INET):

@@ -50,7 +50,7 @@ def leftovers(root):
     return found
 
 
-@unittest.skipUnless(os.geteuid() == 0, "bench/run needs root (private Postfix, DNS on port 53)")
+@fmtest.require(os.geteuid() == 0, "bench/run needs root (private Postfix, DNS on port 53)")
 class BenchSmoke(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -1,5 +1,5 @@
 """`fanmail bounce parse` on real bounces from the corpus
-(../shared/corpus/bounces, as tests/unit/test_bounce_corpus.c reads it): an
+(tests/corpus/bounces, as tests/unit/test_bounce_corpus.c reads it): an
 RFC 3464 DSN, a qmail text bounce, an ARF complaint and an mbox, as text and
 as JSON, with the fields an admin reads."""
 import json

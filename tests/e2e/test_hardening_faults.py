@@ -12,6 +12,7 @@ import subprocess
 import time
 import unittest
 
+import fmtest
 from delivery_util import DeliveryCase
 from hardening import DnsFront
 from sink import wait_for
@@ -126,14 +127,13 @@ class FullDisk(FaultCase):
 
     def setUp(self):
         super().setUp()
-        if os.geteuid() != 0:
-            self.skipTest("the full-disk test mounts a tmpfs and needs root")
+        fmtest.require_root(self, "the full-disk test mounts a tmpfs")
         self.mnt = os.path.join(self.fm.dir, "small")
         os.mkdir(self.mnt)
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", self.mnt],
                            capture_output=True, text=True)
         if p.returncode != 0:
-            self.skipTest(f"cannot mount a tmpfs here: {p.stderr.strip()}")
+            self.fail(f"cannot mount a tmpfs here: {p.stderr.strip()}")
         self.addCleanup(subprocess.run, ["umount", "-l", self.mnt], capture_output=True)
         self.fm.db = os.path.join(self.mnt, "fanmail.db")
         self.fm.settings["database"] = self.fm.db

@@ -109,7 +109,7 @@ class Load(fmtest.TestCase):
         if soft < want:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # fanmaild inherits it
         if min(want, hard) < 2 * SESSIONS + 200:
-            self.skipTest(f"RLIMIT_NOFILE hard limit {hard} is below {2 * SESSIONS + 200}")
+            self.fail(f"RLIMIT_NOFILE hard limit {hard} is below {2 * SESSIONS + 200}")
         super().setUp()
         self.fm.start()
         wait_db(self.fm)

@@ -26,8 +26,9 @@ LIST = "vg@lists.test"
 VALGRIND = shutil.which("valgrind")
 
 
-@unittest.skipIf(VALGRIND is None, "valgrind is not installed (scripts/deps installs it)")
-@unittest.skipIf(sanitized(), "valgrind cannot run an ASan build; the plain build runs this")
+@fmtest.require(VALGRIND is not None, "valgrind is not installed (scripts/deps installs it)")
+@fmtest.require(not sanitized(), "valgrind cannot run an ASan build (tests/CMakeLists.txt "
+                "registers this test in the plain build only)")
 class Memcheck(DeliveryCase):
     nsinks = 1
 

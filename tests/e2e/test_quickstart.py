@@ -32,9 +32,9 @@ class Quickstart(unittest.TestCase):
                     f"listen = 127.0.0.1:{self.port}\n"
                     f"dns_servers = 127.0.0.1:{fmtest.free_port()}\n")
 
-    @unittest.skipUnless(os.access(os.path.join(BUILD, "fanmaild"), os.X_OK),
-                         "the quickstart runs ./build/fanmaild")
-    @unittest.skipUnless(shutil.which("swaks"), "swaks is installed by scripts/deps")
+    @fmtest.require(os.access(os.path.join(BUILD, "fanmaild"), os.X_OK),
+                    "the quickstart runs ./build/fanmaild")
+    @fmtest.require(shutil.which("swaks"), "swaks is installed by scripts/deps")
     def test_demo_list_accepts_swaks(self):
         env = dict(os.environ, FANMAIL_QUICKSTART_NO_BUILD="1", FANMAIL_QUICKSTART_VAR=self.var)
         out = open(os.path.join(self.var, "out"), "w+b")
@@ -69,7 +69,7 @@ class Quickstart(unittest.TestCase):
 
 
 class Install(unittest.TestCase):
-    @unittest.skipUnless(os.path.exists(os.path.join(BUILD, "CMakeCache.txt")), "needs ./build")
+    @fmtest.require(os.path.exists(os.path.join(BUILD, "CMakeCache.txt")), "needs ./build")
     def test_install_puts_everything_in_place(self):
         dest = tempfile.mkdtemp(prefix="fanmail-install-")
         self.addCleanup(shutil.rmtree, dest, True)

@@ -52,8 +52,7 @@ class ExitCodeTest(fmtest.TestCase):
         self.assertIn("Address already in use", p.stderr)
 
     def test_unknown_user_is_ex_nouser(self):
-        if os.geteuid() != 0:
-            self.skipTest("needs root")
+        fmtest.require_root(self, "switching users")
         self.fm.settings["user"] = "no-such-user-fanmail"
         self.fm.write_conf()
         self.assertEqual(run_daemon("-c", self.fm.conf).returncode, EX_NOUSER)
@@ -90,8 +89,7 @@ class ListenTest(fmtest.TestCase):
 
 class PrivilegeTest(fmtest.TestCase):
     def test_binds_then_runs_as_user(self):
-        if os.geteuid() != 0:
-            self.skipTest("needs root")
+        fmtest.require_root(self, "switching users")
         nobody = pwd.getpwnam("nobody")
         os.chown(self.fm.dir, nobody.pw_uid, nobody.pw_gid)
         self.fm.settings["user"] = "nobody"

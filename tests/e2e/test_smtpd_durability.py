@@ -177,14 +177,13 @@ class DiskFullTest(SmtpdCase):
 
     def setUp(self):
         fmtest.TestCase.setUp(self)
-        if os.geteuid() != 0:
-            self.skipTest("needs root to mount a small tmpfs")
+        fmtest.require_root(self, "mounting a small tmpfs")
         self.mnt = os.path.join(self.fm.dir, "small")
         os.mkdir(self.mnt)
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", self.mnt],
                            capture_output=True, text=True, timeout=30)
         if p.returncode != 0:
-            self.skipTest(f"cannot mount a tmpfs: {p.stderr.strip()}")
+            self.fail(f"cannot mount a tmpfs: {p.stderr.strip()}")
         # Cleanups run last-in first-out: stop fanmaild, then unmount.
         self.addCleanup(subprocess.run, ["umount", "-l", self.mnt], timeout=30)
         self.addCleanup(self.fm.stop)

@@ -1,8 +1,8 @@
 # The fuzz targets: every tests/fuzz/fuzz_NAME.c defines
 # LLVMFuzzerTestOneInput for one parser. Its seeds and regression inputs live
 # in tests/fuzz/corpus/NAME/; a target may also draw on other folders
-# (FM_FUZZ_SEEDS_NAME, relative to the source tree: test files, and the
-# shared corpus in ../shared/corpus), each used when it exists.
+# (FM_FUZZ_SEEDS_NAME, relative to the source tree: test files and
+# the bounce corpus in tests/corpus), each used when it exists.
 # A target whose code has not landed yet (FM_FUZZ_NEEDS_NAME names the
 # source file) is left out until it has.
 set(FM_FUZZ_LIBS fm_server fm_admin fm_lists fm_db fm_mail fm_conf)
@@ -16,10 +16,10 @@ set(FM_FUZZ_NEEDS_mime mail/msg.c)
 set(FM_FUZZ_NEEDS_footer lists/post.c)
 set(FM_FUZZ_NEEDS_bounce lists/bounce.c)
 
-set(FM_FUZZ_SEEDS_msg tests/golden ../shared/corpus/bounces)
-set(FM_FUZZ_SEEDS_mime tests/golden ../shared/corpus/bounces)
-set(FM_FUZZ_SEEDS_footer tests/golden ../shared/corpus/bounces)
-set(FM_FUZZ_SEEDS_bounce ../shared/corpus/bounces)
+set(FM_FUZZ_SEEDS_msg tests/golden tests/corpus/bounces)
+set(FM_FUZZ_SEEDS_mime tests/golden tests/corpus/bounces)
+set(FM_FUZZ_SEEDS_footer tests/golden tests/corpus/bounces)
+set(FM_FUZZ_SEEDS_bounce tests/corpus/bounces)
 
 file(GLOB fm_fuzz_all CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
 set(FM_FUZZ_SOURCES "")

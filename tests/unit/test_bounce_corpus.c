@@ -1,6 +1,6 @@
 /*
  * test_bounce_corpus.c - the bounce parser over every file of the corpus in
- * ../shared/corpus/bounces (FANMAIL_CORPUS_DIR), held to the figures of
+ * tests/corpus/bounces (FANMAIL_CORPUS_DIR), held to the figures of
  * issue 7. The exact figures are printed; FANMAIL_CORPUS_VERBOSE=1 also
  * prints every miss.
  */
