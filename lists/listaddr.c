@@ -3,8 +3,11 @@
  */
 #include "lists/listaddr.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "mail/addr.h"
 
 static const struct {
 	const char *suffix; /* after "LIST-" */
@@ -30,6 +33,60 @@ listaddr_role_name(enum listaddr_role role)
 		if (roles[i].role == role)
 			return roles[i].suffix;
 	return "post";
+}
+
+int
+listaddr_role_parse(const char *name, enum listaddr_role *role)
+{
+	if (strcmp(name, "post") == 0) {
+		*role = LISTADDR_POST;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+		if (strcmp(roles[i].suffix, name) == 0) {
+			*role = roles[i].role;
+			return 0;
+		}
+	return -1;
+}
+
+int
+listaddr_check_list_address(const struct addr *a, char *why, size_t whylen)
+{
+	size_t n = strlen(a->local);
+
+	if (a->local[0] == '"') {
+		snprintf(why, whylen, "a list address cannot have a quoted local part");
+		return -1;
+	}
+	if (a->utf8) {
+		snprintf(why, whylen, "a list address must be ASCII");
+		return -1;
+	}
+	if (a->literal) {
+		snprintf(why, whylen, "a list address needs a domain name, not an address literal");
+		return -1;
+	}
+	if (strchr(a->local, '+') != NULL) {
+		snprintf(
+		    why, whylen,
+		    "a list address cannot contain '+' (it separates VERP and token extensions)");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		size_t sl = strlen(roles[i].suffix);
+
+		if (n > sl && a->local[n - sl - 1] == '-' &&
+		    strcasecmp(a->local + n - sl, roles[i].suffix) == 0) {
+			snprintf(why, whylen,
+			         "a list address cannot end in -%s (%s@%s is the %s address of the "
+			         "list %.*s@%s)",
+			         roles[i].suffix, a->local, a->domain, roles[i].suffix,
+			         (int)(n - sl - 1), a->local, a->domain);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int

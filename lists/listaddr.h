@@ -17,12 +17,19 @@
  * case; the extension is returned as written. No other role takes a `+`
  * extension. The role names are the strings stored in spool_rcpt.role
  * (see db/spool.h).
+ *
+ * The table of roles in listaddr.c (suffix, enum, extension rule) is the
+ * only one: a list may not be named so that it ends in one of its suffixes
+ * (listaddr_check_list_address()), since LIST-subscribe@... is already the
+ * subscribe address of LIST and the list could never be posted to.
  */
 #ifndef FANMAIL_LISTADDR_H
 #define FANMAIL_LISTADDR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct addr;
 
 enum listaddr_role {
 	LISTADDR_POST,
@@ -55,5 +62,15 @@ int listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, v
 /* "post", "request", "owner", "bounces", "join", "leave", "subscribe",
  * "unsubscribe", "confirm". */
 const char *listaddr_role_name(enum listaddr_role role);
+
+/* The role named name (as listaddr_role_name() gives it, as stored in
+ * spool_rcpt.role). Returns 0, or -1 for a name that is no role. */
+int listaddr_role_parse(const char *name, enum listaddr_role *role);
+
+/* Checks that a may be created as a list address: a plain dot-atom local
+ * part (no quotes, no '+', which separates VERP and token extensions), ASCII,
+ * a domain name (no literal), and no role suffix at its end. Returns 0, or
+ * -1 with a sentence saying why in why[0..whylen). */
+int listaddr_check_list_address(const struct addr *a, char *why, size_t whylen);
 
 #endif
