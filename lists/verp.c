@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/addr.h"
+
 #define VERP_PATH_MAX 254
 #define VERP_TAG "-bounces"
 
@@ -227,4 +229,24 @@ verp_decode_address(const char *addr, const char *list_local, const char *list_d
 	if (plain[ll + tl] != '+' && plain[ll + tl] != '-')
 		return -1;
 	return verp_decode(plain + ll + tl + 1, strlen(plain + ll + tl + 1), buf, len);
+}
+
+void
+verp_sender(const char *from, const char *rcpt, char *out, size_t len)
+{
+	static const char suffix[] = "-bounces";
+	const char *at = strrchr(from, '@'), *rat = strrchr(rcpt, '@');
+	size_t ll = at ? (size_t)(at - from) : 0, sl = sizeof(suffix) - 1;
+	char list_local[ADDR_LOCAL_MAX + 16];
+
+	if (at == NULL || rat == NULL) {
+		snprintf(out, len, "%s", from);
+		return;
+	}
+	if (ll > sl && ll - sl < sizeof(list_local) && strncasecmp(at - sl, suffix, sl) == 0) {
+		snprintf(list_local, sizeof(list_local), "%.*s", (int)(ll - sl), from);
+		if (verp_encode(list_local, at + 1, rcpt, out, len) >= 0)
+			return;
+	}
+	snprintf(out, len, "%.*s+%.*s=%s%s", (int)ll, from, (int)(rat - rcpt), rcpt, rat + 1, at);
 }

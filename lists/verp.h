@@ -9,6 +9,7 @@
  * extension (the text after "bounces+") back to the member's address, and
  * verp_decode_address() does the same for a whole address as an MTA may have
  * returned it (case changed, local part quoted, '-' for '+').
+ * verp_sender() gives the envelope sender of one copy of a VERP'd post.
  * verp_mode_parse() and verp_post_is_verp() implement the per-list setting
  * verp = never | always | every (with verp_every = N): whether post number K
  * of a list goes out VERP'd.
@@ -56,5 +57,13 @@ int verp_decode(const char *ext, size_t extlen, char *buf, size_t len);
  * that list. */
 int verp_decode_address(const char *addr, const char *list_local, const char *list_domain,
                         char *buf, size_t len);
+
+/* The envelope sender of the copy of a post for rcpt: a sender
+ * LIST-bounces@LISTDOMAIN becomes LIST-bounces+local=domain@LISTDOMAIN
+ * (verp_encode()); another sender gets the same +local=domain extension. The
+ * result is truncated to len; from is copied as it is when either address has
+ * no '@'. Delivery calls it for each VERP'd copy, and for each DSN of a
+ * VERP'd message. */
+void verp_sender(const char *from, const char *rcpt, char *out, size_t len);
 
 #endif

@@ -575,8 +575,6 @@ copy_orig(void *arg, const unsigned char *body, size_t len)
 	}
 }
 
-static void verp_sender(const char *from, const char *rcpt, char *out, size_t len);
-
 /* One DSN to env_to for the failed rows res[0..n) of message qm. */
 static int
 queue_dsn_to(struct worker *w, const struct db_qmsg *qm, const struct dsn_acc *a, struct wres *res,
@@ -1375,29 +1373,6 @@ pool_find(struct dom *d)
 }
 
 static void on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok);
-
-/* LIST-bounces@LISTDOMAIN for rcpt local@domain becomes
- * LIST-bounces+local=domain@LISTDOMAIN (lists/verp.h); another sender gets
- * the same +local=domain extension. */
-static void
-verp_sender(const char *from, const char *rcpt, char *out, size_t len)
-{
-	static const char suffix[] = "-bounces";
-	const char *at = strrchr(from, '@'), *rat = strrchr(rcpt, '@');
-	size_t ll = at ? (size_t)(at - from) : 0, sl = sizeof(suffix) - 1;
-	char list_local[ADDR_LOCAL_MAX + 16];
-
-	if (at == NULL || rat == NULL) {
-		snprintf(out, len, "%s", from);
-		return;
-	}
-	if (ll > sl && ll - sl < sizeof(list_local) && strncasecmp(at - sl, suffix, sl) == 0) {
-		snprintf(list_local, sizeof(list_local), "%.*s", (int)(ll - sl), from);
-		if (verp_encode(list_local, at + 1, rcpt, out, len) >= 0)
-			return;
-	}
-	snprintf(out, len, "%.*s+%.*s=%s%s", (int)ll, from, (int)(rat - rcpt), rcpt, rat + 1, at);
-}
 
 static void
 batch_send(struct batch *b, struct smtp_sess *s)

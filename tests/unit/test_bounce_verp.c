@@ -136,6 +136,32 @@ test_verp_setting_is_validated_by_the_table(void **state)
 	                 -1);
 }
 
+static void
+test_sender_of_a_copy_names_its_recipient(void **state)
+{
+	static const struct {
+		const char *from, *rcpt, *want, *why;
+	} w[] = {
+	    {"dev-bounces@l.example", "bob@example.net", "dev-bounces+bob=example.net@l.example",
+	     "the list's bounce address gets the member after '+'"},
+	    {"Dev-Bounces@l.example", "bob@example.net", "Dev-bounces+bob=example.net@l.example",
+	     "the suffix matches in any case"},
+	    {"owner@x.example", "bob@example.net", "owner+bob=example.net@x.example",
+	     "another sender gets the same extension"},
+	    {"dev-bounces", "bob@example.net", "dev-bounces", "a sender with no '@' is kept"},
+	    {"dev-bounces@l.example", "bob", "dev-bounces@l.example",
+	     "a recipient with no '@' keeps the sender"},
+	};
+	char out[600];
+
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		verp_sender(w[i].from, w[i].rcpt, out, sizeof(out));
+		if (strcmp(out, w[i].want) != 0)
+			fail_msg("%s: %s for %s: expected %s, got %s", w[i].why, w[i].from,
+			         w[i].rcpt, w[i].want, out);
+	}
+}
+
 int
 main(void)
 {
@@ -148,6 +174,7 @@ main(void)
 	    cmocka_unit_test(test_decode_refuses_other_addresses),
 	    cmocka_unit_test(test_every_n_posts_verps_multiples_of_n),
 	    cmocka_unit_test(test_verp_setting_is_validated_by_the_table),
+	    cmocka_unit_test(test_sender_of_a_copy_names_its_recipient),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
