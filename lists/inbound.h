@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lists/listaddr.h"
+
 struct db;
 struct conf;
 
@@ -60,5 +62,11 @@ int commands_handle(struct db *db, const struct conf *conf, const struct inbound
                     size_t outcomelen);
 int bounce_handle(struct db *db, const struct conf *conf, const struct inbound *in, char *outcome,
                   size_t outcomelen);
+
+/* Whether rcpt (local@domain, as a recipient row holds it) is one of our
+ * list addresses, and which (listaddr_resolve() against the lists table).
+ * Returns 0 with *m filled (m->ext points into rcpt), or -1 when it is none;
+ * a store error counts as none. */
+int inbound_list_address(struct db *db, const char *rcpt, struct listaddr_match *m);
 
 #endif

@@ -23,6 +23,7 @@
 #include "db/outq.h"
 #include "db/queue.h"
 #include "db/spool.h"
+#include "lists/inbound.h"
 #include "lists/listaddr.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
@@ -661,20 +662,6 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 	return rc;
 }
 
-struct local_ctx {
-	struct db *db;
-	const char *domain;
-};
-
-static int64_t
-local_lookup(void *arg, const char *local, size_t len)
-{
-	struct local_ctx *c = arg;
-	int64_t id = db_queue_list_id(c->db, local, len, c->domain);
-
-	return id > 0 ? id : 0;
-}
-
 /* Delivers the rows of local job j into the inbound spool (in the writer's
  * transaction) and fills in their results. */
 static int
@@ -700,17 +687,9 @@ local_deliver(struct worker *w, struct job *j)
 	}
 	for (int i = 0; i < j->nres; i++) {
 		struct wres *r = &j->res[i];
-		const char *at = strrchr(r->to, '@');
-		struct local_ctx lc = {w->db, at ? at + 1 : ""};
 		struct listaddr_match lm;
-		char dom[256];
 
-		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : "");
-		for (char *p = dom; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
-		lc.domain = dom;
-		if (at != NULL &&
-		    listaddr_resolve(r->to, (size_t)(at - r->to), local_lookup, &lc, &lm) == 0) {
+		if (inbound_list_address(w->db, r->to, &lm) == 0) {
 			sr[nsr].rcpt = r->to;
 			sr[nsr].list_id = lm.list_id;
 			sr[nsr].role = listaddr_role_name(lm.role);
