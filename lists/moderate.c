@@ -15,7 +15,7 @@
  */
 #include "lists/moderate.h"
 #include "lists/commands.h"
-#include "lists/engine.h"
+#include "lists/posting.h"
 
 #include <stdarg.h>
 #include <stdio.h>

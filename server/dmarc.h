@@ -8,7 +8,7 @@
  * event loop, which runs on another thread.
  *
  * dmarc_lookup() has the shape of struct engine_dmarc's lookup (see
- * lists/engine.h): _dmarc.FROMDOMAIN first; when that has no DMARC record,
+ * lists/posting.h): _dmarc.FROMDOMAIN first; when that has no DMARC record,
  * _dmarc.ORGDOMAIN (libpsl), whose sp= applies to subdomains. Answers are
  * kept for their TTL (at least 60 s, at most a day); "no record" for 5
  * minutes; failures are not kept.

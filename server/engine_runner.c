@@ -16,7 +16,7 @@
 #include "conf/conf.h"
 #include "db/db.h"
 #include "db/engine.h"
-#include "lists/engine.h"
+#include "lists/posting.h"
 #include "lists/inbound.h"
 #include "lists/post.h"
 #include "mail/msg.h"

@@ -20,7 +20,7 @@
 #include "conf/conf.h"
 #include "db/db.h"
 #include "db/engine.h"
-#include "lists/engine.h"
+#include "lists/posting.h"
 #include "server/engine_runner.h"
 #include "server/log.h"
 

@@ -1,5 +1,5 @@
 /*
- * engine.h - the posting path: what a message to LIST@DOMAIN becomes.
+ * posting.h - the posting path: what a message to LIST@DOMAIN becomes.
  *
  * engine_handle_post() is the runner's handler for the role "post" (see
  * lists/inbound.h for the contract, plus the DMARC lookup below: inside the runner's transaction, 0
@@ -15,8 +15,8 @@
  * wakes delivery after its commit (fanmaild: deliver_kick(); the CLI: the
  * daemon notices queued mail on its next scan or control notification).
  */
-#ifndef FANMAIL_ENGINE_H
-#define FANMAIL_ENGINE_H
+#ifndef FANMAIL_POSTING_H
+#define FANMAIL_POSTING_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,10 +1,10 @@
 /*
- * engine.c - the posting path from a committed spool entry to the outbound
+ * posting.c - the posting path from a committed spool entry to the outbound
  * queue: loop check, policy, DMARC decision, rewrite, fan-out, archive.
- * See engine.h. The rules themselves live in post.c; this file feeds them
+ * See posting.h. The rules themselves live in post.c; this file feeds them
  * from the store and stores what they decide.
  */
-#include "lists/engine.h"
+#include "lists/posting.h"
 
 #include <stdio.h>
 #include <stdlib.h>
