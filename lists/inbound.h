@@ -5,7 +5,7 @@
  * The runner (server/engine_runner.c) reads each spool entry left 'new',
  * and for each of its recipients (spool_rcpt rows, filled by smtp_in) calls
  * the handler of the recipient's role:
- *   post                                   engine_handle_post()  (lists/posting.h)
+ *   post                                   posting_handle()  (lists/posting.h)
  *   request, join, leave, subscribe,
  *   unsubscribe, confirm, owner            commands_handle()     (lists/commands.h)
  *   bounces                                bounce_handle()       (lists/bounce.h)

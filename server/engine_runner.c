@@ -68,11 +68,11 @@ is_command_role(const char *role)
 
 /* Runs the handler for one recipient. */
 static int
-dispatch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+dispatch(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
          const struct inbound *in, char *outcome, size_t len)
 {
 	if (strcmp(in->role, "post") == 0)
-		return engine_handle_post(db, conf, in, dmarc, outcome, len);
+		return posting_handle(db, conf, in, dmarc, outcome, len);
 	if (is_command_role(in->role)) {
 #ifdef RUNNER_HAVE_COMMANDS
 		return commands_handle(db, conf, in, outcome, len);
@@ -135,7 +135,7 @@ from_domain(struct db *db, int64_t id, char *dom, size_t len)
  * flight together), else one by one. The handlers then answer from the
  * cache (failures included, for a short while). */
 static void
-prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, const int64_t *ids, size_t n)
+prefetch_dmarc(struct db *db, const struct posting_dmarc *dmarc, const int64_t *ids, size_t n)
 {
 	char doms[RUNNER_BATCH][256]; /* 16 KiB: the runner thread has room */
 	const char *list[RUNNER_BATCH];
@@ -165,7 +165,7 @@ prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, const int64_t *i
  * (and when SQLite ended the whole transaction, db_in_transaction() says
  * so). */
 static int
-handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc, int64_t id)
+handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc, int64_t id)
 {
 	struct db_engine_entry e;
 	struct db_engine_rcpt *r = NULL;
@@ -262,7 +262,7 @@ elapsed_us(const struct timespec *t0)
  * adds the handled ones to *handled. Returns 0, or -1 when the store failed
  * (the entries not committed stay 'new'). */
 static int
-run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+run_batch(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
           const int64_t *ids, size_t n, size_t *i, int *handled)
 {
 	struct timespec t0;
@@ -296,7 +296,7 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 }
 
 int
-engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+engine_runner_drain(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
                     void (*after_commit)(void *), void *arg, int *handled)
 {
 	int64_t ids[RUNNER_BATCH], after = 0;
@@ -403,7 +403,7 @@ static void *
 run(void *arg)
 {
 	struct engine_runner *r = arg;
-	struct engine_dmarc dm = {dmarc_lookup, r->dmarc, dmarc_prefetch};
+	struct posting_dmarc dm = {dmarc_lookup, r->dmarc, dmarc_prefetch};
 	int handled, backoff = 0;
 	time_t last_housekeeping = 0, last_retention = 0;
 	struct db_retention rt = {0};

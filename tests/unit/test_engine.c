@@ -187,7 +187,7 @@ kick(void *arg)
 }
 
 static int
-drain(struct fx *f, const struct engine_dmarc *dm)
+drain(struct fx *f, const struct posting_dmarc *dm)
 {
 	int handled = -1;
 
@@ -416,7 +416,7 @@ test_dmarc_domains_of_waiting_posts_are_prefetched_together(void **state)
 {
 	struct fx *f = *state;
 	int calls = 0;
-	struct engine_dmarc dm = {fixed_reject, &calls, record_prefetch};
+	struct posting_dmarc dm = {fixed_reject, &calls, record_prefetch};
 
 	prefetches = 0;
 	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
@@ -433,7 +433,7 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 {
 	struct fx *f = *state;
 	int calls = 0;
-	struct engine_dmarc dm = {fixed_reject, &calls, NULL};
+	struct posting_dmarc dm = {fixed_reject, &calls, NULL};
 	long long id;
 	char *s, outcome[512];
 
@@ -449,7 +449,7 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 	free(s);
 	/* A moderator's release (no live lookup) uses the kept answer. */
 	assert_int_equal(db_begin(f->db), 0);
-	assert_int_equal(engine_release_post(f->db, &f->conf, 1, id, outcome, sizeof(outcome)), 0);
+	assert_int_equal(posting_release(f->db, &f->conf, 1, id, outcome, sizeof(outcome)), 0);
 	assert_int_equal(db_commit(f->db), 0);
 	assert_non_null(strstr(outcome, "dmarc=reject (From rewritten)"));
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 2);
@@ -465,7 +465,7 @@ static void
 test_dmarc_lookup_failure_applies_fallback(void **state)
 {
 	struct fx *f = *state;
-	struct engine_dmarc dm = {failing, NULL, NULL};
+	struct posting_dmarc dm = {failing, NULL, NULL};
 	char *s;
 
 	exec(f, "INSERT INTO list_settings VALUES (1, 'dmarc_fallback', 'skip')");
