@@ -1,7 +1,7 @@
 /*
  * posting.h - the posting path: what a message to LIST@DOMAIN becomes.
  *
- * posting_handle() is the runner's handler for the role "post" (see
+ * posting_handle() is the handler for LISTADDR_POST (lists/inbound.c routes to it; see
  * lists/inbound.h for the contract, plus the DMARC lookup below: inside the runner's transaction, 0
  * with an outcome line, -1 to roll back). It checks for loops, applies the list's posting policy
  * (open, members, moderated, announce; non-member action hold, reject, discard), and for a post

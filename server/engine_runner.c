@@ -54,45 +54,6 @@ struct engine_runner {
 	time_t last_bounce_sweep;
 };
 
-static int
-is_command_role(const char *role)
-{
-	static const char *const roles[] = {"request",     "join",    "leave", "subscribe",
-	                                    "unsubscribe", "confirm", "owner", NULL};
-
-	for (int i = 0; roles[i]; i++)
-		if (strcmp(role, roles[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/* Runs the handler for one recipient. */
-static int
-dispatch(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
-         const struct inbound *in, char *outcome, size_t len)
-{
-	if (strcmp(in->role, "post") == 0)
-		return posting_handle(db, conf, in, dmarc, outcome, len);
-	if (is_command_role(in->role)) {
-#ifdef RUNNER_HAVE_COMMANDS
-		return commands_handle(db, conf, in, outcome, len);
-#else
-		snprintf(outcome, len, "failed: this build has no handler for role %s", in->role);
-		return -1;
-#endif
-	}
-	if (strcmp(in->role, "bounces") == 0) {
-#ifdef RUNNER_HAVE_BOUNCE
-		return bounce_handle(db, conf, in, outcome, len);
-#else
-		snprintf(outcome, len, "failed: this build has no handler for role %s", in->role);
-		return -1;
-#endif
-	}
-	snprintf(outcome, len, "failed: unknown role %s", in->role);
-	return -1;
-}
-
 /* Appends "to=<rcpt>: outcome" to all. */
 static void
 note(char *all, size_t alllen, const char *rcpt, const char *outcome)
@@ -190,23 +151,8 @@ handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc 
 		goto dberr;
 	}
 	for (size_t i = 0; i < n && !failed; i++) {
-		struct inbound in = {
-		    .spool_id = id,
-		    .qid = e.qid,
-		    .mail_from = e.mail_from,
-		    .rcpt = r[i].rcpt,
-		    .list_id = r[i].list_id,
-		    .list_local = r[i].local,
-		    .list_domain = r[i].domain,
-		    .role = r[i].role,
-		    .extension = r[i].extension,
-		    .message = e.message,
-		    .len = e.len,
-		    .received = e.received,
-		};
-
 		outcome[0] = '\0';
-		if (dispatch(db, conf, dmarc, &in, outcome, sizeof(outcome)) < 0) {
+		if (inbound_handle(db, conf, dmarc, &e, &r[i], outcome, sizeof(outcome)) < 0) {
 			failed = 1;
 			if (db_status(db) == DB_BUSY || !db_in_transaction(db)) {
 				log_warnx(

@@ -358,7 +358,7 @@ handle(struct fx *f, const char *ext, const char *status, const char *text, char
 	in.list_id = f->list.id;
 	in.list_local = f->list.local;
 	in.list_domain = f->list.domain;
-	in.role = "bounces";
+	in.role = LISTADDR_BOUNCES;
 	in.extension = ext;
 	in.message = msg;
 	in.len = strlen(msg);
