@@ -55,6 +55,7 @@ teardown(void **state)
 	char p[200];
 
 	db_close(f->db);
+	conf_free(&f->conf);
 	snprintf(p, sizeof(p), "%s-wal", f->path);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s-shm", f->path);
