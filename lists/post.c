@@ -25,6 +25,7 @@
 #include "lists/verp.h"
 #include "mail/addr.h"
 #include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 /* 1 when every CR in s[0..n) starts a CRLF and every LF ends one: mail
  * from SMTP always (smtp_in refuses bare CR and LF), so it is copied whole. */
@@ -706,15 +707,6 @@ reply_to_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, 
 
 enum footer_mode { FOOTER_NONE, FOOTER_INLINE, FOOTER_APPEND, FOOTER_WRAP };
 
-static int
-is_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
-}
-
 static enum footer_mode
 footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctype *ct,
             const char *cte)
@@ -740,7 +732,7 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 		if (cte && strncasecmp(cte, "base64", 6) == 0)
 			return FOOTER_WRAP;
 		cs = msg_ctype_param(ct, "charset");
-		if (is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
+		if (utf8_is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
 		    strcasecmp(cs, "us-ascii") == 0)
 			return FOOTER_INLINE;
 		return FOOTER_WRAP;
@@ -781,7 +773,7 @@ b_qp(struct strbuf *b, const char *s)
 static void
 footer_part(struct strbuf *b, const struct post_cfg *c, const char *boundary)
 {
-	int ascii = is_ascii(c->footer);
+	int ascii = utf8_is_ascii(c->footer);
 	size_t fl = strlen(c->footer);
 
 	strbuf_printf(b,
@@ -839,7 +831,7 @@ subject_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, s
 		return;
 	}
 	strbuf_str(b, "Subject: ");
-	if (enc || !is_ascii(s)) {
+	if (enc || !utf8_is_ascii(s)) {
 		char *e = msg_encode_words(s, strlen(s), "\r\n", 69);
 
 		if (e == NULL) {
@@ -1007,7 +999,7 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 
 	fm = footer_mode(c, &m, &ct, cte);
 	out->footer = fm == FOOTER_NONE ? 0 : fm == FOOTER_INLINE ? 1 : fm == FOOTER_APPEND ? 2 : 3;
-	if (fm == FOOTER_INLINE && !is_ascii(c->footer)) {
+	if (fm == FOOTER_INLINE && !utf8_is_ascii(c->footer)) {
 		/* The body is (declared) ASCII or UTF-8: say UTF-8, 8bit. */
 		copy_fields(&b, c, &m, munge, 0, 0, out);
 		add_date_and_id(&b, &m, env, out);

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/utf8.h"
+
 static int
 is_atext(unsigned char c)
 {
@@ -39,41 +41,6 @@ lower(unsigned char c)
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-/* Length of the well-formed UTF-8 sequence (2..4 octets) at s, or 0.
- * Overlong forms, surrogates and code points past U+10FFFF are refused. */
-static size_t
-utf8_seq(const unsigned char *s, size_t avail)
-{
-	unsigned c = s[0], cp, min;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* Checks a non-ASCII octet at p: returns the length of its UTF-8 sequence,
  * or 0 with *why set. */
 static size_t
@@ -85,7 +52,7 @@ non_ascii(const unsigned char *p, const unsigned char *end, int flags, const cha
 		*why = "non-ASCII characters in an address need SMTPUTF8";
 		return 0;
 	}
-	n = utf8_seq(p, (size_t)(end - p));
+	n = utf8_seq_len(p, (size_t)(end - p));
 	if (n == 0)
 		*why = "the address is not valid UTF-8";
 	return n;
@@ -524,7 +491,7 @@ addr_check_name(const char *s, size_t len, const char **why)
 			return -1;
 		}
 		if (*p >= 0x80) {
-			size_t n = utf8_seq(p, (size_t)(end - p));
+			size_t n = utf8_seq_len(p, (size_t)(end - p));
 			if (n == 0) {
 				*why = "the name is not valid UTF-8";
 				return -1;

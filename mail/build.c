@@ -17,6 +17,7 @@
 #include <sys/time.h>
 
 #include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 #define FOLD_AT 78
 #define EW_RAW_MAX 45 /* 45 octets -> 60 base64 chars -> 72-octet encoded-word */
@@ -95,15 +96,6 @@ flatten(const char *s)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
 	return c;
-}
-
-static int
-is_plain_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
 }
 
 /* "Name: value" folded at spaces: a fold goes before a word that would
@@ -199,7 +191,7 @@ put_subject(struct strbuf *b, const char *subject)
 		b->oom = 1;
 		return;
 	}
-	if (is_plain_ascii(s) && strstr(s, "=?") == NULL)
+	if (utf8_is_ascii(s) && strstr(s, "=?") == NULL)
 		strbuf_str(&v, s);
 	else
 		encode_words(&v, s);
@@ -240,7 +232,7 @@ put_mailbox_header(struct strbuf *b, const char *hname, const char *name, const 
 	if (*n == '\0') {
 		strbuf_str(&v, a);
 	} else {
-		if (!is_plain_ascii(n) || strstr(n, "=?") != NULL) {
+		if (!utf8_is_ascii(n) || strstr(n, "=?") != NULL) {
 			encode_words(&v, n);
 		} else if (is_atext_phrase(n)) {
 			strbuf_str(&v, n);
@@ -399,15 +391,6 @@ put_body_part(struct strbuf *b, const char *body)
 	}
 }
 
-static int
-has_8bit(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
 int
 build_message(const struct build_msg *m, char **out, size_t *outlen, char msgid[BUILD_MSGID_MAX],
               const char **why)
@@ -484,7 +467,7 @@ build_message(const struct build_msg *m, char **out, size_t *outlen, char msgid[
 		              "Content-Type: message/rfc822\r\n"
 		              "Content-Disposition: inline\r\n"
 		              "Content-Transfer-Encoding: %s\r\n\r\n",
-		              has_8bit(m->attach, m->attach_len) ? "8bit" : "7bit");
+		              utf8_is_ascii_n(m->attach, m->attach_len) ? "7bit" : "8bit");
 		put_text_crlf(&b, m->attach, m->attach_len);
 		strbuf_printf(&b, "\r\n--%s--\r\n", boundary);
 	}

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 #define ORIG_HEADER_MAX (64 * 1024)
 
@@ -33,15 +34,6 @@ sb_field(struct strbuf *b, const char *s)
 		char c = (*s == '\r' || *s == '\n' || *s == '\t') ? ' ' : *s;
 		strbuf_add(b, &c, 1);
 	}
-}
-
-static int
-is_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
 }
 
 /* The header section of orig with CRLF line ends, bare CR/LF normalised. */
@@ -136,7 +128,7 @@ dsn_build(const struct dsn_info *info, const struct dsn_rcpt *rcpts, size_t n, c
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct dsn_rcpt *r = &rcpts[i];
-		const char *type = is_ascii(r->addr) ? "rfc822" : "utf-8";
+		const char *type = utf8_is_ascii(r->addr) ? "rfc822" : "utf-8";
 		SB_LIT(&b, "\r\n");
 		strbuf_printf(&b, "Final-Recipient: %s; ", type);
 		sb_field(&b, r->addr);
