@@ -91,21 +91,29 @@ commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf
 /* ---- addresses ---- */
 
 int
-commands_mailbox(const char *text, char *addr, size_t addrlen, char *key, size_t keylen, char *name,
-                 size_t namelen)
+commands_sender(const struct msg *m, const char *mail_from, char *addr, size_t addrlen, char *key,
+                size_t keylen, char *name, size_t namelen)
 {
+	const struct msg_header *h = msg_header_get(m, "From", 0);
 	struct addr a;
-	const char *why;
 
-	if (text == NULL)
-		return -1;
-	if (addr_parse_line(text, strlen(text), ADDR_UTF8, &a, name, namelen, &why) < 0)
-		return -1;
-	if (a.literal)
-		return -1;
-	if (addr_format(&a, addr, addrlen) < 0 || addr_key(&a, key, keylen) < 0)
-		return -1;
-	return 0;
+	if (namelen > 0)
+		name[0] = '\0';
+	/* An address literal gets no confirmation or reply. */
+	if (h != NULL && addr_parse_mailbox(h->value, h->value_len, &a, name, namelen, NULL) == 0 &&
+	    !a.literal && addr_format(&a, addr, addrlen) >= 0 && addr_key(&a, key, keylen) >= 0)
+		return 0;
+	if (namelen > 0)
+		name[0] = '\0';
+	if (mail_from != NULL &&
+	    addr_parse_mailbox(mail_from, strlen(mail_from), &a, NULL, 0, NULL) == 0 &&
+	    !a.literal && addr_format(&a, addr, addrlen) >= 0 && addr_key(&a, key, keylen) >= 0)
+		return 0;
+	if (addrlen > 0)
+		addr[0] = '\0';
+	if (keylen > 0)
+		key[0] = '\0';
+	return -1;
 }
 
 static int
@@ -889,7 +897,7 @@ ctx_free(struct ctx *c)
 static int
 ctx_init(struct ctx *c)
 {
-	char *from, *raw;
+	char *raw;
 
 	if (msg_parse(&c->m, c->in->message, c->in->len) < 0)
 		return -1;
@@ -903,17 +911,9 @@ ctx_init(struct ctx *c)
 	snprintf(c->request, sizeof(c->request), "%s-request@%s", c->in->list_local,
 	         c->in->list_domain);
 	/* Who the commands are for: the From address, else the envelope
-	 * sender. */
-	from = msg_header_text(&c->m, "From");
-	if (from == NULL ||
-	    commands_mailbox(from, c->from, sizeof(c->from), c->from_key, sizeof(c->from_key),
-	                     c->from_name, sizeof(c->from_name)) < 0) {
-		c->from_name[0] = '\0';
-		if (commands_mailbox(c->in->mail_from, c->from, sizeof(c->from), c->from_key,
-		                     sizeof(c->from_key), NULL, 0) < 0)
-			c->from[0] = '\0';
-	}
-	free(from);
+	 * sender (docs/commands.md). */
+	commands_sender(&c->m, c->in->mail_from, c->from, sizeof(c->from), c->from_key,
+	                sizeof(c->from_key), c->from_name, sizeof(c->from_name));
 	return 0;
 }
 

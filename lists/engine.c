@@ -64,11 +64,7 @@ dmarc_policy(struct db *db, const struct engine_dmarc *dmarc, const char *from_d
 static int
 from_of(const struct msg *m, char *addr, size_t addrlen, char *key, size_t keylen)
 {
-	const struct msg_header *h = msg_header_get(m, "From", 0);
-	char name[512];
-
-	if (h == NULL ||
-	    post_parse_mailbox(h->value, h->value_len, name, sizeof(name), addr, addrlen) < 0)
+	if (post_from(m, NULL, 0, addr, addrlen) < 0)
 		return -1;
 	return post_addr_key(addr, key, keylen);
 }

@@ -85,14 +85,8 @@ post_info_read(struct post_info *p, const char *message, size_t len, const char 
 	}
 	p->message_id = msg_header_text(&p->m, "Message-ID");
 	p->references = msg_header_text(&p->m, "References");
-	raw = msg_header_text(&p->m, "From");
-	if (raw == NULL || commands_mailbox(raw, p->from, sizeof(p->from), p->from_key,
-	                                    sizeof(p->from_key), name, sizeof(name)) < 0) {
-		if (commands_mailbox(mail_from, p->from, sizeof(p->from), p->from_key,
-		                     sizeof(p->from_key), NULL, 0) < 0)
-			p->from[0] = p->from_key[0] = '\0';
-	}
-	free(raw);
+	commands_sender(&p->m, mail_from, p->from, sizeof(p->from), p->from_key,
+	                sizeof(p->from_key), name, sizeof(name));
 	return 0;
 }
 

@@ -287,112 +287,18 @@ post_is_loop(const struct msg *m, const struct post_cfg *c)
 /* --- addresses --- */
 
 int
-post_parse_mailbox(const char *value, size_t len, char *name, size_t namelen, char *addr,
-                   size_t addrlen)
+post_from(const struct msg *m, char *name, size_t namelen, char *addr, size_t addrlen)
 {
-	char *v = msg_unfold(value, len), *lt, *gt, *p, *at;
-	char nm[1024];
-	size_t o = 0;
-	int quoted = 0;
+	const struct msg_header *h = msg_header_get(m, "From", 0);
+	struct addr a;
 
-	if (v == NULL)
+	if (namelen > 0)
+		name[0] = '\0';
+	if (addrlen > 0)
+		addr[0] = '\0';
+	if (h == NULL || addr_parse_mailbox(h->value, h->value_len, &a, name, namelen, NULL) < 0 ||
+	    addr_format(&a, addr, addrlen) < 0)
 		return -1;
-	name[0] = addr[0] = '\0';
-	nm[0] = '\0';
-	/* The first mailbox only: cut at a comma outside quotes and brackets. */
-	{
-		int q = 0, ang = 0;
-
-		for (p = v; *p; p++) {
-			if (*p == '\\' && q && p[1]) {
-				p++;
-			} else if (*p == '"') {
-				q = !q;
-			} else if (!q && *p == '<') {
-				ang = 1;
-			} else if (!q && *p == '>') {
-				ang = 0;
-			} else if (!q && !ang && *p == ',') {
-				*p = '\0';
-				break;
-			}
-		}
-	}
-	lt = NULL;
-	{
-		int q = 0;
-
-		for (p = v; *p; p++) {
-			if (*p == '\\' && q && p[1])
-				p++;
-			else if (*p == '"')
-				q = !q;
-			else if (!q && *p == '<') {
-				lt = p;
-				break;
-			}
-		}
-	}
-	if (lt != NULL && (gt = strchr(lt, '>')) != NULL) {
-		size_t al = (size_t)(gt - lt - 1);
-
-		if (al + 1 > addrlen || al == 0) {
-			free(v);
-			return -1;
-		}
-		memcpy(addr, lt + 1, al);
-		addr[al] = '\0';
-		/* The phrase before '<', unquoted. */
-		for (p = v; p < lt && o + 1 < sizeof(nm); p++) {
-			if (*p == '"') {
-				quoted = !quoted;
-				continue;
-			}
-			if (*p == '\\' && quoted && p + 1 < lt)
-				p++;
-			nm[o++] = *p;
-		}
-		nm[o] = '\0';
-	} else {
-		/* addr-spec, perhaps with a (comment) name. */
-		char *cmt = strchr(v, '(');
-
-		p = v;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (cmt != NULL) {
-			char *ce = strrchr(cmt, ')');
-
-			if (ce != NULL && ce > cmt)
-				snprintf(nm, sizeof(nm), "%.*s", (int)(ce - cmt - 1), cmt + 1);
-			*cmt = '\0';
-		}
-		snprintf(addr, addrlen, "%s", p);
-	}
-	/* Trim. */
-	for (p = addr; *p == ' '; p++)
-		;
-	memmove(addr, p, strlen(p) + 1);
-	for (o = strlen(addr); o > 0 && (addr[o - 1] == ' ' || addr[o - 1] == '\t'); o--)
-		addr[o - 1] = '\0';
-	at = strrchr(addr, '@');
-	free(v);
-	if (addr[0] == '\0' || at == NULL || at == addr || at[1] == '\0' || strchr(addr, ' '))
-		return -1;
-	{
-		char *t = nm, *dec;
-		size_t tl = strlen(nm);
-
-		while (*t == ' ' || *t == '\t')
-			t++, tl--;
-		while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
-			tl--;
-		dec = msg_decode_words(t, tl, NULL);
-		if (dec != NULL) {
-			snprintf(name, namelen, "%s", dec);
-			free(dec);
-		}
-	}
 	return 0;
 }
 
@@ -858,8 +764,7 @@ copy_fields(struct strbuf *b, const struct post_cfg *c, const struct msg *m, int
 	                                    "In-Reply-To", "References", NULL};
 	const struct msg_header *from = msg_header_get(m, "From", 0);
 	char name[512], addr[POST_ADDR_MAX];
-	int have_from = from && post_parse_mailbox(from->value, from->value_len, name, sizeof(name),
-	                                           addr, sizeof(addr)) == 0;
+	int have_from = post_from(m, name, sizeof(name), addr, sizeof(addr)) == 0;
 	int rt_replaced = 0, subject_done = 0;
 	struct strbuf rt = {0};
 
@@ -949,15 +854,8 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		return -1;
 	}
 	cte = msg_header_text(&m, "Content-Transfer-Encoding");
-	if ((h = msg_header_get(&m, "From", 0)) != NULL) {
-		char name[512];
-
-		if (post_parse_mailbox(h->value, h->value_len, name, sizeof(name), out->sender,
-		                       sizeof(out->sender)) < 0)
-			out->sender[0] = '\0';
-		else if (munge)
-			out->dmarc = 1;
-	}
+	if (post_from(&m, NULL, 0, out->sender, sizeof(out->sender)) == 0 && munge)
+		out->dmarc = 1;
 	if (out->sender[0] == '\0')
 		munge = 0;
 	make_boundary(boundary, sizeof(boundary), raw, len, env->qid);

@@ -70,12 +70,12 @@ enum post_verdict post_policy(const struct post_cfg *c, int is_member, int is_pr
  * X-Loop marker. */
 int post_is_loop(const struct msg *m, const struct post_cfg *c);
 
-/* Parses the first mailbox of an address header value ("Name <a@b>",
- * "a@b (Name)", "a@b"). name gets the display name decoded to UTF-8
- * (possibly ""), addr the address without brackets. Returns 0, or -1 when
- * no address is found. */
-int post_parse_mailbox(const char *value, size_t len, char *name, size_t namelen, char *addr,
-                       size_t addrlen);
+/* The first mailbox of m's From field, read by addr_parse_mailbox() (the
+ * one From parser, shared with the command path): addr gets the address
+ * as written, name (NULL when namelen is 0) the display name in UTF-8,
+ * possibly "". Returns 0, or -1 when there is no From or no valid address
+ * in it. */
+int post_from(const struct msg *m, char *name, size_t namelen, char *addr, size_t addrlen);
 
 /* Lookup key of an address as the members table keeps it: local part
  * case-folded (ASCII) and unquoted when quoting is needless, domain lower

@@ -16,9 +16,11 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "mail/msg.h"
 #include "mail/utf8.h"
 
 static int
@@ -598,4 +600,134 @@ addr_parse_line(const char *line, size_t len, int flags, struct addr *a, char *n
 		trim(&s, &e);
 	}
 	return addr_parse(s, (size_t)(e - s), flags, a, why);
+}
+
+/* ---- header mailboxes ---- */
+
+/* The end of the first mailbox in s..e: the first comma outside quotes,
+ * angle brackets and comments. */
+static const char *
+first_mailbox_end(const char *s, const char *e)
+{
+	int q = 0, ang = 0, cmt = 0;
+
+	for (const char *p = s; p < e; p++) {
+		if (*p == '\\' && (q || cmt) && p + 1 < e)
+			p++;
+		else if (*p == '"' && !cmt)
+			q = !q;
+		else if (q)
+			continue;
+		else if (*p == '(')
+			cmt++;
+		else if (*p == ')' && cmt > 0)
+			cmt--;
+		else if (cmt)
+			continue;
+		else if (*p == '<')
+			ang = 1;
+		else if (*p == '>')
+			ang = 0;
+		else if (*p == ',' && !ang)
+			return p;
+	}
+	return e;
+}
+
+/* The display name s..e into name: quotes and escapes removed, RFC 2047
+ * words decoded, cut to fit at a UTF-8 boundary. A name that is not
+ * readable text is left empty: who the mail is from is the address. */
+static void
+mailbox_name(const char *s, const char *e, char *name, size_t namelen)
+{
+	char *raw, *dec;
+	size_t o = 0, n;
+	int quoted = 0;
+	const char *why;
+
+	if (namelen == 0)
+		return;
+	name[0] = '\0';
+	trim(&s, &e);
+	if ((raw = malloc((size_t)(e - s) + 1)) == NULL)
+		return;
+	for (const char *p = s; p < e; p++) {
+		if (*p == '"') {
+			quoted = !quoted;
+			continue;
+		}
+		if (*p == '\\' && quoted && p + 1 < e)
+			p++;
+		raw[o++] = *p;
+	}
+	raw[o] = '\0';
+	dec = msg_decode_words(raw, o, NULL);
+	free(raw);
+	if (dec == NULL)
+		return;
+	n = strlen(dec);
+	if (addr_check_name(dec, n, &why) == 0) {
+		if (n >= namelen)
+			for (n = namelen - 1; n > 0 && ((unsigned char)dec[n] & 0xc0) == 0x80; n--)
+				;
+		memcpy(name, dec, n);
+		name[n] = '\0';
+	}
+	free(dec);
+}
+
+int
+addr_parse_mailbox(const char *value, size_t len, struct addr *a, char *name, size_t namelen,
+                   const char **why)
+{
+	const char *s, *e, *lt, *gt, *dummy;
+	char *v;
+	size_t n = 0;
+	int rc;
+
+	if (why == NULL)
+		why = &dummy;
+	if (name != NULL && namelen > 0)
+		name[0] = '\0';
+	else
+		namelen = 0;
+	/* Unfolded: a header value holds line ends only where it is folded. */
+	if ((v = malloc(len + 1)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (value[i] != '\r' && value[i] != '\n')
+			v[n++] = value[i];
+	v[n] = '\0';
+	s = v;
+	e = first_mailbox_end(v, v + n);
+	trim(&s, &e);
+	if (s == e) {
+		*why = "no address";
+		rc = -1;
+	} else if ((lt = find_unquoted(s, e, '<')) != NULL) {
+		/* name-addr; anything after the '>' (a comment) is ignored. */
+		if ((gt = find_unquoted(lt, e, '>')) == NULL) {
+			*why = "'<' without a closing '>'";
+			rc = -1;
+		} else {
+			mailbox_name(s, lt, name, namelen);
+			rc = addr_parse(lt + 1, (size_t)(gt - lt - 1), ADDR_UTF8, a, why);
+		}
+	} else {
+		/* addr-spec, perhaps with a (comment) as the name. */
+		const char *open = e[-1] == ')' ? find_unquoted(s, e, '(') : NULL;
+
+		if (open != NULL) {
+			mailbox_name(open + 1, e - 1, name, namelen);
+			e = open;
+			trim(&s, &e);
+		}
+		rc = addr_parse(s, (size_t)(e - s), ADDR_UTF8, a, why);
+	}
+	if (rc < 0 && namelen > 0)
+		name[0] = '\0';
+	free(v);
+	return rc;
 }
