@@ -24,6 +24,7 @@
 #include "db/lists.h"
 #include "db/members.h"
 #include "db/outq.h"
+#include "lists/list_conf.h"
 #include "mail/addr.h"
 #include "mail/build.h"
 #include "mail/msg.h"
@@ -39,54 +40,6 @@ commands_may_reply(struct db *db, const struct conf *conf, const char *addr_key)
 	if (db_reply_log_count(db, addr_key, 0, NULL, db_now() - DAY, &n) < 0)
 		return -1;
 	return n < conf->auto_reply_limit;
-}
-
-/* ---- settings ---- */
-
-long long
-commands_setting_num(struct db *db, int64_t list_id, const char *name)
-{
-	const struct conf_def *d = conf_list_def(name);
-	char buf[256];
-	long long v = 0;
-	int b = 0;
-
-	if (d == NULL)
-		return 0;
-	if (db_list_get_setting(db, list_id, name, buf, sizeof(buf), NULL) < 0)
-		snprintf(buf, sizeof(buf), "%s", d->def);
-	for (int pass = 0; pass < 2; pass++) {
-		int rc = -1;
-		switch (d->type) {
-		case CONF_BOOL:
-			rc = conf_parse_bool(buf, &b);
-			v = b;
-			break;
-		case CONF_TIME:
-			rc = conf_parse_time(buf, &v);
-			break;
-		case CONF_SIZE:
-			rc = conf_parse_size(buf, &v);
-			break;
-		default:
-			rc = conf_parse_int(buf, &v);
-			break;
-		}
-		if (rc == 0)
-			return v;
-		/* A stored value this build cannot read: the default. */
-		snprintf(buf, sizeof(buf), "%s", d->def);
-	}
-	return 0;
-}
-
-void
-commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf, size_t len)
-{
-	const struct conf_def *d = conf_list_def(name);
-
-	if (db_list_get_setting(db, list_id, name, buf, len, NULL) < 0)
-		snprintf(buf, len, "%s", d ? d->def : "");
 }
 
 /* ---- addresses ---- */
@@ -184,6 +137,7 @@ struct ctx {
 	char from_name[256];
 	char list[DB_ADDR_MAX]; /* LIST@DOMAIN */
 	char request[DB_ADDR_MAX];
+	struct list_conf lc;   /* the list's settings */
 	struct strbuf results; /* the reply to LIST-request */
 	struct strbuf outcome;
 	int answered; /* a mail other than the results already answers */
@@ -252,19 +206,19 @@ static int
 confirm_allowed(struct ctx *c, const char *addr_key, const char **why)
 {
 	int64_t list_id = c->in->list_id;
-	int64_t since = db_now() - commands_setting_num(c->db, list_id, "confirm_limit_window");
+	int64_t since = db_now() - c->lc.confirm_limit_window;
 	int64_t n;
 	int ok;
 
 	if (db_reply_log_count(c->db, addr_key, list_id, "confirm", since, &n) < 0)
 		return -1;
-	if (n >= commands_setting_num(c->db, list_id, "confirm_limit_per_address")) {
+	if (n >= c->lc.confirm_limit_per_address) {
 		*why = "confirm_limit_per_address";
 		return 0;
 	}
 	if (db_reply_log_count(c->db, NULL, list_id, "confirm", since, &n) < 0)
 		return -1;
-	if (n >= commands_setting_num(c->db, list_id, "confirm_limit_per_list")) {
+	if (n >= c->lc.confirm_limit_per_list) {
 		*why = "confirm_limit_per_list";
 		return 0;
 	}
@@ -280,7 +234,7 @@ static int
 send_confirmation(struct ctx *c, const char *action)
 {
 	int64_t list_id = c->in->list_id;
-	int64_t expires = db_now() + commands_setting_num(c->db, list_id, "confirm_token_lifetime");
+	int64_t expires = db_now() + c->lc.confirm_token_lifetime;
 	char token[DB_TOKEN_LEN], qid[DB_QID_LEN], date[40], subject[80];
 	char confirm_addr[DB_ADDR_MAX];
 	const char *why = NULL;
@@ -354,11 +308,10 @@ member_status(struct ctx *c, const char *addr, char *status, size_t len)
 static int
 do_subscribe(struct ctx *c)
 {
-	char policy[32], status[16];
+	char status[16];
 	int r;
 
-	commands_setting_str(c->db, c->in->list_id, "subscribe_policy", policy, sizeof(policy));
-	if (strcmp(policy, "closed") == 0) {
+	if (c->lc.subscribe_policy == list_subscribe_policy_closed) {
 		outcome_add(c, "subscribe %s: refused (subscribe_policy closed)", c->from);
 		strbuf_printf(&c->results,
 		              "%s does not take subscriptions by email; ask its owners at\n"
@@ -415,7 +368,7 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 		return -1;
 	outcome_add(c, "unsubscribe %s: done", addr);
 	strbuf_printf(&c->results, "%s has left %s.\n\n", addr, c->list);
-	if (commands_setting_num(c->db, c->in->list_id, "send_goodbye")) {
+	if (c->lc.send_goodbye) {
 		snprintf(subject, sizeof(subject), "You have left %s", c->list);
 		strbuf_printf(&body,
 		              "%s is no longer subscribed to %s.\n\n"
@@ -441,7 +394,7 @@ do_unsubscribe(struct ctx *c)
 		strbuf_printf(&c->results, "%s is not subscribed to %s.\n\n", c->from, c->list);
 		return 0;
 	}
-	if (commands_setting_num(c->db, c->in->list_id, "unsubscribe_confirm"))
+	if (c->lc.unsubscribe_confirm)
 		return send_confirmation(c, "unsubscribe");
 	return leave(c, c->from, c->from_key, "by email");
 }
@@ -476,9 +429,8 @@ use_token(struct ctx *c, const struct db_token *t)
 		return -1;
 	outcome_add(c, "subscribe %s: confirmed", t->address);
 	strbuf_printf(&c->results, "%s is now subscribed to %s.\n\n", t->address, c->list);
-	if (commands_setting_num(c->db, c->in->list_id, "send_welcome")) {
-		char desc[300];
-		commands_setting_str(c->db, c->in->list_id, "description", desc, sizeof(desc));
+	if (c->lc.send_welcome) {
+		const char *desc = c->lc.description;
 		snprintf(subject, sizeof(subject), "Welcome to %s", c->list);
 		strbuf_printf(&body,
 		              "Welcome to %s%s%s.\n\n"
@@ -605,9 +557,8 @@ static void
 help_text(struct ctx *c, struct strbuf *t)
 {
 	const char *l = c->in->list_local, *d = c->in->list_domain;
-	char desc[300];
+	const char *desc = c->lc.description;
 
-	commands_setting_str(c->db, c->in->list_id, "description", desc, sizeof(desc));
 	strbuf_printf(t,
 	              "This is the command address of the mailing list %s%s%s.\n"
 	              "\n"
@@ -861,6 +812,7 @@ ctx_free(struct ctx *c)
 	free(c->references);
 	free(c->results.p);
 	free(c->outcome.p);
+	list_conf_free(&c->lc);
 }
 
 static int
@@ -900,6 +852,11 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 	}
 	if (ctx_init(&c) < 0) {
 		snprintf(outcome, outcomelen, "out of memory");
+		ctx_free(&c);
+		return -1;
+	}
+	if (list_conf_load(db, in->list_id, &c.lc) < 0) {
+		snprintf(outcome, outcomelen, "list settings: %s", db_errmsg(db));
 		ctx_free(&c);
 		return -1;
 	}

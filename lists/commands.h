@@ -117,12 +117,6 @@ struct commands_mail {
 int commands_send(struct db *db, const struct conf *conf, const struct commands_mail *cm, char *qid,
                   const char **why);
 
-/* Per-list settings as commands and moderation read them: the stored
- * value, else the default of conf/list_settings.def. _num gives INT, TIME
- * and SIZE values in their unit and BOOL as 0/1. */
-long long commands_setting_num(struct db *db, int64_t list_id, const char *name);
-void commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf, size_t len);
-
 /* Who a command mail or a held post is from: the first mailbox of m's From
  * field (addr_parse_mailbox(), the parser the posting path uses too), else
  * the envelope sender mail_from. Writes the address, its lookup key and

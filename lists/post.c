@@ -122,88 +122,32 @@ expand(const struct post_cfg *c, const char *src, char *dst, size_t dstlen, int 
 	dst[o] = '\0';
 }
 
+/* post_cfg.verp is read by verp_post_is_verp() as an enum verp_mode. */
+_Static_assert((int)list_verp_never == VERP_NEVER && (int)list_verp_always == VERP_ALWAYS &&
+                   (int)list_verp_every == VERP_EVERY,
+               "enum list_verp (list_settings.def) and enum verp_mode (verp.h) differ");
+
 void
-post_cfg_init(struct post_cfg *c, const char *local, const char *domain)
+post_cfg_init(struct post_cfg *c, const char *local, const char *domain, const struct list_conf *lc)
 {
 	memset(c, 0, sizeof(*c));
 	lower_copy(c->local, sizeof(c->local), local);
 	lower_copy(c->domain, sizeof(c->domain), domain);
 	snprintf(c->address, sizeof(c->address), "%s@%s", c->local, c->domain);
-	for (size_t i = 0; i < conf_list_ndefs; i++)
-		post_cfg_set(c, conf_list_defs[i].name, conf_list_defs[i].def);
-}
-
-static int
-pick(const char *value, const char *const *choices, int *out)
-{
-	for (int i = 0; choices[i]; i++)
-		if (strcasecmp(value, choices[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-	return -1;
-}
-
-int
-post_cfg_set(struct post_cfg *c, const char *key, const char *value)
-{
-	static const char *const policies[] = {"open", "members", "moderated", "announce", NULL};
-	static const char *const nonmember[] = {"hold", "reject", "discard", NULL};
-	static const char *const reply_to[] = {"none", "list", "explicit", NULL};
-	static const char *const actions[] = {"munge", "wrap", NULL};
-	static const char *const when[] = {"quarantine", "reject", "always", "never", NULL};
-	static const char *const fallback[] = {"mitigate", "skip", NULL};
-	int v;
-
-	if (strcmp(key, "policy") == 0) {
-		if (pick(value, policies, &v) < 0)
-			return -1;
-		c->policy = (enum post_policy)v;
-	} else if (strcmp(key, "nonmember_action") == 0) {
-		if (pick(value, nonmember, &v) < 0)
-			return -1;
-		c->nonmember = (enum post_nonmember)v;
-	} else if (strcmp(key, "reply_to") == 0) {
-		if (pick(value, reply_to, &v) < 0)
-			return -1;
-		c->reply_to = (enum post_reply_to)v;
-	} else if (strcmp(key, "dmarc_mitigation") == 0) {
-		if (pick(value, actions, &v) < 0)
-			return -1;
-		c->dmarc_action = (enum post_dmarc_action)v;
-	} else if (strcmp(key, "dmarc_when") == 0) {
-		if (pick(value, when, &v) < 0)
-			return -1;
-		c->dmarc_when = (enum post_dmarc_when)v;
-	} else if (strcmp(key, "dmarc_fallback") == 0) {
-		if (pick(value, fallback, &v) < 0)
-			return -1;
-		c->dmarc_fallback = (enum post_dmarc_fallback)v;
-	} else if (strcmp(key, "display_name") == 0) {
-		snprintf(c->display_name, sizeof(c->display_name), "%s", value);
-	} else if (strcmp(key, "subject_prefix") == 0) {
-		expand(c, value, c->subject_prefix, sizeof(c->subject_prefix), 0);
-	} else if (strcmp(key, "reply_to_address") == 0) {
-		snprintf(c->reply_to_address, sizeof(c->reply_to_address), "%s", value);
-	} else if (strcmp(key, "footer") == 0) {
-		expand(c, value, c->footer, sizeof(c->footer), 1);
-	} else if (strcmp(key, "archive_url") == 0) {
-		snprintf(c->archive_url, sizeof(c->archive_url), "%s", value);
-	} else if (strcmp(key, "verp") == 0) {
-		enum verp_mode m;
-
-		if (verp_mode_parse(value, &m) < 0)
-			return -1;
-		c->verp = (int)m;
-	} else if (strcmp(key, "verp_every") == 0) {
-		if (conf_parse_int(value, &c->verp_every) < 0)
-			return -1;
-	} else if (strcmp(key, "archive") == 0) {
-		if (conf_parse_bool(value, &v) < 0)
-			return -1;
-		c->archive = v;
-	}
-	return 0;
+	snprintf(c->display_name, sizeof(c->display_name), "%s", lc->display_name);
+	c->policy = lc->policy;
+	c->nonmember = lc->nonmember_action;
+	expand(c, lc->subject_prefix, c->subject_prefix, sizeof(c->subject_prefix), 0);
+	c->reply_to = lc->reply_to;
+	snprintf(c->reply_to_address, sizeof(c->reply_to_address), "%s", lc->reply_to_address);
+	expand(c, lc->footer, c->footer, sizeof(c->footer), 1);
+	snprintf(c->archive_url, sizeof(c->archive_url), "%s", lc->archive_url);
+	c->archive = lc->archive;
+	c->dmarc_action = lc->dmarc_mitigation;
+	c->dmarc_when = lc->dmarc_when;
+	c->dmarc_fallback = lc->dmarc_fallback;
+	c->verp = (int)lc->verp;
+	c->verp_every = lc->verp_every;
 }
 
 static const char *
@@ -217,23 +161,23 @@ list_name(const struct post_cfg *c)
 enum post_verdict
 post_policy(const struct post_cfg *c, int is_member, int is_privileged, const char **reason)
 {
-	enum post_verdict refuse = c->nonmember == NONMEMBER_HOLD     ? POST_HOLD
-	                           : c->nonmember == NONMEMBER_REJECT ? POST_REJECT
-	                                                              : POST_DISCARD;
+	enum post_verdict refuse = c->nonmember == list_nonmember_action_hold     ? POST_HOLD
+	                           : c->nonmember == list_nonmember_action_reject ? POST_REJECT
+	                                                                          : POST_DISCARD;
 
 	*reason = NULL;
 	switch (c->policy) {
-	case POLICY_OPEN:
+	case list_policy_open:
 		return POST_PASS;
-	case POLICY_MEMBERS:
+	case list_policy_members:
 		if (is_member || is_privileged)
 			return POST_PASS;
 		*reason = "post from a non-member";
 		return refuse;
-	case POLICY_MODERATED:
+	case list_policy_moderated:
 		*reason = "the list is moderated";
 		return POST_HOLD;
-	case POLICY_ANNOUNCE:
+	case list_policy_announce:
 		if (is_privileged)
 			return POST_PASS;
 		*reason = "only owners and moderators post to this list";
@@ -398,17 +342,17 @@ int
 post_dmarc_applies(const struct post_cfg *c, const char *policy)
 {
 	switch (c->dmarc_when) {
-	case DMARC_WHEN_NEVER:
+	case list_dmarc_when_never:
 		return 0;
-	case DMARC_WHEN_ALWAYS:
+	case list_dmarc_when_always:
 		return 1;
-	case DMARC_WHEN_QUARANTINE:
+	case list_dmarc_when_quarantine:
 		if (policy == NULL)
-			return c->dmarc_fallback == DMARC_FALLBACK_MITIGATE;
+			return c->dmarc_fallback == list_dmarc_fallback_mitigate;
 		return strcmp(policy, "quarantine") == 0 || strcmp(policy, "reject") == 0;
-	case DMARC_WHEN_REJECT:
+	case list_dmarc_when_reject:
 		if (policy == NULL)
-			return c->dmarc_fallback == DMARC_FALLBACK_MITIGATE;
+			return c->dmarc_fallback == list_dmarc_fallback_mitigate;
 		return strcmp(policy, "reject") == 0;
 	}
 	return 0;
@@ -549,7 +493,7 @@ list_fields(struct strbuf *b, const struct post_cfg *c)
 	strbuf_str(b, "List-Id: ");
 	b_phrase(b, list_name(c));
 	strbuf_printf(b, " <%s.%s>\r\n", c->local, c->domain);
-	if (c->policy == POLICY_ANNOUNCE)
+	if (c->policy == list_policy_announce)
 		strbuf_str(b, "List-Post: NO\r\n");
 	else
 		strbuf_printf(b, "List-Post: <mailto:%s>\r\n", c->address);
@@ -585,7 +529,7 @@ reply_to_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, 
 	char *orig = NULL;
 
 	*replaced = 0;
-	if (!munged && c->reply_to == REPLY_TO_NONE)
+	if (!munged && c->reply_to == list_reply_to_none)
 		return;
 	*replaced = 1;
 	if (munged) {
@@ -596,8 +540,9 @@ reply_to_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, 
 		if (h != NULL)
 			orig = msg_unfold(h->value, h->value_len);
 	}
-	if (c->reply_to == REPLY_TO_LIST || c->reply_to == REPLY_TO_EXPLICIT) {
-		const char *a = c->reply_to == REPLY_TO_LIST ? c->address : c->reply_to_address;
+	if (c->reply_to == list_reply_to_list || c->reply_to == list_reply_to_explicit) {
+		const char *a =
+		    c->reply_to == list_reply_to_list ? c->address : c->reply_to_address;
 
 		if (orig && *orig)
 			strbuf_printf(b, "Reply-To: %s, <%s>\r\n", orig, a);
@@ -842,8 +787,8 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 	char *cte = NULL, boundary[128];
 	struct strbuf b = {0};
 	enum footer_mode fm;
-	int wrap_dmarc = env->mitigate && c->dmarc_action == DMARC_WRAP;
-	int munge = env->mitigate && c->dmarc_action == DMARC_MUNGE;
+	int wrap_dmarc = env->mitigate && c->dmarc_action == list_dmarc_mitigation_wrap;
+	int munge = env->mitigate && c->dmarc_action == list_dmarc_mitigation_munge;
 
 	memset(out, 0, sizeof(*out));
 	if (msg_parse(&m, raw, len) < 0)

@@ -148,6 +148,66 @@ test_list_settings_are_checked(void **state)
 	                 -1);
 }
 
+/* Whatever `fanmail list set` accepts, the typed settings read as that
+ * choice: every choice of every ENUM, in any case, loads as its own enum
+ * value and prints back as itself. */
+static void
+test_every_accepted_choice_loads_as_itself(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < conf_list_ndefs; i++) {
+		const struct conf_def *d = &conf_list_defs[i];
+
+		if (d->type != CONF_ENUM)
+			continue;
+		assert_non_null(d->choices);
+		for (int c = 0; d->choices[c] != NULL; c++) {
+			struct list_conf lc;
+			char canon[64], err[256], upper[64];
+			int got;
+
+			snprintf(upper, sizeof(upper), "%s", d->choices[c]);
+			upper[0] = (char)(upper[0] - 'a' + 'A');
+			if (conf_list_check(d->name, upper, canon, sizeof(canon), err,
+			                    sizeof(err)) < 0)
+				fail_msg("%s=%s: expected accepted, got: %s", d->name, upper, err);
+			conf_list_init(&lc);
+			if (conf_list_set(&lc, d->name, canon, err, sizeof(err)) < 0)
+				fail_msg("%s=%s: expected loaded, got: %s", d->name, canon, err);
+			memcpy(&got, (char *)&lc + d->offset, sizeof(got));
+			if (got != c)
+				fail_msg("%s=%s: expected enum value %d, got %d", d->name, canon, c,
+				         got);
+			assert_string_equal(conf_list_choice(d->name, got), d->choices[c]);
+			conf_list_free(&lc);
+		}
+	}
+}
+
+static void
+test_list_defaults_and_bad_values(void **state)
+{
+	struct list_conf lc;
+	char err[256];
+
+	(void)state;
+	conf_list_init(&lc);
+	assert_int_equal(lc.policy, list_policy_members);
+	assert_int_equal(lc.verp, list_verp_never);
+	assert_int_equal(lc.confirm_token_lifetime, 3 * 86400);
+	assert_int_equal(lc.archive, 1);
+	assert_string_equal(lc.subject_prefix, "[%n]");
+	/* A bad value is refused and leaves the field as it was. */
+	assert_int_equal(conf_list_set(&lc, "policy", "closed", err, sizeof(err)), -1);
+	assert_int_equal(lc.policy, list_policy_members);
+	assert_int_equal(conf_list_set(&lc, "hold_lifetime", "soon", err, sizeof(err)), -1);
+	assert_int_equal(lc.hold_lifetime, 7 * 86400);
+	assert_int_equal(conf_list_set(&lc, "nosuch", "1", err, sizeof(err)), -1);
+	assert_int_equal(conf_list_set(&lc, "hold_lifetime", "2h", err, sizeof(err)), 0);
+	assert_int_equal(lc.hold_lifetime, 7200);
+	conf_list_free(&lc);
+}
+
 static void
 test_list_iteration(void **state)
 {
@@ -172,6 +232,8 @@ main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_print_changed_only),
 	    cmocka_unit_test(test_list_settings_are_checked),
+	    cmocka_unit_test(test_every_accepted_choice_loads_as_itself),
+	    cmocka_unit_test(test_list_defaults_and_bad_values),
 	    cmocka_unit_test(test_list_iteration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
