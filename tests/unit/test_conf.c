@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +78,10 @@ test_bad_value_names_file_line_and_setting(void **state)
 	char err[512];
 
 	assert_int_equal(parse(&c, "max_recipients = lots\n", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "test.conf:1: max_recipients: 'lots'"));
+	assert_string_contains(err, "test.conf:1: max_recipients: 'lots'");
 	conf_free(&c);
 	assert_int_equal(parse(&c, "max_message_size = 10q\n", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "test.conf:1: max_message_size:"));
+	assert_string_contains(err, "test.conf:1: max_message_size:");
 	conf_free(&c);
 	assert_int_equal(parse(&c, "max_queue_lifetime = -1d\n", err, sizeof(err)), -1);
 	conf_free(&c);
@@ -98,7 +100,7 @@ test_line_without_equals_is_an_error(void **state)
 	assert_string_equal(err, "test.conf:1: expected 'name = value'");
 	conf_free(&c);
 	assert_int_equal(parse(&c, "  hostname = x\n", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "continuation line"));
+	assert_string_contains(err, "continuation line");
 	conf_free(&c);
 }
 
@@ -111,7 +113,7 @@ test_missing_file(void **state)
 	conf_init(&c);
 	assert_int_equal(conf_load(&c, "/nonexistent/fanmail.conf", 0, err, sizeof(err)), 0);
 	assert_int_equal(conf_load(&c, "/nonexistent/fanmail.conf", 1, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "/nonexistent/fanmail.conf: cannot open"));
+	assert_string_contains(err, "/nonexistent/fanmail.conf: cannot open");
 	conf_free(&c);
 }
 
@@ -143,7 +145,7 @@ test_list_settings_are_checked(void **state)
 	assert_string_equal(canon, "moderated");
 	assert_int_equal(
 	    conf_list_check("policy", "closed", canon, sizeof(canon), err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "open|members|moderated|announce"));
+	assert_string_contains(err, "open|members|moderated|announce");
 	assert_int_equal(conf_list_check("nosuch", "1", canon, sizeof(canon), err, sizeof(err)),
 	                 -1);
 }
