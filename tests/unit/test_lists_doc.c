@@ -15,17 +15,31 @@
 
 #include "conf/conf.h"
 
-static void
-test_every_list_setting_has_a_row_with_its_default(void **state)
+/* docs/lists.md, read once. */
+static const char *
+guide(void)
 {
-	FILE *f = fopen(FANMAIL_SOURCE_DIR "/docs/lists.md", "r");
 	static char doc[1 << 17];
+	static int read;
+	FILE *f;
 	size_t n;
 
-	assert_non_null(f);
+	if (read)
+		return doc;
+	f = fopen(FANMAIL_SOURCE_DIR "/docs/lists.md", "r");
+	if (f == NULL)
+		fail_msg("cannot open %s", FANMAIL_SOURCE_DIR "/docs/lists.md");
 	n = fread(doc, 1, sizeof(doc) - 1, f);
 	doc[n] = '\0';
 	fclose(f);
+	read = 1;
+	return doc;
+}
+
+static void
+test_every_list_setting_has_a_row_with_its_default(void **state)
+{
+	const char *doc = guide();
 	for (size_t i = 0; i < conf_list_ndefs; i++) {
 		const struct conf_def *d = &conf_list_defs[i];
 		char row[256], def[128];
@@ -51,15 +65,9 @@ test_every_list_setting_has_a_row_with_its_default(void **state)
 static void
 test_every_choice_is_in_its_row(void **state)
 {
-	FILE *f = fopen(FANMAIL_SOURCE_DIR "/docs/lists.md", "r");
-	static char doc[1 << 17];
-	size_t n;
+	const char *doc = guide();
 
 	(void)state;
-	assert_non_null(f);
-	n = fread(doc, 1, sizeof(doc) - 1, f);
-	doc[n] = '\0';
-	fclose(f);
 	for (size_t i = 0; i < conf_list_ndefs; i++) {
 		const struct conf_def *d = &conf_list_defs[i];
 		char row[256], word[128], *line;
