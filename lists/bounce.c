@@ -16,39 +16,21 @@
 #include <strings.h>
 
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 
 #define MAX_RCPTS 256
 #define MAX_TEXT (512 * 1024)
 
-struct sbuf {
-	char *p;
-	size_t n, cap;
-	int oom;
-};
-
+/* Appends to a part's text; past MAX_TEXT the text is cut: what explains a
+ * bounce comes first. */
 static void
-sb_add(struct sbuf *b, const char *s, size_t n)
+add_capped(struct strbuf *b, const char *s, size_t n)
 {
-	if (b->oom || b->n + 2 >= MAX_TEXT)
+	if (b->len + 2 >= MAX_TEXT)
 		return;
-	/* Past the limit the text is cut: what explains a bounce comes first. */
-	if (b->n + n + 2 > MAX_TEXT)
-		n = MAX_TEXT - b->n - 2;
-	if (b->n + n + 2 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-		while (cap < b->n + n + 2)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
+	if (b->len + n + 2 > MAX_TEXT)
+		n = MAX_TEXT - b->len - 2;
+	strbuf_add(b, s, n);
 }
 
 /* ---------- classification ---------- */
@@ -611,12 +593,12 @@ bounce_report_free(struct bounce_report *r)
 /* ---------- collecting the parts ---------- */
 
 struct ctx {
-	struct sbuf dsn;   /* delivery-status parts */
-	struct sbuf arf;   /* feedback-report parts */
-	struct sbuf human; /* readable text outside the returned message */
-	struct sbuf html;  /* text/html, tags removed, when there is no plain text */
-	struct sbuf orig;  /* the returned message's header block */
-	int report;        /* top-level multipart/report */
+	struct strbuf dsn;   /* delivery-status parts */
+	struct strbuf arf;   /* feedback-report parts */
+	struct strbuf human; /* readable text outside the returned message */
+	struct strbuf html;  /* text/html, tags removed, when there is no plain text */
+	struct strbuf orig;  /* the returned message's header block */
+	int report;          /* top-level multipart/report */
 	int oom;
 };
 
@@ -633,7 +615,7 @@ in_original(const struct msg_part *p)
 }
 
 static void
-add_decoded(struct sbuf *b, const struct msg_part *p, int strip_tags)
+add_decoded(struct strbuf *b, const struct msg_part *p, int strip_tags)
 {
 	const struct msg_header *h = msg_header_get(p->headers, "Content-Transfer-Encoding", 0);
 	char *cte = h ? msg_unfold(h->value, h->value_len) : NULL;
@@ -662,8 +644,8 @@ add_decoded(struct sbuf *b, const struct msg_part *p, int strip_tags)
 	for (size_t i = 0; i < n; i++)
 		if (d[i] == '\r')
 			d[i] = (i + 1 < n && d[i + 1] == '\n') ? ' ' : '\n';
-	sb_add(b, d, n);
-	sb_add(b, "\n\n", 2);
+	add_capped(b, d, n);
+	add_capped(b, "\n\n", 2);
 	free(d);
 }
 
@@ -686,10 +668,10 @@ walk_cb(const struct msg_part *p, void *arg)
 	else if (msg_ctype_is(ct, "message", "rfc822") || msg_ctype_is(ct, "message", "global") ||
 	         msg_ctype_is(ct, "message", "rfc822-headers") ||
 	         msg_ctype_is(ct, "text", "rfc822-headers")) {
-		if (c->orig.n == 0) {
+		if (c->orig.len == 0) {
 			size_t n = p->body_len < 65536 ? p->body_len : 65536;
-			sb_add(&c->orig, p->body, n);
-			sb_add(&c->orig, "\n", 1);
+			add_capped(&c->orig, p->body, n);
+			add_capped(&c->orig, "\n", 1);
 		}
 	} else if (strcmp(ct->type, "text") == 0 && strcmp(ct->subtype, "html") == 0)
 		add_decoded(&c->html, p, 1);
@@ -1561,33 +1543,34 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 	}
 	/* A multipart whose boundary never comes (a broken MIME structure):
 	 * its body is read as text. */
-	if (c.human.n == 0 && c.html.n == 0 && c.dsn.n == 0 && c.arf.n == 0 && top.body_len > 0) {
-		sb_add(&c.human, top.body, top.body_len);
+	if (c.human.len == 0 && c.html.len == 0 && c.dsn.len == 0 && c.arf.len == 0 &&
+	    top.body_len > 0) {
+		add_capped(&c.human, top.body, top.body_len);
 		if (c.human.oom)
 			goto out;
 	}
-	if (c.human.n)
-		dequote(c.human.p, &c.human.n);
-	text = c.human.n ? c.human.p : (c.html.n ? c.html.p : "");
-	tn = c.human.n ? c.human.n : c.html.n;
+	if (c.human.len)
+		dequote(c.human.p, &c.human.len);
+	text = c.human.len ? c.human.p : (c.html.len ? c.html.p : "");
+	tn = c.human.len ? c.human.len : c.html.len;
 
-	if (c.arf.n > 0) {
+	if (c.arf.len > 0) {
 		r->kind = BOUNCE_KIND_ARF;
 		r->detector = "arf";
-		each_field(c.arf.p, c.arf.n, arf_field, r);
+		each_field(c.arf.p, c.arf.len, arf_field, r);
 		if (r->n == 0)
-			arf_from_original(r, c.orig.p, c.orig.n);
+			arf_from_original(r, c.orig.p, c.orig.len);
 		rc = 0;
 		goto out;
 	}
 	/* A delivery-status block pasted into the text (a broken MIME
 	 * structure, or an MTA that writes no MIME at all). */
-	if (c.dsn.n == 0 && tn > 0) {
+	if (c.dsn.len == 0 && tn > 0) {
 		const char *p = text;
 		while (p != NULL && *p) {
 			if (strncasecmp(p, "Final-Recipient:", 16) == 0 ||
 			    strncasecmp(p, "Reporting-MTA:", 14) == 0) {
-				sb_add(&c.dsn, p, tn - (size_t)(p - text));
+				add_capped(&c.dsn, p, tn - (size_t)(p - text));
 				break;
 			}
 			p = strchr(p, '\n');
@@ -1597,12 +1580,12 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 		if (c.dsn.oom)
 			goto out;
 	}
-	if (c.dsn.n > 0) {
+	if (c.dsn.len > 0) {
 		struct dsn_state d = {.r = r};
 		size_t cut = cut_point(text, tn);
 		int temporary = is_delay(subject, text, cut);
 
-		each_field(c.dsn.p, c.dsn.n, dsn_field, &d);
+		each_field(c.dsn.p, c.dsn.len, dsn_field, &d);
 		if (d.oom)
 			goto out;
 		/* Results with no recipient at all are of no use. */

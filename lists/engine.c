@@ -13,6 +13,7 @@
 #include "conf/conf.h"
 #include "db/engine.h"
 #include "db/outq.h"
+#include "lists/list_conf.h"
 #include "lists/post.h"
 #include "lists/verp.h"
 #include "mail/msg.h"
@@ -22,20 +23,16 @@
 #define ENGINE_HAVE_MODERATE 1
 #endif
 
-static void
-apply_setting(void *arg, const char *key, const char *value)
-{
-	/* A value this build cannot read keeps the default: `fanmail list
-	 * set` checks values, so this happens only after a downgrade. */
-	post_cfg_set(arg, key, value);
-}
-
 static int
 load_cfg(struct db *db, int64_t list_id, const char *local, const char *domain,
          struct post_cfg *cfg)
 {
-	post_cfg_init(cfg, local, domain);
-	return db_engine_settings(db, list_id, apply_setting, cfg);
+	struct list_conf lc;
+	int rc = list_conf_load(db, list_id, &lc);
+
+	post_cfg_init(cfg, local, domain, &lc);
+	list_conf_free(&lc);
+	return rc;
 }
 
 /* The policy that applies to from_domain, into buf; NULL when the lookup
@@ -64,11 +61,7 @@ dmarc_policy(struct db *db, const struct engine_dmarc *dmarc, const char *from_d
 static int
 from_of(const struct msg *m, char *addr, size_t addrlen, char *key, size_t keylen)
 {
-	const struct msg_header *h = msg_header_get(m, "From", 0);
-	char name[512];
-
-	if (h == NULL ||
-	    post_parse_mailbox(h->value, h->value_len, name, sizeof(name), addr, addrlen) < 0)
+	if (post_from(m, NULL, 0, addr, addrlen) < 0)
 		return -1;
 	return post_addr_key(addr, key, keylen);
 }
@@ -89,7 +82,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	int have_from = from_of(m, from, sizeof(from), key, sizeof(key)) == 0;
 	int64_t msg_id, nrcpt, k;
 
-	if (cfg->dmarc_when == DMARC_WHEN_ALWAYS || cfg->dmarc_when == DMARC_WHEN_NEVER) {
+	if (cfg->dmarc_when == list_dmarc_when_always || cfg->dmarc_when == list_dmarc_when_never) {
 		env.mitigate = post_dmarc_applies(cfg, "");
 	} else if (have_from) {
 		pol = dmarc_policy(db, dmarc, strrchr(from, '@') + 1, policy, sizeof(policy));
@@ -142,9 +135,9 @@ hold_post(struct db *db, const struct conf *conf, const struct inbound *in,
 	/* Moderation keeps a short word for why (moderate.h). */
 	(void)reason;
 	return moderate_hold(db, conf, in,
-	                     cfg->policy == POLICY_MODERATED  ? "moderated"
-	                     : cfg->policy == POLICY_ANNOUNCE ? "announce"
-	                                                      : "non-member",
+	                     cfg->policy == list_policy_moderated  ? "moderated"
+	                     : cfg->policy == list_policy_announce ? "announce"
+	                                                           : "non-member",
 	                     outcome, outcomelen);
 #else
 	(void)db;

@@ -16,6 +16,7 @@
 #include "db/spool.h"
 #include "lists/listaddr.h"
 #include "mail/addr.h"
+#include "mail/utf8.h"
 #include "server/daemon.h"
 #include "server/log.h"
 #include "server/rcpt_lists.h"
@@ -556,15 +557,6 @@ split_path(char *arg, const char **path, size_t *plen, char **params)
 	return 0;
 }
 
-static int
-has_8bit(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] & 0x80)
-			return 1;
-	return 0;
-}
-
 /* The next space-separated parameter; NULL at the end. */
 static char *
 next_param(char **cur)
@@ -773,7 +765,7 @@ check_mail(struct session *s, char *args)
 		}
 	}
 	if (plen > 0 && addr_parse(path, plen, utf8 ? ADDR_UTF8 : 0, &a, &why) < 0) {
-		if (!utf8 && has_8bit(path, plen))
+		if (!utf8 && !utf8_is_ascii_n(path, plen))
 			reply_bad(s, "553 5.6.7 Non-ASCII sender address needs SMTPUTF8");
 		else
 			reply_bad(s, "501 5.1.7 Bad sender address syntax: %s", why);
@@ -864,7 +856,7 @@ proceed_rcpt(struct session *s, char *args)
 		return;
 	}
 	if (addr_parse(path, plen, s->smtputf8 ? ADDR_UTF8 : 0, &a, &why) < 0) {
-		if (!s->smtputf8 && has_8bit(path, plen))
+		if (!s->smtputf8 && !utf8_is_ascii_n(path, plen))
 			reply_bad(s, "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8");
 		else
 			reply_bad(s, "501 5.1.3 Bad recipient address syntax: %s", why);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,7 +378,7 @@ test_handler_scores_member_named_by_dsn(void **state)
 
 	assert_int_equal(db_list_set(f->db, f->list.id, "bounce_threshold", "1"), 0);
 	assert_int_equal(handle(f, NULL, "5.1.1", "user unknown", out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "bob@example.net"));
+	assert_string_contains(out, "bob@example.net");
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members WHERE addr_key = "
 	                           "'bob@example.net' AND status = 'disabled'"),
 	                 1);
