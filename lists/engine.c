@@ -73,6 +73,38 @@ from_of(const struct msg *m, char *addr, size_t addrlen, char *key, size_t keyle
 	return post_addr_key(addr, key, keylen);
 }
 
+/* The post as queued: the list's signed report tag on top (lists/verp.h),
+ * so that a bounce or an ARF report quoting it can be believed, and forged
+ * ones told apart. The archive keeps the post without it. NULL with the
+ * store's error set, or with *len 0 when out of memory. */
+static char *
+tagged(struct db *db, const struct post_cfg *cfg, const char *qid, int64_t now,
+       const struct post_out *out, size_t *len)
+{
+	struct verp_key key;
+	char tag[160];
+	int n;
+	char *b;
+
+	*len = 0;
+	if (verp_key_load(db, &key) < 0)
+		return NULL;
+	if (verp_tag_make(&key, cfg->local, cfg->domain, qid && *qid ? qid : "post", now, tag,
+	                  sizeof(tag)) < 0 &&
+	    verp_tag_make(&key, cfg->local, cfg->domain, "post", now, tag, sizeof(tag)) < 0)
+		return NULL;
+	n = (int)strlen(VERP_TAG_HEADER ": \r\n") + (int)strlen(tag);
+	if ((b = malloc((size_t)n + out->len + 1)) == NULL) {
+		*len = 1;
+		return NULL;
+	}
+	snprintf(b, (size_t)n + 1, "%s: %s\r\n", VERP_TAG_HEADER, tag);
+	memcpy(b + n, out->data, out->len);
+	b[(size_t)n + out->len] = '\0';
+	*len = (size_t)n + out->len;
+	return b;
+}
+
 /* Rewrites and queues a post that passed: the common end of the handler
  * and of a moderator's approval. */
 static int
@@ -88,6 +120,8 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	struct db_engine_post p;
 	int have_from = from_of(m, from, sizeof(from), key, sizeof(key)) == 0;
 	int64_t msg_id, nrcpt, k;
+	char *body;
+	size_t blen;
 
 	if (cfg->dmarc_when == DMARC_WHEN_ALWAYS || cfg->dmarc_when == DMARC_WHEN_NEVER) {
 		env.mitigate = post_dmarc_applies(cfg, "");
@@ -100,17 +134,24 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		snprintf(outcome, outcomelen, "failed: out of memory rewriting the post");
 		return -1;
 	}
+	if ((body = tagged(db, cfg, qid, env.now, &out, &blen)) == NULL) {
+		snprintf(outcome, outcomelen, "failed: %s",
+		         blen ? "out of memory tagging the post" : db_errmsg(db));
+		post_out_free(&out);
+		return -1;
+	}
 	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cfg->local, cfg->domain);
 	memset(&p, 0, sizeof(p));
 	p.list_id = list_id;
 	p.spool_id = spool_id;
 	p.env_from = env_from;
-	p.body = out.data;
-	p.len = out.len;
+	p.body = body;
+	p.len = blen;
 	p.lifetime = conf->max_queue_lifetime;
 	p.poster_key = have_from ? key : NULL;
 	if (db_engine_count_post(db, list_id, &k) < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		free(body);
 		post_out_free(&out);
 		return -1;
 	}
@@ -120,6 +161,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,
 	                           out.data, out.len) < 0)) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		free(body);
 		post_out_free(&out);
 		return -1;
 	}
@@ -129,6 +171,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	         out.dmarc == 1   ? " (From rewritten)"
 	         : out.dmarc == 2 ? " (wrapped)"
 	                          : "");
+	free(body);
 	post_out_free(&out);
 	return 0;
 }
