@@ -9,8 +9,10 @@
  * - to LIST-bounces itself (a DSN, an ARF report), the report must quote a
  *   correctly signed VERP address of this list (the returned message's
  *   Return-Path: that member only) or the signed X-Fanmail-Report tag every
- *   post carries; then each failed recipient it names is looked up among
- *   the list's members (by its final address, else its original one).
+ *   post carries, of a post sent without VERP (a VERP'd post's copies each
+ *   had a signed return path: a report must name one); then each failed
+ *   recipient it names is looked up among the list's members (by its final
+ *   address, else its original one).
  * Anything else (unsigned, wrongly signed, or a tag too old) is ignored
  * with an outcome that says why, which the runner logs. Each believed
  * result goes to score_bounce(). Auto-replies, delay warnings and mail that
@@ -161,6 +163,7 @@ bounce_handle(struct db *db, const struct conf *conf, const struct inbound *in, 
 	struct score_list l = {in->list_id, in->list_local, in->list_domain};
 	char addr[BOUNCE_ADDR_MAX];
 	struct verp_key key;
+	enum verp_tag_found tag;
 	int64_t now = db_now();
 	int rc, v;
 
@@ -192,9 +195,17 @@ bounce_handle(struct db *db, const struct conf *conf, const struct inbound *in, 
 	} else if (verp_find_signed(&key, in->list_local, in->list_domain, in->message, in->len,
 	                            addr, sizeof(addr)) > 0) {
 		rc = handle_verp(db, conf, in, &l, &r, addr, now, outcome, outcomelen);
-	} else if (verp_tag_find(&key, in->list_local, in->list_domain, in->message, in->len,
-	                         now)) {
+	} else if ((tag = verp_tag_find(&key, in->list_local, in->list_domain, in->message, in->len,
+	                                now)) == VERP_TAG_BATCHED) {
 		rc = handle_parsed(db, conf, in, &l, &r, now, outcome, outcomelen);
+	} else if (tag == VERP_TAG_VERPED) {
+		/* Every copy of that post had its own signed return path: a
+		 * report that names none of them could be about anyone. */
+		snprintf(outcome, outcomelen,
+		         "ignored: unverified %s: it quotes a VERP'd post of this list but no "
+		         "signed VERP address",
+		         bounce_kind_name(r.kind));
+		rc = 0;
 	} else {
 		snprintf(outcome, outcomelen,
 		         "ignored: unverified %s: it quotes no signed VERP address or %s tag of "

@@ -78,7 +78,7 @@ from_of(const struct msg *m, char *addr, size_t addrlen, char *key, size_t keyle
  * ones told apart. The archive keeps the post without it. NULL with the
  * store's error set, or with *len 0 when out of memory. */
 static char *
-tagged(struct db *db, const struct post_cfg *cfg, const char *qid, int64_t now,
+tagged(struct db *db, const struct post_cfg *cfg, const char *qid, int64_t now, int verp,
        const struct post_out *out, size_t *len)
 {
 	struct verp_key key;
@@ -89,9 +89,9 @@ tagged(struct db *db, const struct post_cfg *cfg, const char *qid, int64_t now,
 	*len = 0;
 	if (verp_key_load(db, &key) < 0)
 		return NULL;
-	if (verp_tag_make(&key, cfg->local, cfg->domain, qid && *qid ? qid : "post", now, tag,
+	if (verp_tag_make(&key, cfg->local, cfg->domain, qid && *qid ? qid : "post", now, verp, tag,
 	                  sizeof(tag)) < 0 &&
-	    verp_tag_make(&key, cfg->local, cfg->domain, "post", now, tag, sizeof(tag)) < 0)
+	    verp_tag_make(&key, cfg->local, cfg->domain, "post", now, verp, tag, sizeof(tag)) < 0)
 		return NULL;
 	n = (int)strlen(VERP_TAG_HEADER ": \r\n") + (int)strlen(tag);
 	if ((b = malloc((size_t)n + out->len + 1)) == NULL) {
@@ -122,6 +122,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	int64_t msg_id, nrcpt, k;
 	char *body;
 	size_t blen;
+	int verp;
 
 	if (cfg->dmarc_when == DMARC_WHEN_ALWAYS || cfg->dmarc_when == DMARC_WHEN_NEVER) {
 		env.mitigate = post_dmarc_applies(cfg, "");
@@ -134,7 +135,13 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		snprintf(outcome, outcomelen, "failed: out of memory rewriting the post");
 		return -1;
 	}
-	if ((body = tagged(db, cfg, qid, env.now, &out, &blen)) == NULL) {
+	if (db_engine_count_post(db, list_id, &k) < 0) {
+		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		post_out_free(&out);
+		return -1;
+	}
+	verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
+	if ((body = tagged(db, cfg, qid, env.now, verp, &out, &blen)) == NULL) {
 		snprintf(outcome, outcomelen, "failed: %s",
 		         blen ? "out of memory tagging the post" : db_errmsg(db));
 		post_out_free(&out);
@@ -149,13 +156,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	p.len = blen;
 	p.lifetime = conf->max_queue_lifetime;
 	p.poster_key = have_from ? key : NULL;
-	if (db_engine_count_post(db, list_id, &k) < 0) {
-		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
-		free(body);
-		post_out_free(&out);
-		return -1;
-	}
-	p.verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
+	p.verp = verp;
 	if (db_engine_queue_post(db, &p, oqid, &msg_id, &nrcpt) < 0 ||
 	    (cfg->archive &&
 	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,

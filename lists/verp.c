@@ -379,28 +379,29 @@ is_id_char(int c)
 
 int
 verp_tag_make(const struct verp_key *k, const char *list_local, const char *list_domain,
-              const char *id, int64_t now, char *buf, size_t len)
+              const char *id, int64_t now, int verp, char *buf, size_t len)
 {
 	char t[32], sig[VERP_SIG_LEN + 1];
-	const char *parts[] = {"fanmail-tag", list_local, list_domain, id, t};
+	const char *flag = verp ? "v" : "b";
+	const char *parts[] = {"fanmail-tag", list_local, list_domain, id, t, flag};
 	int n;
 
 	for (const char *p = id; *p; p++)
 		if (!is_id_char((unsigned char)*p))
 			return -1;
 	snprintf(t, sizeof(t), "%" PRId64, now);
-	sign(k, parts, 5, sig);
-	n = snprintf(buf, len, "%s.%s.%s", id, t, sig);
+	sign(k, parts, 6, sig);
+	n = snprintf(buf, len, "%s.%s.%s.%s", id, t, flag, sig);
 	return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
-/* Whether the token at s (ID.TIME.SIG) is a good tag of the list. */
-static int
+/* What the token s[0..n) (ID.TIME.FLAG.SIG) is for the list. */
+static enum verp_tag_found
 tag_ok(const struct verp_key *k, const char *list_local, const char *list_domain, const char *s,
        size_t n, int64_t now)
 {
-	char id[64], t[32], sig[VERP_SIG_LEN + 1];
-	const char *parts[] = {"fanmail-tag", list_local, list_domain, id, t};
+	char id[64], t[32], flag[2], sig[VERP_SIG_LEN + 1];
+	const char *parts[] = {"fanmail-tag", list_local, list_domain, id, t, flag};
 	size_t i = 0, a;
 	char *end;
 	long long when;
@@ -408,23 +409,29 @@ tag_ok(const struct verp_key *k, const char *list_local, const char *list_domain
 	while (i < n && is_id_char((unsigned char)s[i]))
 		i++;
 	if (i == 0 || i >= sizeof(id) || i >= n || s[i] != '.')
-		return 0;
+		return VERP_TAG_NONE;
 	snprintf(id, sizeof(id), "%.*s", (int)i, s);
 	a = ++i;
 	while (i < n && isdigit((unsigned char)s[i]))
 		i++;
 	if (i == a || i - a >= sizeof(t) || i >= n || s[i] != '.')
-		return 0;
+		return VERP_TAG_NONE;
 	snprintf(t, sizeof(t), "%.*s", (int)(i - a), s + a);
 	when = strtoll(t, &end, 10);
 	if (when > now + 86400 || now - when > VERP_TAG_MAX_AGE)
-		return 0;
+		return VERP_TAG_NONE;
 	i++;
-	if (n - i < VERP_SIG_LEN ||
-	    (n - i > VERP_SIG_LEN && isalnum((unsigned char)s[i + VERP_SIG_LEN])))
-		return 0;
-	sign(k, parts, 5, sig);
-	return sig_eq(s + i, sig, VERP_SIG_LEN);
+	if (i + 2 > n || (s[i] != 'v' && s[i] != 'b') || s[i + 1] != '.')
+		return VERP_TAG_NONE;
+	flag[0] = s[i];
+	flag[1] = '\0';
+	i += 2;
+	if (n - i != VERP_SIG_LEN)
+		return VERP_TAG_NONE;
+	sign(k, parts, 6, sig);
+	if (!sig_eq(s + i, sig, VERP_SIG_LEN))
+		return VERP_TAG_NONE;
+	return flag[0] == 'v' ? VERP_TAG_VERPED : VERP_TAG_BATCHED;
 }
 
 /* Case-insensitive search for needle (k octets) in hay[from..n). */
@@ -437,7 +444,7 @@ find_ci(const char *hay, size_t n, size_t from, const char *needle, size_t k)
 	return NULL;
 }
 
-int
+enum verp_tag_found
 verp_tag_find(const struct verp_key *k, const char *list_local, const char *list_domain,
               const char *msg, size_t len, int64_t now)
 {
@@ -449,16 +456,17 @@ verp_tag_find(const struct verp_key *k, const char *list_local, const char *list
 	 * message in many ways. Only a right signature counts. */
 	while ((p = find_ci(msg, len, pos, name, nl)) != NULL) {
 		size_t i = (size_t)(p - msg) + nl, e;
+		enum verp_tag_found f;
 		while (i < len && (msg[i] == ' ' || msg[i] == '\t'))
 			i++;
 		e = i;
 		while (e < len && (is_id_char((unsigned char)msg[e]) || msg[e] == '.'))
 			e++;
-		if (tag_ok(k, list_local, list_domain, msg + i, e - i, now))
-			return 1;
+		if ((f = tag_ok(k, list_local, list_domain, msg + i, e - i, now)) != VERP_TAG_NONE)
+			return f;
 		pos = (size_t)(p - msg) + 1;
 	}
-	return 0;
+	return VERP_TAG_NONE;
 }
 
 int

@@ -22,10 +22,11 @@
  *   MTAs change case); verp_check() takes an extension back to the member
  *   only when SIG is right.
  * - verp_tag_make() gives the X-Fanmail-Report header of a post (the
- *   message's id, the time, SIG over both and the list); verp_tag_find()
- *   says whether a report carries a good one of this list, not older than
- *   VERP_TAG_MAX_AGE; verp_find_signed() finds a signed VERP address of
- *   this list in a report (the Return-Path of the returned message).
+ *   message's id, the time, whether it went out VERP'd, SIG over these and
+ *   the list); verp_tag_find() says whether a report carries a good one of
+ *   this list, not older than VERP_TAG_MAX_AGE; verp_find_signed() finds a
+ *   signed VERP address of this list in a report (the Return-Path of the
+ *   returned message).
  */
 #ifndef FANMAIL_VERP_H
 #define FANMAIL_VERP_H
@@ -108,16 +109,26 @@ int verp_check(const struct verp_key *k, const char *list_local, const char *lis
                const char *ext, size_t extlen, char *buf, size_t len);
 
 /* The value of the X-Fanmail-Report header for a message of the list with
- * id (letters, digits, '-' and '_' only) sent at now: "ID.TIME.SIG".
+ * id (letters, digits, '-' and '_' only) sent at now, VERP'd (one signed
+ * return path per recipient) or not: "ID.TIME.v.SIG" or "ID.TIME.b.SIG".
  * Returns the length or -1. */
 int verp_tag_make(const struct verp_key *k, const char *list_local, const char *list_domain,
-                  const char *id, int64_t now, char *buf, size_t len);
+                  const char *id, int64_t now, int verp, char *buf, size_t len);
+
+enum verp_tag_found {
+	VERP_TAG_NONE = 0,
+	VERP_TAG_BATCHED, /* a good tag of a post sent without VERP */
+	VERP_TAG_VERPED,  /* a good tag of a VERP'd post: its report must name the
+	                     signed VERP address too */
+};
 
 /* Whether msg[0..len) (a bounce or report, which quotes the list's
  * message) holds an X-Fanmail-Report tag of this list with a right
- * signature, made at most VERP_TAG_MAX_AGE before now. 1 or 0. */
-int verp_tag_find(const struct verp_key *k, const char *list_local, const char *list_domain,
-                  const char *msg, size_t len, int64_t now);
+ * signature, made at most VERP_TAG_MAX_AGE before now; the first good one
+ * found says which kind. */
+enum verp_tag_found verp_tag_find(const struct verp_key *k, const char *list_local,
+                                  const char *list_domain, const char *msg, size_t len,
+                                  int64_t now);
 
 /* The member named by the first correctly signed VERP address of this list
  * found anywhere in msg[0..len). Returns its length, or 0 when there is none. */

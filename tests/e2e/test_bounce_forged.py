@@ -147,6 +147,39 @@ class TestForgedReports(DeliveryCase):
                          self.q("SELECT address, class FROM bounce_events"
                                 " WHERE class = 'complaint'"))
 
+    def test_verp_list_believes_a_report_only_with_the_signed_return_path(self):
+        """On a VERP'd list every copy had its own signed return path: a
+        subscriber who quotes his own copy (tag and all) in an ARF report
+        about another member changes nothing; the report as an ISP sends it,
+        the copy with the Return-Path its MTA added, counts for that
+        recipient."""
+        self.start_all({"default_list_domain": "lists.test"})
+        self.fm.cli("list", "create", "dev@lists.test", "--policy", "open",
+                    "--owner", "owner@a.test")
+        self.fm.cli("member", "add", "dev@lists.test", "bob@a.test", "cy@a.test")
+        self.fm.cli("list", "set", "dev@lists.test", "verp=always",
+                    "complaint_action=unsubscribe")
+        with smtplib.SMTP("127.0.0.1", self.fm.port, timeout=30) as s:
+            s.sendmail("ann@a.test", ["dev@lists.test"], POST)
+
+        def bob_copy():
+            with self.sinks[0].lock:
+                return [t for t in self.sinks[0].transactions
+                        if "bob@a.test" in t.rcpts and b"hello list" in t.data]
+        t = wait_for(bob_copy, timeout=60, step=0.2, what="bob's copy delivered")[0]
+        copy = t.data.decode("utf-8").rstrip("\r\n")
+        before = self.members()
+        # bob forges a complaint about cy, quoting his own real copy.
+        state, outcome = self.send("dev-bounces@lists.test", arf(copy, rcpt="cy@a.test"))
+        self.assertIn("ignored: unverified arf: it quotes a VERP'd post", outcome)
+        self.assertEqual(before, self.members(), "nobody unsubscribed")
+        # The ISP's report: the copy as delivered, with its Return-Path.
+        state, outcome = self.send("dev-bounces@lists.test",
+                                   arf(f"Return-Path: <{t.mail_from}>\r\n" + copy))
+        self.assertNotIn("ignored", outcome, f"the genuine report counted: {outcome}")
+        self.assertEqual([("cy@a.test", "enabled", 0.0)], self.members(),
+                         "bob unsubscribed, cy untouched")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -353,14 +353,21 @@ static const char dsn[] =
 /* The list's tag as a post would carry it, made with the store's key
  * (id and time as given), for the returned header of the DSN above. */
 static void
-tag_line(struct fx *f, const char *local, const char *id, long long when, char *buf, size_t len)
+tag_line_verp(struct fx *f, const char *local, const char *id, long long when, int verp, char *buf,
+              size_t len)
 {
 	struct verp_key k;
 	char tag[160];
 
 	assert_int_equal(verp_key_load(f->db, &k), 0);
-	assert_true(verp_tag_make(&k, local, f->list.domain, id, when, tag, sizeof(tag)) > 0);
+	assert_true(verp_tag_make(&k, local, f->list.domain, id, when, verp, tag, sizeof(tag)) > 0);
 	snprintf(buf, len, "%s: %s\r\n", VERP_TAG_HEADER, tag);
+}
+
+static void
+tag_line(struct fx *f, const char *local, const char *id, long long when, char *buf, size_t len)
+{
+	tag_line_verp(f, local, id, when, 0, buf, len);
 }
 
 /* Hands the DSN above to the bounce handler, sent to LIST-bounces (+ext
@@ -466,12 +473,13 @@ test_handler_ignores_unverified_reports(void **state)
 	char out[1024], tag[256], addr[400], ext[400], bad[400];
 	const struct {
 		const char *name, *ext;
-		int tag; /* 0 none, 1 another list's, 2 too old, 3 wrong key */
+		int tag; /* 0 none, 1 another list's, 2 too old, 3 wrong key, 4 a VERP'd post's */
 	} rows[] = {
 	    {"bare LIST-bounces, no tag", NULL, 0},
 	    {"bare LIST-bounces, another list's tag", NULL, 1},
 	    {"bare LIST-bounces, a tag older than VERP_TAG_MAX_AGE", NULL, 2},
 	    {"bare LIST-bounces, a tag made with another key", NULL, 3},
+	    {"bare LIST-bounces, a VERP'd post's tag but no VERP address", NULL, 4},
 	    {"VERP address without a signature", "bob=example.net", 0},
 	    {"VERP address with a wrong signature", bad, 0},
 	    {"VERP address signed for another member", ext, 0},
@@ -493,12 +501,15 @@ test_handler_ignores_unverified_reports(void **state)
 		else if (rows[i].tag == 2)
 			tag_line(f, f->list.local, "SPOOLQID1",
 			         (long long)db_now() - VERP_TAG_MAX_AGE - 10, tag, sizeof(tag));
+		else if (rows[i].tag == 4)
+			tag_line_verp(f, f->list.local, "SPOOLQID1", (long long)db_now(), 1, tag,
+			              sizeof(tag));
 		else if (rows[i].tag == 3) {
 			struct verp_key other = k;
 			char t[160];
 			other.k[0] ^= 1;
 			assert_true(verp_tag_make(&other, f->list.local, f->list.domain,
-			                          "SPOOLQID1", db_now(), t, sizeof(t)) > 0);
+			                          "SPOOLQID1", db_now(), 0, t, sizeof(t)) > 0);
 			snprintf(tag, sizeof(tag), "%s: %s\r\n", VERP_TAG_HEADER, t);
 		}
 		out[0] = '\0';

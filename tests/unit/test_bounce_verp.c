@@ -212,8 +212,8 @@ test_signed_verp_checks_what_comes_back(void **state)
 	}
 }
 
-/* The post tag: found where a report quotes it, refused when forged,
- * another list's, or too old. */
+/* The post tag: found where a report quotes it (saying whether the post
+ * was VERP'd), refused when forged, another list's, or too old. */
 static void
 test_report_tag_is_found_only_when_genuine(void **state)
 {
@@ -221,16 +221,33 @@ test_report_tag_is_found_only_when_genuine(void **state)
 	char tag[160], msg[600];
 	long long now = 1800000000;
 
-	assert_true(verp_tag_make(&k, "dev", "lists.example.org", "ABC123", now, tag, sizeof(tag)) >
-	            0);
+	assert_true(
+	    verp_tag_make(&k, "dev", "lists.example.org", "ABC123", now, 0, tag, sizeof(tag)) > 0);
 	snprintf(msg, sizeof(msg), "Subject: x\r\n\r\n> x-fanmail-report:  %s\r\n", tag);
-	assert_true(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg), now + 10));
-	assert_false(verp_tag_find(&k, "other", "lists.example.org", msg, strlen(msg), now));
-	assert_false(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg),
-	                           now + VERP_TAG_MAX_AGE + 1));
+	assert_int_equal(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg), now + 10),
+	                 VERP_TAG_BATCHED);
+	assert_int_equal(verp_tag_find(&k, "other", "lists.example.org", msg, strlen(msg), now),
+	                 VERP_TAG_NONE);
+	assert_int_equal(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg),
+	                               now + VERP_TAG_MAX_AGE + 1),
+	                 VERP_TAG_NONE);
+	/* The flag is signed: a VERP'd post's tag cannot pass as a batched one. */
+	assert_true(
+	    verp_tag_make(&k, "dev", "lists.example.org", "ABC123", now, 1, tag, sizeof(tag)) > 0);
+	snprintf(msg, sizeof(msg), "X-Fanmail-Report: %s\r\n", tag);
+	assert_int_equal(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg), now),
+	                 VERP_TAG_VERPED);
+	*strstr(msg, ".v.") = '\0';
+	strcat(msg, ".b.");
+	strcat(msg, strrchr(tag, '.') + 1);
+	assert_int_equal(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg), now),
+	                 VERP_TAG_NONE);
+	snprintf(msg, sizeof(msg), "X-Fanmail-Report: %s\r\n", tag);
 	msg[strlen(msg) - 3] ^= 1; /* the signature's last letter */
-	assert_false(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg), now));
-	assert_int_equal(verp_tag_make(&k, "dev", "l.example", "a b", now, tag, sizeof(tag)), -1);
+	assert_int_equal(verp_tag_find(&k, "dev", "lists.example.org", msg, strlen(msg), now),
+	                 VERP_TAG_NONE);
+	assert_int_equal(verp_tag_make(&k, "dev", "l.example", "a b", now, 0, tag, sizeof(tag)),
+	                 -1);
 }
 
 int
