@@ -348,8 +348,11 @@ verp_sender(const struct verp_key *k, const char *from, const char *rcpt, char *
 	}
 	if (ll > sl && ll - sl < sizeof(list_local) && strncasecmp(at - sl, VERP_TAG, sl) == 0) {
 		snprintf(list_local, sizeof(list_local), "%.*s", (int)(ll - sl), from);
-		if (verp_encode_signed(k, list_local, at + 1, rcpt, out, len) >= 0)
-			return;
+		/* Too long to sign: the list's own address, never an unsigned
+		 * VERP address whose bounces would all be ignored. */
+		if (verp_encode_signed(k, list_local, at + 1, rcpt, out, len) < 0)
+			snprintf(out, len, "%s", from);
+		return;
 	}
 	snprintf(out, len, "%.*s+%.*s=%s%s", (int)ll, from, (int)(rat - rcpt), rcpt, rat + 1, at);
 }

@@ -95,9 +95,10 @@ int verp_encode_signed(const struct verp_key *k, const char *list_local, const c
                        const char *rcpt, char *buf, size_t len);
 
 /* The envelope sender for a copy to rcpt of mail sent as from: for
- * LIST-bounces@LISTDOMAIN the signed VERP address; another sender gets an
- * unsigned +local=domain extension; from itself when rcpt or from has no
- * '@' or nothing fits. Always writes a string to out. */
+ * LIST-bounces@LISTDOMAIN the signed VERP address (from itself when that
+ * would not fit in 254 octets); another sender gets an unsigned
+ * +local=domain extension; from itself when rcpt or from has no '@'.
+ * Always writes a string to out. */
 void verp_sender(const struct verp_key *k, const char *from, const char *rcpt, char *out,
                  size_t len);
 

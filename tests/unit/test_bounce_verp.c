@@ -212,6 +212,27 @@ test_signed_verp_checks_what_comes_back(void **state)
 	}
 }
 
+/* A member address too long to sign keeps the list's own return path:
+ * never an unsigned VERP address, whose bounces would be ignored. */
+static void
+test_verp_sender_too_long_to_sign_keeps_the_list_address(void **state)
+{
+	struct verp_key k = {{1}, 32};
+	char rcpt[300], out[600];
+
+	/* 60-octet local part, 155-octet domain: the VERP address fits in 254
+	 * octets unsigned (246), not with "+SIG" (259). */
+	memset(rcpt, 'a', 60);
+	rcpt[60] = '@';
+	memset(rcpt + 61, 'b', 147);
+	snprintf(rcpt + 208, sizeof(rcpt) - 208, ".example");
+	assert_int_equal(verp_encode("dev", "lists.example.org", rcpt, out, sizeof(out)), 246);
+	verp_sender(&k, "dev-bounces@lists.example.org", rcpt, out, sizeof(out));
+	assert_string_equal(out, "dev-bounces@lists.example.org");
+	verp_sender(&k, "dev-bounces@lists.example.org", "bob@example.net", out, sizeof(out));
+	assert_int_equal(strncmp(out, "dev-bounces+bob=example.net+", 28), 0);
+}
+
 /* The post tag: found where a report quotes it (saying whether the post
  * was VERP'd), refused when forged, another list's, or too old. */
 static void
@@ -256,6 +277,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_signed_verp_checks_what_comes_back),
 	    cmocka_unit_test(test_report_tag_is_found_only_when_genuine),
+	    cmocka_unit_test(test_verp_sender_too_long_to_sign_keeps_the_list_address),
 	    cmocka_unit_test(test_encode_puts_member_after_plus),
 	    cmocka_unit_test(test_encode_quoted_local_part_quotes_whole_local),
 	    cmocka_unit_test(test_encode_refuses_non_address_and_overlong),
