@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/addr.h"
 #include "mail/msg.h"
 #include "mail/strbuf.h"
 
@@ -740,15 +741,138 @@ struct dsn_state {
 	int oom;
 };
 
-/* The address after "rfc822;" (or the whole value when there is no type). */
+/* Appends the UTF-8 encoding of code point cp to out[*o..len); 0, or -1
+ * when cp is no character or does not fit. */
+static int
+put_utf8(char *out, size_t *o, size_t len, unsigned long cp)
+{
+	unsigned char u[4];
+	size_t n;
+
+	if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return -1;
+	if (cp < 0x80) {
+		u[0] = (unsigned char)cp, n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (unsigned char)(0xc0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (unsigned char)(0xe0 | cp >> 12);
+		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (unsigned char)(0xf0 | cp >> 18);
+		u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	if (*o + n >= len)
+		return -1;
+	memcpy(out + *o, u, n);
+	*o += n;
+	return 0;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes the address part of a DSN address field into out: for "rfc822"
+ * the xtext of RFC 3461 ("+2B" is '+'; only the characters xtext must
+ * encode are decoded, so that "bob+41@x" stays as written), for "utf-8"
+ * the \x{HEX} escapes of RFC 6533's utf-8-addr-xtext and -unitext (raw
+ * UTF-8 is kept). Returns 0, or -1 when an escape is broken. */
+static int
+decode_dsn_addr(const char *s, size_t n, int utf8, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!utf8 && s[i] == '+' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+		    hexval(s[i + 2]) >= 0) {
+			int c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+			if (c == '+' || c == '=' || c == ' ' || c == '"' || c == '\\') {
+				if (o + 1 >= len)
+					return -1;
+				out[o++] = (char)c;
+				i += 2;
+				continue;
+			}
+		}
+		if (utf8 && s[i] == '\\' && i + 2 < n && s[i + 1] == 'x' && s[i + 2] == '{') {
+			unsigned long cp = 0;
+			size_t j = i + 3;
+			while (j < n && j - i < 10 && hexval(s[j]) >= 0)
+				cp = cp * 16 + (unsigned long)hexval(s[j++]);
+			if (j == i + 3 || j >= n || s[j] != '}' || put_utf8(out, &o, len, cp) < 0)
+				return -1;
+			i = j;
+			continue;
+		}
+		if (o + 1 >= len)
+			return -1;
+		out[o++] = s[i];
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* The address of a DSN address field ("type; address"): RFC 3464's rfc822
+ * type xtext-decoded, RFC 6533's utf-8 type (which Postfix and fanmail
+ * write for SMTPUTF8 recipients) with its escapes decoded; out is "" when
+ * the field names no address. Other types, and words around the address,
+ * fall back to the first address-looking token. */
 static void
 dsn_addr(const char *val, char *out)
 {
 	const char *semi = strchr(val, ';');
 	const char *p = semi ? semi + 1 : val;
-	size_t pos = 0, as, al, n = strlen(p);
+	char dec[2 * BOUNCE_ADDR_MAX];
+	size_t pos = 0, as, al, n, tl = 0;
+	int utf8 = 0;
+	struct addr a;
+	const char *why;
 
 	out[0] = '\0';
+	if (semi != NULL) {
+		const char *t = val;
+		while (*t == ' ')
+			t++;
+		tl = (size_t)(semi - t);
+		while (tl > 0 && t[tl - 1] == ' ')
+			tl--;
+		utf8 = tl == 5 && strncasecmp(t, "utf-8", 5) == 0;
+		if (!utf8 && !(tl == 6 && strncasecmp(t, "rfc822", 6) == 0))
+			tl = 0; /* a type we do not know: no decoding */
+	}
+	while (*p == ' ' || *p == '<')
+		p++;
+	n = strlen(p);
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '>'))
+		n--;
+	if (tl > 0) {
+		if (decode_dsn_addr(p, n, utf8, dec, sizeof(dec)) < 0)
+			return; /* a broken escape names nobody we could trust */
+		p = dec;
+		n = strlen(dec);
+	}
+	/* The whole value as one address first: next_addr() reads only
+	 * ASCII local parts. */
+	if (n > 0 && n < BOUNCE_ADDR_MAX && addr_parse(p, n, ADDR_UTF8, &a, &why) == 0) {
+		memcpy(out, p, n);
+		out[n] = '\0';
+		return;
+	}
 	if (next_addr(p, n, &pos, &as, &al))
 		addr_copy(out, p + as, al);
 }
@@ -768,8 +892,18 @@ dsn_field(const char *name, size_t nl, const char *val, size_t vl, void *arg)
 	    msg_word_eq(name, nl, "X-Actual-Recipient")) {
 		int final = msg_word_eq(name, nl, "Final-Recipient");
 		dsn_addr(val, addr);
-		if (addr[0] == '\0')
+		if (addr[0] == '\0') {
+			/* A recipient we cannot read opens a block of its own all
+			 * the same: its Action and Status must not land on the
+			 * recipient before it. */
+			if (!msg_word_eq(name, nl, "X-Actual-Recipient") &&
+			    (d->cur == NULL || d->newgroup || (final && d->cur->addr[0]) ||
+			     (!final && d->cur->orig[0]))) {
+				d->newgroup = 0;
+				d->cur = NULL;
+			}
 			return;
+		}
 		if (msg_word_eq(name, nl, "X-Actual-Recipient")) {
 			if (d->cur && d->cur->orig[0] == '\0')
 				snprintf(d->cur->orig, sizeof(d->cur->orig), "%s", addr);

@@ -66,6 +66,38 @@ from_of(const struct msg *m, char *addr, size_t addrlen, char *key, size_t keyle
 	return post_addr_key(addr, key, keylen);
 }
 
+/* The post as queued: the list's signed report tag on top (lists/verp.h),
+ * so that a bounce or an ARF report quoting it can be believed, and forged
+ * ones told apart. The archive keeps the post without it. NULL with the
+ * store's error set, or with *len 0 when out of memory. */
+static char *
+tagged(struct db *db, const struct post_cfg *cfg, const char *qid, int64_t now, int verp,
+       const struct post_out *out, size_t *len)
+{
+	struct verp_key key;
+	char tag[160];
+	int n;
+	char *b;
+
+	*len = 0;
+	if (verp_key_load(db, &key) < 0)
+		return NULL;
+	if (verp_tag_make(&key, cfg->local, cfg->domain, qid && *qid ? qid : "post", now, verp, tag,
+	                  sizeof(tag)) < 0 &&
+	    verp_tag_make(&key, cfg->local, cfg->domain, "post", now, verp, tag, sizeof(tag)) < 0)
+		return NULL;
+	n = (int)strlen(VERP_TAG_HEADER ": \r\n") + (int)strlen(tag);
+	if ((b = malloc((size_t)n + out->len + 1)) == NULL) {
+		*len = 1;
+		return NULL;
+	}
+	snprintf(b, (size_t)n + 1, "%s: %s\r\n", VERP_TAG_HEADER, tag);
+	memcpy(b + n, out->data, out->len);
+	b[(size_t)n + out->len] = '\0';
+	*len = (size_t)n + out->len;
+	return b;
+}
+
 /* Rewrites and queues a post that passed: the common end of the handler
  * and of a moderator's approval. */
 static int
@@ -81,6 +113,9 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	struct db_engine_post p;
 	int have_from = from_of(m, from, sizeof(from), key, sizeof(key)) == 0;
 	int64_t msg_id, nrcpt, k;
+	char *body;
+	size_t blen;
+	int verp;
 
 	if (cfg->dmarc_when == list_dmarc_when_always || cfg->dmarc_when == list_dmarc_when_never) {
 		env.mitigate = post_dmarc_applies(cfg, "");
@@ -93,26 +128,34 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		snprintf(outcome, outcomelen, "failed: out of memory rewriting the post");
 		return -1;
 	}
-	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cfg->local, cfg->domain);
-	memset(&p, 0, sizeof(p));
-	p.list_id = list_id;
-	p.spool_id = spool_id;
-	p.env_from = env_from;
-	p.body = out.data;
-	p.len = out.len;
-	p.lifetime = conf->max_queue_lifetime;
-	p.poster_key = have_from ? key : NULL;
 	if (db_engine_count_post(db, list_id, &k) < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
 		post_out_free(&out);
 		return -1;
 	}
-	p.verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
+	verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
+	if ((body = tagged(db, cfg, qid, env.now, verp, &out, &blen)) == NULL) {
+		snprintf(outcome, outcomelen, "failed: %s",
+		         blen ? "out of memory tagging the post" : db_errmsg(db));
+		post_out_free(&out);
+		return -1;
+	}
+	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cfg->local, cfg->domain);
+	memset(&p, 0, sizeof(p));
+	p.list_id = list_id;
+	p.spool_id = spool_id;
+	p.env_from = env_from;
+	p.body = body;
+	p.len = blen;
+	p.lifetime = conf->max_queue_lifetime;
+	p.poster_key = have_from ? key : NULL;
+	p.verp = verp;
 	if (db_engine_queue_post(db, &p, oqid, &msg_id, &nrcpt) < 0 ||
 	    (cfg->archive &&
 	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,
 	                           out.data, out.len) < 0)) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		free(body);
 		post_out_free(&out);
 		return -1;
 	}
@@ -122,6 +165,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	         out.dmarc == 1   ? " (From rewritten)"
 	         : out.dmarc == 2 ? " (wrapped)"
 	                          : "");
+	free(body);
 	post_out_free(&out);
 	return 0;
 }
