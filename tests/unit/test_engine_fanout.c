@@ -72,6 +72,23 @@ rss_kb(void)
 }
 
 static void
+spool_post(sqlite3 *s, const char *qid, const char *list, int list_id)
+{
+	char sql[1024];
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO spool (qid, received, client, helo, mail_from, size)"
+	         " VALUES ('%s', 0, 'c', 'h', 'user1@d1.example', 10);"
+	         "INSERT INTO spool_body (id, message) VALUES (last_insert_rowid(),"
+	         " 'From: user1@d1.example' || char(13,10) || 'Subject: hi' ||"
+	         " char(13,10,13,10) || 'Hello.' || char(13,10));"
+	         "INSERT INTO spool_rcpt (spool_id, rcpt, list_id, role) VALUES"
+	         " (last_insert_rowid(), '%s', %d, 'post')",
+	         qid, list, list_id);
+	assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void
 test_post_to_big_list_queued_within_limit_in_flat_memory(void **state)
 {
 	const char *env = getenv("FANMAIL_FANOUT_MEMBERS");
@@ -113,17 +130,23 @@ test_post_to_big_list_queued_within_limit_in_flat_memory(void **state)
 	         " '.example', 0, 0 FROM n",
 	         members);
 	assert_int_equal(sqlite3_exec(s, sql, NULL, NULL, NULL), SQLITE_OK);
+	/* A post to a list of two first, so that whatever is set up on first
+	 * use (statements, OpenSSL's HMAC for the report tag) is not counted
+	 * as the big list's memory. */
 	assert_int_equal(
 	    sqlite3_exec(s,
-	                 "INSERT INTO spool (qid, received, client, helo, mail_from, size)"
-	                 " VALUES ('QBIG', 0, 'c', 'h', 'user1@d1.example', 10);"
-	                 "INSERT INTO spool_body (id, message) VALUES (last_insert_rowid(),"
-	                 " 'From: user1@d1.example' || char(13,10) || 'Subject: hi' ||"
-	                 " char(13,10,13,10) || 'Hello.' || char(13,10));"
-	                 "INSERT INTO spool_rcpt (spool_id, rcpt, list_id, role) VALUES"
-	                 " (last_insert_rowid(), 'big@lists.example.org', 1, 'post')",
+	                 "INSERT INTO lists (id, address, local, domain, created) VALUES"
+	                 " (2, 'small@lists.example.org', 'small', 'lists.example.org', 0);"
+	                 "INSERT INTO members (list_id, address, addr_key, domain, created,"
+	                 " updated) VALUES (2, 'user1@d1.example', 'user1@d1.example',"
+	                 " 'd1.example', 0, 0), (2, 'x@d2.example', 'x@d2.example', 'd2.example',"
+	                 " 0, 0)",
 	                 NULL, NULL, NULL),
 	    SQLITE_OK);
+	spool_post(s, "QSMALL", "small@lists.example.org", 2);
+	assert_int_equal(engine_runner_drain(db, &conf, NULL, NULL, NULL, &handled), 0);
+	assert_int_equal(handled, 1);
+	spool_post(s, "QBIG", "big@lists.example.org", 1);
 
 	/* The set-up's freed heap goes back to the system first: memory the
 	 * fan-out took would otherwise hide in it. */
@@ -138,7 +161,8 @@ test_post_to_big_list_queued_within_limit_in_flat_memory(void **state)
 	rss1 = rss_kb();
 	sql1 = sqlite3_memory_used();
 
-	sqlite3_prepare_v2(s, "SELECT count(*) FROM deliveries", -1, &st, NULL);
+	/* the small list's one row is not counted */
+	sqlite3_prepare_v2(s, "SELECT count(*) - 1 FROM deliveries", -1, &st, NULL);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		rows = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
