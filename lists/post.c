@@ -3,7 +3,8 @@
  * post into the message that goes out. See post.h.
  *
  * The rewrite copies the original header fields in order (line ends made
- * CRLF), drops the ones the list owns (List-*, Precedence, Return-Path),
+ * CRLF), drops the ones the list owns (List-*, Precedence, Return-Path,
+ * X-Fanmail-Report),
  * rewrites Subject in place, From/Reply-To as the settings say, and adds
  * the list's fields after the last original one. The body is copied as is
  * unless a footer goes in; the footer never breaks the MIME structure: it
@@ -450,6 +451,7 @@ static const char *const list_owned[] = {"List-Id",
                                          "List-Unsubscribe-Post",
                                          "Precedence",
                                          "Return-Path",
+                                         VERP_TAG_HEADER, /* a post's own tag is added later */
                                          NULL};
 
 /* Writes name and value as a header field, value as a phrase: quoted when
