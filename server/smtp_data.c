@@ -42,12 +42,15 @@ flush(struct run *r, const char *end, size_t skip)
 	size_t n = (size_t)(end - r->start);
 	struct smtp_data *d = r->d;
 
-	if (n > 0 && !d->too_big && !d->line_too_long && !d->has_nul) {
+	if (n > 0 && !d->too_big && !d->line_too_long) {
 		if (d->size + n > d->max_size)
 			d->too_big = 1;
 		else {
+			/* Counted even after a NUL, so that too_big does not
+			 * depend on where the input was cut. */
 			d->size += n;
-			r->emit(r->arg, r->start, n);
+			if (!d->has_nul)
+				r->emit(r->arg, r->start, n);
 		}
 	}
 	r->start = end + skip;
