@@ -67,6 +67,12 @@ int db_sync_normal(struct db *db);
 /* Seconds since the epoch, the time stamps stored everywhere. */
 int64_t db_now(void);
 
+/* 0 when the database file and its -wal at the path opened are still the
+ * files this connection opened; -1 (DB_ERR, with a message saying which)
+ * when one was deleted or replaced: whatever is committed now goes into a
+ * file nobody will read again. Two stat() calls. */
+int db_files_check(struct db *db);
+
 /* PRAGMA integrity_check; 0 when it answers ok. */
 int db_check(struct db *db);
 
