@@ -1375,6 +1375,7 @@ pool_find(struct dom *d)
 }
 
 static void on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok);
+static struct batch *batch_new(struct dom *d, struct qmsg *m, int cap);
 
 /* LIST-bounces@LISTDOMAIN for rcpt local@domain becomes
  * LIST-bounces+local=domain@LISTDOMAIN (lists/verp.h); another sender gets
@@ -1458,12 +1459,23 @@ on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok)
 	struct dom *d = b->d;
 	struct deliver *dl = d->dl;
 	struct job *j = results_job(b);
+	struct batch *rest = NULL;
 	int throttled = 0, uses = smtp_out_uses(s);
 	char relay[330];
 
 	snprintf(relay, sizeof(relay), "%s", smtp_out_peer(s));
 	for (int i = 0; i < b->n; i++) {
 		struct smtp_result *r = &t->results[i];
+		if (r->again) {
+			/* "Too many recipients": not tried, so no attempt is
+			 * counted; the rest go in another transaction now. */
+			if (rest == NULL)
+				rest = batch_new(d, b->m, b->n);
+			rest->rows[rest->n++] = b->rows[i];
+			b->rows[i].rcpt = NULL;
+			b->rows[i].m = NULL;
+			continue;
+		}
 		if (is_throttle(r->code, r->text))
 			throttled = 1;
 		row_result(b, j, i, r->code < 0 ? 0 : r->code,
@@ -1474,6 +1486,19 @@ on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok)
 		throttle(d);
 	else if (ok)
 		unthrottle_step(d);
+	if (rest != NULL) {
+		log_info("%s: %s took %d of %d recipient(s) in one transaction; sending %d in "
+		         "another",
+		         rest->m->qid, relay, t->nrcpt - rest->n, t->nrcpt, rest->n);
+		if (ok && !dl->stopping && !throttled) {
+			/* Same connection, same slot. */
+			batch_send(rest, s);
+			dom_check_done(d);
+			return;
+		}
+		TAILQ_INSERT_HEAD(&d->ready, rest, link);
+		d->nready++;
+	}
 	d->conns--;
 	dl->conns--;
 	if (ok && !dl->stopping && uses < dl->conf->connection_reuse_limit && !throttled)

@@ -56,6 +56,7 @@ struct smtp_sess {
 	/* the reply being read */
 	char reply[512];
 	size_t rlen;
+	int rcode; /* the code of the reply's first line */
 	/* opening */
 	smtp_open_cb ocb;
 	void *oarg;
@@ -508,6 +509,10 @@ txn_reply(struct smtp_sess *s, int code, const char *text)
 		if (!s->mail_failed) {
 			set_result(&t->results[s->sent[k]], code, text,
 			           code / 100 == 2 ? NULL : "RCPT TO command");
+			/* RFC 5321 4.5.3.1.10: 452 after some recipients were
+			 * taken means "no more in this transaction", not a
+			 * failure of this recipient. */
+			t->results[s->sent[k]].again = code == 452 && s->accepted > 0;
 			if (code / 100 == 2)
 				s->accepted++;
 		}
@@ -597,8 +602,10 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 	free(s->sent);
 	s->sent = calloc((size_t)t->nrcpt + 1, sizeof(int));
 	s->st = S_TXN;
-	for (int i = 0; i < t->nrcpt; i++)
+	for (int i = 0; i < t->nrcpt; i++) {
 		t->results[i].code = -1;
+		t->results[i].again = 0;
+	}
 	if (s->sent == NULL) {
 		for (int i = 0; i < t->nrcpt; i++)
 			set_result(&t->results[i], 0, "out of memory", NULL);
@@ -716,6 +723,36 @@ on_reply(struct smtp_sess *s, int code, const char *text)
 	}
 }
 
+/* The server broke the protocol: the transaction (if any) is deferred as
+ * if the connection had been lost, and the connection is dropped. */
+static void
+protocol_error(struct smtp_sess *s, const char *what)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "reading a reply (%s)", what);
+	switch (s->st) {
+	case S_TXN:
+		txn_lost(s, why);
+		break;
+	case S_RSET:
+		s->st = S_DEAD;
+		txn_done(s, 0);
+		break;
+	case S_READY:
+		s->st = S_DEAD;
+		if (s->icb != NULL)
+			s->icb(s->iarg, s);
+		break;
+	case S_QUIT:
+	case S_DEAD:
+		break;
+	default:
+		target_fail(s, 0, "host %s sent a bad reply (%s)", s->peer, what);
+		break;
+	}
+}
+
 static void
 on_line(struct smtp_sess *s, const char *line, size_t len)
 {
@@ -724,13 +761,20 @@ on_line(struct smtp_sess *s, const char *line, size_t len)
 	size_t tl;
 
 	if (smtp_out_parse_line(line, len, &code, &last) < 0) {
-		if (s->st == S_TXN)
-			txn_lost(s, "reading a reply (not an SMTP reply)");
-		else
-			target_fail(s, 0, "host %s sent a line that is not an SMTP reply", s->peer);
+		protocol_error(s, "not an SMTP reply");
 		return;
 	}
 	text = len > 4 ? line + 4 : "";
+	if (s->rlen == 0) {
+		s->rcode = code;
+	} else if (code != s->rcode) {
+		/* RFC 5321 4.2.1: every line of a reply has the same code. A
+		 * reply that changes its mind ("250-ok" then "550 no") cannot
+		 * be trusted either way: drop the connection, try later. */
+		s->rlen = 0;
+		protocol_error(s, "mismatched reply codes in a multi-line reply");
+		return;
+	}
 	if (s->st == S_EHLO && s->ehlo_lines++ > 0)
 		s->ext |= smtp_out_parse_ehlo(text, &s->size_limit);
 	/* The reply as one line: "250 first line; next line". */

@@ -16,7 +16,12 @@
  * server without it fail with 553 5.6.7), and a body that the caller
  * prepared with smtp_out_prepare_body(). Every recipient gets a result: its
  * RCPT reply when refused, else the reply to the end of DATA; code 0 when
- * the connection broke before the answer (deferred: 4.4.2).
+ * the connection broke before the answer (deferred: 4.4.2), or when the
+ * server broke the protocol (a line that is not a reply, a multi-line
+ * reply whose lines have different codes: the connection is dropped).
+ * A 452 to a RCPT after another RCPT of the transaction was accepted
+ * (RFC 5321 4.5.3.1.10, "too many recipients") sets the result's again:
+ * that recipient was not tried and goes in the next transaction.
  *
  * Sessions are owned by the caller: smtp_out_close() sends QUIT and frees.
  * Callbacks never run before the call that starts them returns.
@@ -56,6 +61,7 @@ void smtp_out_open(struct event_base *base, const struct smtp_out_cfg *cfg,
 
 struct smtp_result {
 	int code;       /* 0: no answer (connection lost) */
+	int again;      /* 452 after an accepted RCPT: send in a new transaction */
 	char text[512]; /* the reply as one line, or what happened */
 };
 
