@@ -26,6 +26,7 @@
 #include "lists/listaddr.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
+#include "mail/downgrade.h"
 #include "mail/dsn.h"
 #include "server/control.h"
 #include "server/daemon.h"
@@ -79,6 +80,15 @@ struct qmsg {
 	int64_t size;
 	char *body; /* prepared for DATA */
 	size_t blen;
+	/* For servers without SMTPUTF8 or 8BITMIME (mail/downgrade.h):
+	 * need is what the message holds (DOWNGRADE_HEADERS: 8-bit header
+	 * text, DOWNGRADE_BODY: an 8-bit body); alt[flags] the body prepared
+	 * with those downgrades (NULL: cannot be made, alt_why says why). */
+	int need;
+	char *alt[4];
+	size_t alt_len[4];
+	char alt_why[4][160];
+	size_t bytes; /* body and alt[], for the cache's accounting */
 	struct qmsg *hnext;
 	TAILQ_ENTRY(qmsg) lru; /* unreferenced ones, oldest first */
 };
@@ -307,28 +317,55 @@ mc_unlink(struct msg_cache *mc, struct qmsg *m)
 }
 
 static void
+qmsg_free(struct qmsg *m)
+{
+	free(m->body);
+	for (int f = 0; f < 4; f++)
+		free(m->alt[f]);
+	free(m);
+}
+
+static void
 mc_trim(struct msg_cache *mc)
 {
 	struct qmsg *m;
 
 	while (mc->idle_bytes > MSG_CACHE_BYTES && (m = TAILQ_FIRST(&mc->lru)) != NULL) {
 		TAILQ_REMOVE(&mc->lru, m, lru);
-		mc->idle_bytes -= m->blen;
+		mc->idle_bytes -= m->bytes;
 		mc_unlink(mc, m);
-		free(m->body);
-		free(m);
+		qmsg_free(m);
 	}
 }
 
-/* Takes a reference on message id, loading it with db when not cached.
- * Reader thread only (the loop only releases). */
 static void
 body_prepare(void *arg, const unsigned char *body, size_t len)
 {
 	struct qmsg *m = arg;
 
 	m->body = smtp_out_prepare_body(body, len, &m->blen);
+	m->bytes = m->blen;
+	m->need = downgrade_scan((const char *)body, len);
+	/* Each form a receiver may need, made once per message here on the
+	 * reader thread, not per transaction on the loop. */
+	for (int f = 1; m->need != 0 && f < 4; f++) {
+		char *d;
+		size_t dlen;
+		if ((f & m->need) == 0)
+			continue;
+		if (downgrade_message((const char *)body, len, f, &d, &dlen, m->alt_why[f],
+		                      sizeof(m->alt_why[f])) < 0)
+			continue;
+		m->alt[f] = smtp_out_prepare_body((const unsigned char *)d, dlen, &m->alt_len[f]);
+		free(d);
+		if (m->alt[f] == NULL)
+			snprintf(m->alt_why[f], sizeof(m->alt_why[f]), "out of memory");
+		m->bytes += m->alt_len[f];
+	}
 }
+
+/* Takes a reference on message id, loading it with db when not cached.
+ * Reader thread only (the loop only releases). */
 
 static struct qmsg *
 mc_get(struct msg_cache *mc, struct db *db, int64_t id)
@@ -343,7 +380,7 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	if (m != NULL) {
 		if (m->refs++ == 0) {
 			TAILQ_REMOVE(&mc->lru, m, lru);
-			mc->idle_bytes -= m->blen;
+			mc->idle_bytes -= m->bytes;
 		}
 		pthread_mutex_unlock(&mc->mu);
 		return m;
@@ -352,8 +389,7 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
 	if (db_queue_msg(db, id, &qm, body_prepare, m) < 0 || m->body == NULL) {
-		free(m->body);
-		free(m);
+		qmsg_free(m);
 		return NULL;
 	}
 	m->id = id;
@@ -380,7 +416,7 @@ mc_put(struct msg_cache *mc, struct qmsg *m)
 	pthread_mutex_lock(&mc->mu);
 	if (--m->refs == 0) {
 		TAILQ_INSERT_TAIL(&mc->lru, m, lru);
-		mc->idle_bytes += m->blen;
+		mc->idle_bytes += m->bytes;
 		mc_trim(mc);
 	}
 	pthread_mutex_unlock(&mc->mu);
@@ -1400,6 +1436,50 @@ verp_sender(const char *from, const char *rcpt, char *out, size_t len)
 	snprintf(out, len, "%.*s+%.*s=%s%s", (int)ll, from, (int)(rat - rcpt), rcpt, rat + 1, at);
 }
 
+/* The form of b's message that the server can take (RFC 6531 3.4: UTF-8
+ * headers only with SMTPUTF8; RFC 6152: an 8-bit body only with
+ * 8BITMIME), or why none can be sent there. */
+static void
+choose_body(struct batch *b, int ext)
+{
+	struct qmsg *m = b->m;
+	struct smtp_txn *t = &b->txn;
+	int f = 0;
+
+	t->body = m->body;
+	t->body_len = m->blen;
+	t->size = (size_t)m->size;
+	t->refuse_code = 0;
+	if ((m->need & DOWNGRADE_HEADERS) && !(ext & SMTP_EXT_SMTPUTF8))
+		f |= DOWNGRADE_HEADERS;
+	if ((m->need & DOWNGRADE_BODY) && !(ext & SMTP_EXT_8BITMIME))
+		f |= DOWNGRADE_BODY | (ext & SMTP_EXT_SMTPUTF8 ? 0 : DOWNGRADE_HEADERS);
+	/* What goes out holds 8-bit octets: say so when the server can
+	 * take them (SMTPUTF8 implies 8BITMIME, RFC 6531 3.1). */
+	t->smtputf8 = (m->need & DOWNGRADE_HEADERS) && !(f & DOWNGRADE_HEADERS);
+	t->body_8bit = (ext & SMTP_EXT_8BITMIME) && (m->need & ~f) != 0;
+	if (f == 0)
+		return;
+	if (m->alt[f] == NULL) {
+		if ((f & DOWNGRADE_HEADERS) && strcmp(m->alt_why[f], "out of memory") != 0) {
+			t->refuse_code = 553;
+			snprintf(t->refuse, sizeof(t->refuse),
+			         "553 5.6.7 the server does not support SMTPUTF8, which this "
+			         "message needs: %s",
+			         m->alt_why[f]);
+		} else {
+			t->refuse_code = 451;
+			snprintf(t->refuse, sizeof(t->refuse),
+			         "451 4.3.0 the message could not be converted for this server: %s",
+			         m->alt_why[f]);
+		}
+		return;
+	}
+	t->body = m->alt[f];
+	t->body_len = m->alt_len[f];
+	t->size = m->alt_len[f] > 3 ? m->alt_len[f] - 3 : 0;
+}
+
 static void
 batch_send(struct batch *b, struct smtp_sess *s)
 {
@@ -1413,10 +1493,8 @@ batch_send(struct batch *b, struct smtp_sess *s)
 	b->txn.from = b->from;
 	b->txn.nrcpt = b->n;
 	b->txn.rcpts = b->rcpts;
-	b->txn.body = b->m->body;
-	b->txn.body_len = b->m->blen;
-	b->txn.size = (size_t)b->m->size;
 	b->txn.results = b->res;
+	choose_body(b, smtp_out_ext(s));
 	smtp_out_send(s, &b->txn, on_txn, b);
 }
 
@@ -2101,8 +2179,7 @@ free_all(struct deliver *dl)
 		struct qmsg *m, *mn;
 		for (m = dl->mc.h[i]; m != NULL; m = mn) {
 			mn = m->hnext;
-			free(m->body);
-			free(m);
+			qmsg_free(m);
 		}
 		dl->mc.h[i] = NULL;
 	}

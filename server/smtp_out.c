@@ -190,6 +190,12 @@ smtp_out_tls(const struct smtp_sess *s)
 }
 
 int
+smtp_out_ext(const struct smtp_sess *s)
+{
+	return s->ext;
+}
+
+int
 smtp_out_uses(const struct smtp_sess *s)
 {
 	return s->uses;
@@ -589,7 +595,7 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 {
 	int utf8 = !is_ascii(t->from), k;
 	struct timeval zero = {0, 0};
-	char params[64] = "";
+	char params[96] = "";
 
 	if (s->idle_timer != NULL)
 		evtimer_del(s->idle_timer);
@@ -609,6 +615,12 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 	if (s->sent == NULL) {
 		for (int i = 0; i < t->nrcpt; i++)
 			set_result(&t->results[i], 0, "out of memory", NULL);
+		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
+		return;
+	}
+	if (t->refuse_code != 0) {
+		for (int i = 0; i < t->nrcpt; i++)
+			set_result(&t->results[i], t->refuse_code, t->refuse, NULL);
 		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
 		return;
 	}
@@ -643,7 +655,9 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 	k = 0;
 	if (s->ext & SMTP_EXT_SIZE)
 		k += snprintf(params + k, sizeof(params) - k, " SIZE=%zu", t->size);
-	if (utf8)
+	if (t->body_8bit && (s->ext & SMTP_EXT_8BITMIME))
+		k += snprintf(params + k, sizeof(params) - k, " BODY=8BITMIME");
+	if (utf8 || (t->smtputf8 && (s->ext & SMTP_EXT_SMTPUTF8)))
 		snprintf(params + k, sizeof(params) - k, " SMTPUTF8");
 	sendf(s, "MAIL FROM:<%s>%s\r\n", t->from, params);
 	if (s->ext & SMTP_EXT_PIPELINING) {
