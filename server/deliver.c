@@ -256,7 +256,8 @@ struct deliver {
 	char scan_after[256];
 	int stopping;
 	int finished;
-	int writes_out; /* result jobs at the writer */
+	int writes_out;  /* result jobs at the writer */
+	int results_out; /* the rows in them: taken by receivers, not committed */
 };
 
 static void pump(struct dom *d);
@@ -1223,6 +1224,7 @@ batch_finish(struct batch *b, struct job *j)
 
 	d->pending_writes++;
 	d->dl->writes_out++;
+	d->dl->results_out += j->nres;
 	worker_post(&d->dl->writer, j);
 	batch_free(b);
 }
@@ -1641,14 +1643,23 @@ global_full(struct dom *d)
 	return 0;
 }
 
+/* Whether new transactions must wait for the writer: every result that a
+ * receiver took and the writer has not committed is a recipient that a
+ * crash would send to again, so their number is bounded
+ * (delivery_uncommitted_max; one result job is always let through). */
+static int
+writer_lags(struct deliver *dl)
+{
+	return dl->results_out > 0 && dl->results_out >= dl->conf->delivery_uncommitted_max;
+}
+
 static void
 conn_released(struct deliver *dl)
 {
 	struct dom *d;
 
 	/* Domains that waited for a connection slot, in turn. */
-	while (dl->conns < dl->conf->delivery_max_connections &&
-	       dl->writes_out < 2 * dl->conf->delivery_max_connections &&
+	while (dl->conns < dl->conf->delivery_max_connections && !writer_lags(dl) &&
 	       (d = TAILQ_FIRST(&dl->want)) != NULL) {
 		TAILQ_REMOVE(&dl->want, d, wlink);
 		d->waiting = 0;
@@ -1725,8 +1736,7 @@ pump(struct dom *d)
 		       d->pause_until <= (int64_t)time(NULL)) {
 			/* Also wait while the writer lags: results not yet
 			 * committed are what a crash would send twice. */
-			if (global_full(d) ||
-			    dl->writes_out >= 2 * dl->conf->delivery_max_connections) {
+			if (global_full(d) || writer_lags(dl)) {
 				if (!d->waiting) {
 					d->waiting = 1;
 					TAILQ_INSERT_TAIL(&dl->want, d, wlink);
@@ -1948,6 +1958,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			if (j->m != NULL)
 				mc_put(&dl->mc, j->m);
 			dl->writes_out--;
+			dl->results_out -= j->nres;
 			j->d->pending_writes--;
 			dom_check_done(j->d);
 			conn_released(dl);
