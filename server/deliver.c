@@ -1540,7 +1540,7 @@ on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok)
 	struct deliver *dl = d->dl;
 	struct job *j = results_job(b);
 	struct batch *rest = NULL;
-	int throttled = 0, uses = smtp_out_uses(s);
+	int throttled = 0, uses = smtp_out_uses(s), nrcpt = b->n; /* t is b's: freed below */
 	char relay[330];
 
 	snprintf(relay, sizeof(relay), "%s", smtp_out_peer(s));
@@ -1569,7 +1569,7 @@ on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok)
 	if (rest != NULL) {
 		log_info("%s: %s took %d of %d recipient(s) in one transaction; sending %d in "
 		         "another",
-		         rest->m->qid, relay, t->nrcpt - rest->n, t->nrcpt, rest->n);
+		         rest->m->qid, relay, nrcpt - rest->n, nrcpt, rest->n);
 		if (ok && !dl->stopping && !throttled) {
 			/* Same connection, same slot. */
 			batch_send(rest, s);
