@@ -554,12 +554,20 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 		    m.nhdrs ? m.hdrs[m.nhdrs - 1].start + m.hdrs[m.nhdrs - 1].len : buf;
 		fwrite(he, 1, (size_t)(m.body - he), o->f);
 	}
-	if (depth >= MSG_WALK_MAX_DEPTH || !has_8bit(m.body, m.body_len)) {
+	if (!has_8bit(m.body, m.body_len)) {
 		fwrite(m.body, 1, m.body_len, o->f);
+	} else if (depth >= MSG_WALK_MAX_DEPTH) {
+		fail(o, "MIME parts nested more than %d deep", MSG_WALK_MAX_DEPTH);
+		rc = -1;
 	} else if (msg_ctype_is(&ct, "multipart", NULL) &&
 	           msg_ctype_param(&ct, "boundary") != NULL) {
-		rc = put_multipart(o, m.body, m.body_len, msg_ctype_param(&ct, "boundary"), flags,
-		                   depth);
+		const char *bd = msg_ctype_param(&ct, "boundary");
+		if (has_8bit(bd, strlen(bd))) {
+			fail(o, "a MIME boundary is not ASCII");
+			rc = -1;
+			goto out;
+		}
+		rc = put_multipart(o, m.body, m.body_len, bd, flags, depth);
 	} else if (msg_ctype_is(&ct, "multipart", NULL) || msg_ctype_is(&ct, "message", "rfc822")) {
 		rc = entity(o, m.body, m.body_len, flags, depth + 1);
 	} else {

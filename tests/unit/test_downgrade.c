@@ -62,6 +62,9 @@ static const struct row rows[] = {
      "Content-Type: multipart/mixed; boundary=b\r\n\r\npre\xe9\r\n--b\r\n\r\nplain\r\n--b\r\n"
      "Content-Type: text/plain; charset=utf-8\r\n\r\nsüß\r\n--b--\r\npost\r\n",
      DOWNGRADE_BODY, 0, "--b\r\n\r\nplain\r\n--b\r\n", "\xe9"},
+    {"non-ASCII boundary cannot be kept",
+     "Content-Type: multipart/mixed; boundary=\"ü\"\r\n\r\n--ü\r\n\r\nü\r\n--ü--\r\n",
+     DOWNGRADE_BODY, -1, "boundary", NULL},
     {"trailing space before a line end encoded", "Subject: x\r\n\r\nü \r\n", DOWNGRADE_BODY, 0,
      "=C3=BC=20\r\n", NULL},
 };
