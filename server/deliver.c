@@ -1136,10 +1136,11 @@ results_job(struct batch *b)
 }
 
 /* Records what happened to row i of batch b: code and text as the reply
- * (code 0: no reply), relay as "host[ip]:port" or "none". */
+ * (code 0: no reply; ours: a reply we made, not the relay's), relay as
+ * "host[ip]:port" or "none". */
 static void
 row_result(struct batch *b, struct job *j, int i, int code, const char *text, const char *dsn,
-           const char *relay, int conn_use)
+           const char *relay, int conn_use, int ours)
 {
 	struct deliver *dl = b->d->dl;
 	const struct conf *c = dl->conf;
@@ -1163,7 +1164,7 @@ row_result(struct batch *b, struct job *j, int i, int code, const char *text, co
 		word = "sent";
 		snprintf(why, sizeof(why), "%s", text);
 	} else {
-		if (code > 0 && strcmp(relay, "none") != 0)
+		if (code > 0 && !ours && strcmp(relay, "none") != 0)
 			snprintf(why, sizeof(why), "host %.*s said: %s",
 			         (int)(strchr(relay, ':') ? strrchr(relay, ':') - relay
 			                                  : (long)strlen(relay)),
@@ -1236,7 +1237,7 @@ batch_all(struct batch *b, int code, const char *text, const char *dsn)
 	struct job *j = results_job(b);
 
 	for (int i = 0; i < b->n; i++)
-		row_result(b, j, i, code, text, dsn, "none", 0);
+		row_result(b, j, i, code, text, dsn, "none", 0, 0);
 	batch_finish(b, j);
 }
 
@@ -1559,7 +1560,8 @@ on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok)
 		if (is_throttle(r->code, r->text))
 			throttled = 1;
 		row_result(b, j, i, r->code < 0 ? 0 : r->code,
-		           r->code < 0 ? "no reply from the server" : r->text, NULL, relay, uses);
+		           r->code < 0 ? "no reply from the server" : r->text, NULL, relay, uses,
+		           r->ours);
 	}
 	batch_finish(b, j);
 	if (throttled)

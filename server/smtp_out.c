@@ -611,16 +611,21 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 	for (int i = 0; i < t->nrcpt; i++) {
 		t->results[i].code = -1;
 		t->results[i].again = 0;
+		t->results[i].ours = 0;
 	}
 	if (s->sent == NULL) {
-		for (int i = 0; i < t->nrcpt; i++)
+		for (int i = 0; i < t->nrcpt; i++) {
 			set_result(&t->results[i], 0, "out of memory", NULL);
+			t->results[i].ours = 1;
+		}
 		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
 		return;
 	}
 	if (t->refuse_code != 0) {
-		for (int i = 0; i < t->nrcpt; i++)
+		for (int i = 0; i < t->nrcpt; i++) {
 			set_result(&t->results[i], t->refuse_code, t->refuse, NULL);
+			t->results[i].ours = 1;
+		}
 		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
 		return;
 	}
@@ -629,8 +634,10 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 		snprintf(why, sizeof(why),
 		         "552 5.3.4 message size %zu exceeds size limit %lld of server %s", t->size,
 		         s->size_limit, s->peer);
-		for (int i = 0; i < t->nrcpt; i++)
+		for (int i = 0; i < t->nrcpt; i++) {
 			set_result(&t->results[i], 552, why, NULL);
+			t->results[i].ours = 1;
+		}
 		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
 		return;
 	}
@@ -643,6 +650,7 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 			           "553 5.6.7 the server does not support SMTPUTF8, which this "
 			           "address needs",
 			           NULL);
+			t->results[i].ours = 1;
 			continue;
 		}
 		utf8 |= u;

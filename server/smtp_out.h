@@ -62,6 +62,7 @@ void smtp_out_open(struct event_base *base, const struct smtp_out_cfg *cfg,
 struct smtp_result {
 	int code;       /* 0: no answer (connection lost) */
 	int again;      /* 452 after an accepted RCPT: send in a new transaction */
+	int ours;       /* decided here, not said by the server (no SMTPUTF8, SIZE) */
 	char text[512]; /* the reply as one line, or what happened */
 };
 
