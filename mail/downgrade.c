@@ -580,6 +580,13 @@ out:
 	return rc;
 }
 
+static int
+part_header_8bit(const struct msg_part *part, void *arg)
+{
+	(void)arg;
+	return part->depth > 0 && has_8bit(part->start, (size_t)(part->body - part->start));
+}
+
 int
 downgrade_scan(const char *msg, size_t len)
 {
@@ -594,6 +601,10 @@ downgrade_scan(const char *msg, size_t len)
 		need |= DOWNGRADE_HEADERS;
 	if (has_8bit(m.body, m.body_len))
 		need |= DOWNGRADE_BODY;
+	/* UTF-8 in the header of a MIME part (a file name, an attached
+	 * message's Subject) needs SMTPUTF8 as much as the message's own. */
+	if (need == DOWNGRADE_BODY && msg_walk(msg, len, part_header_8bit, NULL) != 0)
+		need |= DOWNGRADE_HEADERS;
 	msg_free(&m);
 	return need;
 }

@@ -4,8 +4,9 @@
  * 7-bit with RFC 2047 encoded words, 8-bit bodies re-encoded (RFC 2045).
  *
  * downgrade_scan() says what a message holds: 8-bit octets in its header
- * block (UTF-8 headers, RFC 6532: only a server with SMTPUTF8 may take them
- * as they are) and in its body (only a server with 8BITMIME may).
+ * block or in the header of one of its MIME parts (UTF-8 headers, RFC 6532:
+ * only a server with SMTPUTF8 may take them as they are) and in its body
+ * (only a server with 8BITMIME may).
  *
  * downgrade_message() rewrites a message:
  *   DOWNGRADE_HEADERS - each header field with 8-bit octets, in the

@@ -101,6 +101,23 @@ class TestDowngrade(DeliveryCase):
         self.assertEqual(LATIN, parts[1].get_content())
         self.assertEqual(bytes(range(6)), parts[2].get_payload(decode=True))
 
+    def test_utf8_file_name_in_a_part_header_is_encoded_for_an_8bitmime_server(self):
+        body = ("From: list@lists.test\r\nTo: list@lists.test\r\nSubject: file\r\n"
+                "Message-ID: <d5@lists.test>\r\nMIME-Version: 1.0\r\n"
+                "Content-Type: multipart/mixed; boundary=BB\r\n\r\n--BB\r\n"
+                "Content-Type: text/plain; charset=utf-8\r\n"
+                'Content-Disposition: attachment; filename="Bücher.txt"\r\n'
+                f"Content-Transfer-Encoding: 8bit\r\n\r\n{TEXT}\r\n--BB--\r\n").encode()
+        t = self.deliver(body, smtputf8=False, eightbit=True)
+        self.assertIn("BODY=8BITMIME", t.params)
+        self.assertNotIn("SMTPUTF8", t.params)
+        m = email.message_from_bytes(t.data, policy=email.policy.default)
+        part = list(m.iter_parts())[0]
+        for name, value in part.raw_items():
+            self.assertTrue(value.isascii(), f"8-bit part header {name}: {value!r}")
+        self.assertEqual("Bücher.txt", part.get_filename())
+        self.assertEqual(TEXT.encode(), part.get_payload(decode=True), "the 8-bit text kept")
+
     def test_non_ascii_header_address_fails_with_5_6_7(self):
         body = ("From: Jörg <jörg@lists.test>\r\nTo: list@lists.test\r\nSubject: x\r\n"
                 "Message-ID: <d3@lists.test>\r\n\r\nbody\r\n").encode()

@@ -179,6 +179,9 @@ test_scan_says_what_is_8bit(void **state)
 	assert_int_equal(0, downgrade_scan("Subject: a\r\n\r\nb\r\n", 17));
 	assert_int_equal(DOWNGRADE_HEADERS, downgrade_scan("Subject: ü\r\n\r\nb\r\n", 18));
 	assert_int_equal(DOWNGRADE_BODY, downgrade_scan("Subject: a\r\n\r\nü\r\n", 18));
+	const char *part = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+	                   "Content-Type: text/plain; name=\"ü\"\r\n\r\nx\r\n--b--\r\n";
+	assert_int_equal(DOWNGRADE_HEADERS | DOWNGRADE_BODY, downgrade_scan(part, strlen(part)));
 }
 
 int
