@@ -352,7 +352,8 @@ body_prepare(void *arg, const unsigned char *body, size_t len)
 	for (int f = 1; m->need != 0 && f < 4; f++) {
 		char *d;
 		size_t dlen;
-		if ((f & m->need) == 0)
+		/* Only the forms choose_body() can ask for. */
+		if ((f & m->need) == 0 || (f == 3 && m->need == DOWNGRADE_HEADERS))
 			continue;
 		if (downgrade_message((const char *)body, len, f, &d, &dlen, m->alt_why[f],
 		                      sizeof(m->alt_why[f])) < 0)
