@@ -265,6 +265,11 @@ static const char *const migrations[] = {
     ");"
     "INSERT INTO spool_body (id, message) SELECT id, message FROM spool;"
     "ALTER TABLE spool DROP COLUMN message;",
+    /* 4: digests are not sent yet, and the fan-out skips members set to
+     * them: `member set delivery=digest` was taken, and such members got
+     * no mail at all. They get every post again, as they did before they
+     * chose digests; the setting is refused until digests exist. */
+    "UPDATE members SET delivery = 'regular' WHERE delivery = 'digest';",
 };
 
 int

@@ -9,6 +9,7 @@
  * reply log that the limits count.
  */
 #include "lists/commands.h"
+#include "lists/listaddr.h"
 #include "lists/moderate.h"
 
 #include <ctype.h>
@@ -917,6 +918,19 @@ ctx_init(struct ctx *c)
 	return 0;
 }
 
+/* 1 when the sender is a list or role address of this server, else 0;
+ * -1 when the store failed. */
+static int
+from_is_ours(struct ctx *c)
+{
+	struct addr a;
+	const char *why;
+
+	if (addr_parse(c->from, strlen(c->from), ADDR_UTF8, &a, &why) < 0)
+		return 0;
+	return listaddr_is_ours(c->db, &a);
+}
+
 int
 commands_handle(struct db *db, const struct conf *conf, const struct inbound *in, char *outcome,
                 size_t outcomelen)
@@ -951,6 +965,17 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 	}
 	if (c.from[0] == '\0') {
 		outcome_add(&c, "ignored: no valid sender address");
+		goto out;
+	}
+	/* Mail from one of our own list addresses: a subscription would make a
+	 * list a member (the confirmation, token included, would go to every
+	 * member of that list), and any reply would be posted to it. */
+	if ((rc = from_is_ours(&c)) != 0) {
+		if (rc > 0)
+			outcome_add(&c,
+			            "ignored: %s is a list address of this server (no "
+			            "subscription, no reply)",
+			            c.from);
 		goto out;
 	}
 	if (strcmp(in->role, "request") == 0) {
