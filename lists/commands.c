@@ -27,6 +27,7 @@
 #include "db/outq.h"
 #include "mail/addr.h"
 #include "mail/build.h"
+#include "mail/fold.h"
 #include "mail/msg.h"
 
 #define DAY (24 * 60 * 60)
@@ -895,7 +896,7 @@ ctx_init(struct ctx *c)
 	if (msg_parse(&c->m, c->in->message, c->in->len) < 0)
 		return -1;
 	if ((raw = msg_header_text(&c->m, "Subject")) != NULL) {
-		c->subject = msg_decode_words(raw, strlen(raw), NULL);
+		c->subject = fold_flatten(msg_decode_words(raw, strlen(raw), NULL));
 		free(raw);
 	}
 	c->message_id = msg_header_text(&c->m, "Message-ID");

@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
+#include "mail/fold.h"
 
 /* --- growing buffer --- */
 
@@ -75,6 +76,23 @@ static void __attribute__((format(printf, 2, 3))) b_printf(struct buf *b, const 
 	if (n < 0)
 		return;
 	b_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* Appends the field written in f ("Name: value", no line end) folded
+ * (mail/fold.h: no line over 998 octets, 78 where white space allows),
+ * and empties f. */
+static void
+b_field(struct buf *b, struct buf *f, enum fold_kind kind)
+{
+	char *folded = NULL;
+
+	if (f->oom || (folded = fold_field(f->p ? f->p : "", f->len, kind)) == NULL)
+		b->oom = 1;
+	else
+		b_str(b, folded);
+	free(folded);
+	free(f->p);
+	memset(f, 0, sizeof(*f));
 }
 
 /* 1 when every CR in s[0..n) starts a CRLF and every LF ends one: mail
@@ -601,7 +619,7 @@ post_subject(const char *raw, size_t len, const char *prefix, int *was_encoded)
 	unf = raw ? msg_unfold(raw, len) : strdup("");
 	if (unf == NULL)
 		return NULL;
-	dec = msg_decode_words(unf, strlen(unf), was_encoded);
+	dec = fold_flatten(msg_decode_words(unf, strlen(unf), was_encoded));
 	free(unf);
 	if (dec == NULL)
 		return NULL;
@@ -687,12 +705,17 @@ b_phrase(struct buf *b, const char *text)
 	}
 }
 
+/* The List-* fields (RFC 2369, 2919), each folded: a long list name or
+ * archive URL must not make a line over 998 octets. */
 static void
 list_fields(struct buf *b, const struct post_cfg *c)
 {
-	b_str(b, "List-Id: ");
-	b_phrase(b, list_name(c));
-	b_printf(b, " <%s.%s>\r\n", c->local, c->domain);
+	struct buf f = {0};
+
+	b_str(&f, "List-Id: ");
+	b_phrase(&f, list_name(c));
+	b_printf(&f, " <%s.%s>", c->local, c->domain);
+	b_field(b, &f, FOLD_STRUCTURED);
 	if (c->policy == POLICY_ANNOUNCE)
 		b_str(b, "List-Post: NO\r\n");
 	else
@@ -701,8 +724,12 @@ list_fields(struct buf *b, const struct post_cfg *c)
 	b_printf(b, "List-Subscribe: <mailto:%s-join@%s>\r\n", c->local, c->domain);
 	b_printf(b, "List-Unsubscribe: <mailto:%s-leave@%s>\r\n", c->local, c->domain);
 	b_printf(b, "List-Owner: <mailto:%s-owner@%s>\r\n", c->local, c->domain);
-	if (c->archive_url[0])
-		b_printf(b, "List-Archive: <%s>\r\n", c->archive_url);
+	if (c->archive_url[0]) {
+		b_str(&f, "List-Archive: <");
+		b_str(&f, c->archive_url);
+		b_str(&f, ">");
+		b_field(b, &f, FOLD_URLS);
+	}
 	b_str(b, "Precedence: list\r\n");
 	b_printf(b, "X-Loop: %s\r\n", c->address);
 }
@@ -713,10 +740,13 @@ munged_from(struct buf *b, const struct post_cfg *c, const char *name, const cha
 {
 	char phrase[1200];
 
+	struct buf f = {0};
+
 	snprintf(phrase, sizeof(phrase), "%s via %s", name[0] ? name : addr, list_name(c));
-	b_str(b, "From: ");
-	b_phrase(b, phrase);
-	b_printf(b, " <%s>\r\n", c->address);
+	b_str(&f, "From: ");
+	b_phrase(&f, phrase);
+	b_printf(&f, " <%s>", c->address);
+	b_field(b, &f, FOLD_STRUCTURED);
 }
 
 /* The Reply-To that goes out, or NULL to keep the original field. */
@@ -740,17 +770,21 @@ reply_to_field(struct buf *b, const struct post_cfg *c, const struct msg *m, int
 		if (h != NULL)
 			orig = msg_unfold(h->value, h->value_len);
 	}
+	struct buf f = {0};
+
+	b_str(&f, "Reply-To: ");
+	if (orig && *orig)
+		b_str(&f, orig); /* unfolded: as long as the poster made it */
 	if (c->reply_to == REPLY_TO_LIST || c->reply_to == REPLY_TO_EXPLICIT) {
 		const char *a = c->reply_to == REPLY_TO_LIST ? c->address : c->reply_to_address;
 
-		if (orig && *orig)
-			b_printf(b, "Reply-To: %s, <%s>\r\n", orig, a);
-		else
-			b_printf(b, "Reply-To: <%s>\r\n", a);
+		b_printf(&f, "%s<%s>", orig && *orig ? ", " : "", a);
+		b_field(b, &f, FOLD_STRUCTURED);
 	} else if (orig && *orig) {
-		b_printf(b, "Reply-To: %s\r\n", orig);
+		b_field(b, &f, FOLD_STRUCTURED);
 	} else {
 		*replaced = 0; /* nothing to say: keep what there is */
+		free(f.p);
 	}
 	free(orig);
 }
@@ -764,6 +798,22 @@ is_ascii(const char *s)
 		if ((unsigned char)*s >= 0x80)
 			return 0;
 	return 1;
+}
+
+/* 1 when a line of s is longer than SMTP allows (998 octets and CRLF):
+ * such a footer goes quoted-printable. */
+static int
+has_long_line(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (*s == '\r' || *s == '\n')
+			n = 0;
+		else if (++n > FOLD_HARD)
+			return 1;
+	}
+	return 0;
 }
 
 static enum footer_mode
@@ -790,6 +840,9 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 	if (msg_ctype_is(ct, "text", "plain")) {
 		if (cte && strncasecmp(cte, "base64", 6) == 0)
 			return FOOTER_WRAP;
+		if (has_long_line(c->footer) &&
+		    !(cte && strncasecmp(cte, "quoted-printable", 16) == 0))
+			return FOOTER_WRAP; /* its own part, quoted-printable */
 		cs = msg_ctype_param(ct, "charset");
 		if (is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
 		    strcasecmp(cs, "us-ascii") == 0)
@@ -832,14 +885,20 @@ b_qp(struct buf *b, const char *s)
 static void
 footer_part(struct buf *b, const struct post_cfg *c, const char *boundary)
 {
-	int ascii = is_ascii(c->footer);
+	int ascii = is_ascii(c->footer), qp = has_long_line(c->footer);
 	size_t fl = strlen(c->footer);
 
 	b_printf(b,
 	         "--%s\r\nContent-Type: text/plain; charset=%s\r\n"
 	         "Content-Transfer-Encoding: %s\r\nContent-Disposition: inline\r\n\r\n",
-	         boundary, ascii ? "us-ascii" : "utf-8", ascii ? "7bit" : "8bit");
-	b_add(b, c->footer, fl);
+	         boundary, ascii ? "us-ascii" : "utf-8",
+	         qp      ? "quoted-printable"
+	         : ascii ? "7bit"
+	                 : "8bit");
+	if (qp)
+		b_qp(b, c->footer);
+	else
+		b_add(b, c->footer, fl);
 	if (!ends_with_eol(c->footer, fl))
 		b_add(b, "\r\n", 2);
 }
@@ -866,6 +925,7 @@ static void
 subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, struct post_out *out)
 {
 	const struct msg_header *h = msg_header_get(m, "Subject", 0);
+	struct buf f = {0};
 	int enc = 0;
 	char *s;
 
@@ -874,7 +934,7 @@ subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, stru
 			b_crlf(b, h->start, h->len);
 			if (!ends_with_eol(h->start, h->len))
 				b_add(b, "\r\n", 2);
-			out->subject = msg_decode_words(h->value, h->value_len, &enc);
+			out->subject = fold_flatten(msg_decode_words(h->value, h->value_len, &enc));
 			if (out->subject) {
 				char *t = msg_unfold(out->subject, strlen(out->subject));
 
@@ -889,20 +949,22 @@ subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, stru
 		b->oom = 1;
 		return;
 	}
-	b_str(b, "Subject: ");
+	/* The original may have been folded over many lines: the new field
+	 * is folded again (mail/fold.h), never sent as one long line. */
+	b_str(&f, "Subject: ");
 	if (enc || !is_ascii(s)) {
 		char *e = msg_encode_words(s, strlen(s), "\r\n", 69);
 
 		if (e == NULL) {
 			b->oom = 1;
 		} else {
-			b_str(b, e);
+			b_str(&f, e);
 			free(e);
 		}
 	} else {
-		b_str(b, s);
+		b_str(&f, s);
 	}
-	b_str(b, "\r\n");
+	b_field(b, &f, FOLD_TEXT);
 	out->subject = s;
 }
 
@@ -1027,9 +1089,12 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		out->dmarc = 2;
 		copy_fields(&b, c, &m, 1, 0, 1, out);
 		if (out->sender[0] == '\0') { /* no From to rewrite: add ours */
-			b_str(&b, "From: ");
-			b_phrase(&b, list_name(c));
-			b_printf(&b, " <%s>\r\n", c->address);
+			struct buf f = {0};
+
+			b_str(&f, "From: ");
+			b_phrase(&f, list_name(c));
+			b_printf(&f, " <%s>", c->address);
+			b_field(&b, &f, FOLD_STRUCTURED);
 		}
 		add_date_and_id(&b, &m, env, out);
 		list_fields(&b, c);
