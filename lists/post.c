@@ -844,6 +844,13 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 		    !(cte && strncasecmp(cte, "quoted-printable", 16) == 0))
 			return FOOTER_WRAP; /* its own part, quoted-printable */
 		cs = msg_ctype_param(ct, "charset");
+		if (!is_ascii(c->footer))
+			/* Content-Type is written anew from its parameters:
+			 * one too long for a line (RFC 2231 continuations
+			 * joined) keeps the original in a part of its own. */
+			for (size_t i = 0; i < ct->nparams; i++)
+				if (strlen(ct->params[i].name) + strlen(ct->params[i].value) > 900)
+					return FOOTER_WRAP;
 		if (is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
 		    strcasecmp(cs, "us-ascii") == 0)
 			return FOOTER_INLINE;
@@ -1139,11 +1146,13 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		}
 		if (msg_header_get(&m, "MIME-Version", 0) == NULL)
 			b_str(&b, "MIME-Version: 1.0\r\n");
-		b_str(&b, "Content-Type: text/plain; charset=utf-8");
+		struct buf f = {0};
+
+		b_str(&f, "Content-Type: text/plain; charset=utf-8");
 		for (size_t i = 0; i < ct.nparams; i++)
 			if (strcmp(ct.params[i].name, "charset") != 0)
-				b_printf(&b, "; %s=\"%s\"", ct.params[i].name, ct.params[i].value);
-		b_str(&b, "\r\n");
+				b_printf(&f, "; %s=\"%s\"", ct.params[i].name, ct.params[i].value);
+		b_field(&b, &f, FOLD_STRUCTURED);
 		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
 			b_str(&b, "Content-Transfer-Encoding: quoted-printable\r\n");
 		else
