@@ -17,6 +17,9 @@
  * case; the extension is returned as written. No other role takes a `+`
  * extension. The role names are the strings stored in spool_rcpt.role
  * (see db/spool.h).
+ *
+ * listaddr_is_ours() applies the same rules to a whole address, looking
+ * the lists up in the store.
  */
 #ifndef FANMAIL_LISTADDR_H
 #define FANMAIL_LISTADDR_H
@@ -51,6 +54,17 @@ struct listaddr_match {
  * part names no list address. */
 int listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void *arg,
                      struct listaddr_match *m);
+
+struct db;
+struct addr;
+
+/* Whether a is a list of this server or one of its role addresses (any of
+ * the above, with any extension): such an address must never become a
+ * member, or a list would post to itself or another list, and a
+ * confirmation (token included) would go out to every member. Reads the
+ * store, unlike the rest of this module. Returns 1 or 0, or -1 when the
+ * store failed (db_status() says why). */
+int listaddr_is_ours(struct db *db, const struct addr *a);
 
 /* "post", "request", "owner", "bounces", "join", "leave", "subscribe",
  * "unsubscribe", "confirm". */
