@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
+#include "mail/encode.h"
 #include "mail/fold.h"
 #include "mail/strbuf.h"
 #include "mail/utf8.h"
@@ -496,7 +497,7 @@ b_phrase(struct strbuf *b, const char *text)
 		}
 		strbuf_add(b, "\"", 1);
 	} else {
-		char *enc = msg_encode_words(text, strlen(text), "\r\n", 60);
+		char *enc = encode_text(text, strlen(text), "\r\n", 60);
 
 		if (enc == NULL) {
 			b->oom = 1;
@@ -754,7 +755,7 @@ subject_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, s
 	 * is folded again (mail/fold.h), never sent as one long line. */
 	strbuf_str(&f, "Subject: ");
 	if (enc || !utf8_is_ascii(s)) {
-		char *e = msg_encode_words(s, strlen(s), "\r\n", 69);
+		char *e = encode_text(s, strlen(s), "\r\n", 69);
 
 		if (e == NULL) {
 			b->oom = 1;

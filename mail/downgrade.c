@@ -5,10 +5,11 @@
  * The message is parsed with msg.h (nothing copied) and written anew into
  * an open_memstream(3) buffer: libc's growing string, so that this file
  * keeps no string buffer of its own. Encoded words come from
- * msg_encode_words(), transfer decoding from msg_decode_body().
+ * encode_text(), transfer decoding from msg_decode_body().
  */
 #include "mail/downgrade.h"
 
+#include "mail/encode.h"
 #include "mail/msg.h"
 
 #include <ctype.h>
@@ -92,8 +93,7 @@ put_words(struct out *o, const char *s, size_t n, size_t used)
 
 	if (text == NULL)
 		return -1;
-	enc =
-	    msg_encode_words(text, strlen(text), "\r\n", used < LINE_WANT ? LINE_WANT - used : 20);
+	enc = encode_text(text, strlen(text), "\r\n", used < LINE_WANT ? LINE_WANT - used : 20);
 	free(text);
 	if (enc == NULL)
 		return -1;
@@ -265,7 +265,7 @@ put_param_field(struct out *o, const struct msg_header *h, const char *v, size_t
 				e++;
 			}
 			if (has_8bit(v + i + 1, e - i - 1)) {
-				char *enc = msg_encode_words(v + i + 1, e - i - 1, "\r\n ", 60);
+				char *enc = encode_text(v + i + 1, e - i - 1, "\r\n ", 60);
 				if (enc == NULL)
 					return -1;
 				fprintf(o->f, "\r\n \"%s\"", enc);
