@@ -312,40 +312,13 @@ put_text_crlf(struct strbuf *b, const char *s, size_t n)
 	});
 }
 
-/* Quoted-printable (RFC 2045 6.7): lines of at most 76 octets with soft
- * breaks; trailing white space encoded. */
+/* The body quoted-printable (encode.h), every line ended. */
 static void
 put_qp(struct strbuf *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
-	FOR_EACH_LINE(s, n, line, len, {
-		size_t col = 0;
-		for (size_t k = 0; k < len; k++) {
-			unsigned char c = (unsigned char)line[k];
-			char enc[3];
-			size_t w;
-			int last = k + 1 == len;
-			if ((c >= 33 && c <= 126 && c != '=') ||
-			    ((c == ' ' || c == '\t') && !last)) {
-				enc[0] = (char)c;
-				w = 1;
-			} else {
-				enc[0] = '=';
-				enc[1] = hex[c >> 4];
-				enc[2] = hex[c & 15];
-				w = 3;
-			}
-			/* Room for a soft break "=" unless this is the line's end. */
-			if (col + w > (last ? 76u : 75u)) {
-				strbuf_str(b, "=\r\n");
-				col = 0;
-			}
-			strbuf_add(b, enc, w);
-			col += w;
-		}
+	encode_qp(b, s, n);
+	if (n > 0 && s[n - 1] != '\r' && s[n - 1] != '\n')
 		strbuf_str(b, "\r\n");
-	});
 }
 
 static void

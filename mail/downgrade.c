@@ -11,6 +11,7 @@
 
 #include "mail/encode.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -323,83 +324,6 @@ put_header(struct out *o, const struct msg_header *h, int downgrade)
 
 /* --- bodies --- */
 
-static void
-put_b64(struct out *o, const unsigned char *in, size_t n)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int col = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		fputc(tab[(v >> 18) & 63], o->f);
-		fputc(tab[(v >> 12) & 63], o->f);
-		fputc(i + 1 < n ? tab[(v >> 6) & 63] : '=', o->f);
-		fputc(i + 2 < n ? tab[v & 63] : '=', o->f);
-		if ((col += 4) >= 76) {
-			fputs("\r\n", o->f);
-			col = 0;
-		}
-	}
-	if (col > 0)
-		fputs("\r\n", o->f);
-}
-
-char *
-downgrade_qp_encode(const char *in, size_t len, size_t *outlen)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *buf = NULL;
-	size_t blen = 0;
-	FILE *f = open_memstream(&buf, &blen);
-	size_t col = 0;
-
-	if (f == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		char enc[3];
-		size_t w;
-		int eol_next, last;
-
-		if (c == '\r' || c == '\n') {
-			if (c == '\r' && i + 1 < len && in[i + 1] == '\n')
-				i++;
-			fputs("\r\n", f);
-			col = 0;
-			continue;
-		}
-		eol_next = i + 1 == len || in[i + 1] == '\r' || in[i + 1] == '\n';
-		/* The last octet of a line needs no room for a soft break. */
-		last = eol_next;
-		if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol_next)) {
-			enc[0] = (char)c;
-			w = 1;
-		} else {
-			enc[0] = '=';
-			enc[1] = hex[c >> 4];
-			enc[2] = hex[c & 15];
-			w = 3;
-		}
-		if (col + w > (last ? 76u : 75u)) {
-			fputs("=\r\n", f);
-			col = 0;
-		}
-		fwrite(enc, 1, w, f);
-		col += w;
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	*outlen = blen;
-	return buf;
-}
-
 static int entity(struct out *o, const char *buf, size_t len, int flags, int depth);
 
 static void
@@ -476,6 +400,7 @@ put_leaf_body(struct out *o, const struct msg *m, const struct msg_ctype *ct, in
 {
 	const struct msg_header *cte = msg_header_get(m, "Content-Transfer-Encoding", 0);
 	char *cte_v = cte ? msg_unfold(cte->value, cte->value_len) : NULL, *dec;
+	struct strbuf enc = {0};
 	size_t dlen;
 	int text = strcmp(ct->type, "text") == 0;
 
@@ -501,19 +426,15 @@ put_leaf_body(struct out *o, const struct msg *m, const struct msg_ctype *ct, in
 		fputs("Content-Type: text/plain; charset=unknown-8bit\r\n", o->f);
 	fprintf(o->f, "Content-Transfer-Encoding: %s\r\n\r\n",
 	        text ? "quoted-printable" : "base64");
-	if (text) {
-		size_t ql;
-		char *q = downgrade_qp_encode(dec, dlen, &ql);
-		if (q == NULL) {
-			free(dec);
-			return -1;
-		}
-		fwrite(q, 1, ql, o->f);
-		free(q);
-	} else {
-		put_b64(o, (const unsigned char *)dec, dlen);
-	}
+	if (text)
+		encode_qp(&enc, dec, dlen);
+	else
+		encode_base64(&enc, dec, dlen, 76);
 	free(dec);
+	if (enc.oom)
+		return -1;
+	fwrite(enc.p, 1, enc.len, o->f);
+	strbuf_free(&enc);
 	return 0;
 }
 
