@@ -3,15 +3,15 @@
  * quoted-printable or base64 (see downgrade.h).
  *
  * The message is parsed with msg.h (nothing copied) and written anew into
- * an open_memstream(3) buffer: libc's growing string, so that this file
- * keeps no string buffer of its own. Encoded words come from
- * encode_text(), transfer decoding from msg_decode_body().
+ * a strbuf. Encoded words and transfer encodings come from encode.h,
+ * transfer decoding from msg_decode_body().
  */
 #include "mail/downgrade.h"
 
 #include "mail/encode.h"
 #include "mail/msg.h"
 #include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -23,7 +23,7 @@
 #define LINE_WANT 78
 
 struct out {
-	FILE *f;
+	struct strbuf b;
 	char *why;
 	size_t whylen;
 	int failed; /* why is written */
@@ -47,10 +47,7 @@ fail(struct out *o, const char *fmt, ...)
 static int
 has_8bit(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return 1;
-	return 0;
+	return !utf8_is_ascii_n(s, n);
 }
 
 static int
@@ -98,7 +95,7 @@ put_words(struct out *o, const char *s, size_t n, size_t used)
 	free(text);
 	if (enc == NULL)
 		return -1;
-	fputs(enc, o->f);
+	strbuf_str(&o->b, enc);
 	free(enc);
 	return 0;
 }
@@ -209,7 +206,7 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 	size_t col = h->name_len + 2;
 	int first = 1;
 
-	fprintf(o->f, "%.*s: ", (int)h->name_len, h->name);
+	strbuf_printf(&o->b, "%.*s: ", (int)h->name_len, h->name);
 	for (size_t i = 0; i <= vn;) {
 		size_t e = next_item(v, vn, i), in, lt;
 		const char *item = v + i;
@@ -222,12 +219,12 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 		if (!first) {
 			/* One item a line once anything was encoded: simple,
 			 * and no line grows past its item. */
-			fputs(",\r\n ", o->f);
+			strbuf_str(&o->b, ",\r\n ");
 			col = 1;
 		}
 		first = 0;
 		if (!has_8bit(item, in)) {
-			fprintf(o->f, "%.*s", (int)in, item);
+			strbuf_printf(&o->b, "%.*s", (int)in, item);
 			col += in;
 			continue;
 		}
@@ -244,10 +241,10 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 			return -1;
 		/* The angle address on a line of its own: the words above
 		 * may have filled theirs. */
-		fprintf(o->f, "\r\n %.*s", (int)(in - lt), item + lt);
+		strbuf_printf(&o->b, "\r\n %.*s", (int)(in - lt), item + lt);
 		col = 1 + in - lt;
 	}
-	fputs("\r\n", o->f);
+	strbuf_str(&o->b, "\r\n");
 	return 0;
 }
 
@@ -256,7 +253,7 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 static int
 put_param_field(struct out *o, const struct msg_header *h, const char *v, size_t vn)
 {
-	fprintf(o->f, "%.*s: ", (int)h->name_len, h->name);
+	strbuf_printf(&o->b, "%.*s: ", (int)h->name_len, h->name);
 	for (size_t i = 0; i < vn;) {
 		if (v[i] == '"') {
 			size_t e = i + 1;
@@ -269,10 +266,10 @@ put_param_field(struct out *o, const struct msg_header *h, const char *v, size_t
 				char *enc = encode_text(v + i + 1, e - i - 1, "\r\n ", 60);
 				if (enc == NULL)
 					return -1;
-				fprintf(o->f, "\r\n \"%s\"", enc);
+				strbuf_printf(&o->b, "\r\n \"%s\"", enc);
 				free(enc);
 			} else {
-				fprintf(o->f, "%.*s", (int)(e - i + (e < vn)), v + i);
+				strbuf_printf(&o->b, "%.*s", (int)(e - i + (e < vn)), v + i);
 			}
 			i = e + 1;
 			continue;
@@ -282,10 +279,10 @@ put_param_field(struct out *o, const struct msg_header *h, const char *v, size_t
 			     (int)h->name_len, h->name);
 			return -1;
 		}
-		fputc(v[i], o->f);
+		strbuf_add(&o->b, v + i, 1);
 		i++;
 	}
-	fputs("\r\n", o->f);
+	strbuf_str(&o->b, "\r\n");
 	return 0;
 }
 
@@ -297,7 +294,7 @@ put_header(struct out *o, const struct msg_header *h, int downgrade)
 	int rc = 0;
 
 	if (!downgrade || !has_8bit(h->start, h->len)) {
-		fwrite(h->start, 1, h->len, o->f);
+		strbuf_add(&o->b, h->start, h->len);
 		return 0;
 	}
 	if (name_in(h->name, h->name_len, mime_fields)) {
@@ -314,9 +311,9 @@ put_header(struct out *o, const struct msg_header *h, int downgrade)
 	} else {
 		const char *pre =
 		    name_in(h->name, h->name_len, encapsulated_fields) ? "Downgraded-" : "";
-		fprintf(o->f, "%s%.*s: ", pre, (int)h->name_len, h->name);
+		strbuf_printf(&o->b, "%s%.*s: ", pre, (int)h->name_len, h->name);
 		rc = put_words(o, v, vn, strlen(pre) + h->name_len + 2);
-		fputs("\r\n", o->f);
+		strbuf_str(&o->b, "\r\n");
 	}
 	free(v);
 	return rc;
@@ -330,7 +327,7 @@ static void
 put_sanitized(struct out *o, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		fputc((unsigned char)s[i] >= 0x80 ? '?' : s[i], o->f);
+		strbuf_add(&o->b, (unsigned char)s[i] >= 0x80 ? "?" : s + i, 1);
 }
 
 static int
@@ -377,11 +374,11 @@ put_multipart(struct out *o, const char *b, size_t n, const char *bd, int flags,
 				pl = pe - part;
 				if (entity(o, b + part, pl, flags, depth + 1) < 0)
 					return -1;
-				fwrite(b + pe, 1, i - pe, o->f);
+				strbuf_add(&o->b, b + pe, i - pe);
 			} else {
 				put_sanitized(o, b + part, i - part);
 			}
-			fwrite(b + i, 1, e + eol_len - i, o->f);
+			strbuf_add(&o->b, b + i, e + eol_len - i);
 			in_part = !close;
 			done = close;
 			part = e + eol_len;
@@ -400,7 +397,6 @@ put_leaf_body(struct out *o, const struct msg *m, const struct msg_ctype *ct, in
 {
 	const struct msg_header *cte = msg_header_get(m, "Content-Transfer-Encoding", 0);
 	char *cte_v = cte ? msg_unfold(cte->value, cte->value_len) : NULL, *dec;
-	struct strbuf enc = {0};
 	size_t dlen;
 	int text = strcmp(ct->type, "text") == 0;
 
@@ -419,22 +415,18 @@ put_leaf_body(struct out *o, const struct msg *m, const struct msg_ctype *ct, in
 		}
 	}
 	if (top && msg_header_get(m, "MIME-Version", 0) == NULL)
-		fputs("MIME-Version: 1.0\r\n", o->f);
+		strbuf_str(&o->b, "MIME-Version: 1.0\r\n");
 	if (msg_header_get(m, "Content-Type", 0) == NULL)
 		/* Unlabelled 8-bit text: say what it is now that it is
 		 * encoded (RFC 1428's name for "8-bit, charset unknown"). */
-		fputs("Content-Type: text/plain; charset=unknown-8bit\r\n", o->f);
-	fprintf(o->f, "Content-Transfer-Encoding: %s\r\n\r\n",
-	        text ? "quoted-printable" : "base64");
+		strbuf_str(&o->b, "Content-Type: text/plain; charset=unknown-8bit\r\n");
+	strbuf_printf(&o->b, "Content-Transfer-Encoding: %s\r\n\r\n",
+	              text ? "quoted-printable" : "base64");
 	if (text)
-		encode_qp(&enc, dec, dlen);
+		encode_qp(&o->b, dec, dlen);
 	else
-		encode_base64(&enc, dec, dlen, 76);
+		encode_base64(&o->b, dec, dlen, 76);
 	free(dec);
-	if (enc.oom)
-		return -1;
-	fwrite(enc.p, 1, enc.len, o->f);
-	strbuf_free(&enc);
 	return 0;
 }
 
@@ -449,7 +441,7 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 	int rc = 0, dh = flags & DOWNGRADE_HEADERS;
 
 	if (!has_8bit(buf, len)) {
-		fwrite(buf, 1, len, o->f);
+		strbuf_add(&o->b, buf, len);
 		return 0;
 	}
 	if (msg_parse(&m, buf, len) < 0)
@@ -473,10 +465,10 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 	{
 		const char *he =
 		    m.nhdrs ? m.hdrs[m.nhdrs - 1].start + m.hdrs[m.nhdrs - 1].len : buf;
-		fwrite(he, 1, (size_t)(m.body - he), o->f);
+		strbuf_add(&o->b, he, (size_t)(m.body - he));
 	}
 	if (!has_8bit(m.body, m.body_len)) {
-		fwrite(m.body, 1, m.body_len, o->f);
+		strbuf_add(&o->b, m.body, m.body_len);
 	} else if (depth >= MSG_WALK_MAX_DEPTH) {
 		fail(o, "MIME parts nested more than %d deep", MSG_WALK_MAX_DEPTH);
 		rc = -1;
@@ -493,7 +485,7 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 		rc = entity(o, m.body, m.body_len, flags, depth + 1);
 	} else {
 		/* Only the headers were to be downgraded. */
-		fwrite(m.body, 1, m.body_len, o->f);
+		strbuf_add(&o->b, m.body, m.body_len);
 	}
 out:
 	msg_ctype_free(&ct);
@@ -534,26 +526,19 @@ int
 downgrade_message(const char *msg, size_t len, int flags, char **out, size_t *outlen, char *whybuf,
                   size_t whylen)
 {
-	struct out o = {NULL, whybuf, whylen, 0};
-	char *buf = NULL;
-	size_t blen = 0;
+	struct out o = {{0}, whybuf, whylen, 0};
 	int rc;
 
 	*out = NULL;
-	if ((o.f = open_memstream(&buf, &blen)) == NULL) {
-		snprintf(whybuf, whylen, "out of memory");
-		return -1;
-	}
 	rc = entity(&o, msg, len, flags, 0);
-	if (fclose(o.f) != 0)
+	if (o.b.oom)
 		rc = -1;
-	if (rc < 0) {
+	*outlen = o.b.len;
+	if (rc < 0 || (*out = strbuf_done(&o.b)) == NULL) {
 		if (!o.failed)
 			snprintf(whybuf, whylen, "out of memory");
-		free(buf);
+		strbuf_free(&o.b);
 		return -1;
 	}
-	*out = buf;
-	*outlen = blen;
 	return 0;
 }
