@@ -8,6 +8,7 @@
  */
 #include "mail/downgrade.h"
 
+#include "mail/addr.h"
 #include "mail/encode.h"
 #include "mail/msg.h"
 #include "mail/strbuf.h"
@@ -100,42 +101,6 @@ put_words(struct out *o, const char *s, size_t n, size_t used)
 	return 0;
 }
 
-/* The end of the item that starts at i in an unfolded address list: its
- * top-level comma, or n. */
-static size_t
-next_item(const char *s, size_t n, size_t i)
-{
-	int quoted = 0, comment = 0, angle = 0;
-
-	for (; i < n; i++) {
-		char c = s[i];
-		if (quoted) {
-			if (c == '\\' && i + 1 < n)
-				i++;
-			else if (c == '"')
-				quoted = 0;
-		} else if (comment) {
-			if (c == '\\' && i + 1 < n)
-				i++;
-			else if (c == '(')
-				comment++;
-			else if (c == ')')
-				comment--;
-		} else if (c == '"') {
-			quoted = 1;
-		} else if (c == '(') {
-			comment = 1;
-		} else if (c == '<') {
-			angle = 1;
-		} else if (c == '>') {
-			angle = 0;
-		} else if (c == ',' && !angle) {
-			return i;
-		}
-	}
-	return n;
-}
-
 /* The offset of the top-level '<' of one item, or n. */
 static size_t
 find_angle(const char *s, size_t n)
@@ -208,7 +173,7 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 
 	strbuf_printf(&o->b, "%.*s: ", (int)h->name_len, h->name);
 	for (size_t i = 0; i <= vn;) {
-		size_t e = next_item(v, vn, i), in, lt;
+		size_t e = i + addr_list_item_end(v + i, vn - i), in, lt;
 		const char *item = v + i;
 
 		in = e - i;
