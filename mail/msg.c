@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 int
 msg_word_eq(const char *s, size_t len, const char *word)
@@ -217,16 +218,9 @@ sb_add_charset(struct strbuf *b, const char *cs, const char *in, size_t len)
 	}
 	if (strcasecmp(cs, "iso-8859-1") == 0 || strcasecmp(cs, "latin1") == 0) {
 		for (size_t i = 0; i < len; i++) {
-			unsigned char c = (unsigned char)in[i];
-			char u[2];
+			char u[4];
 
-			if (c < 0x80) {
-				strbuf_add(b, (const char *)&in[i], 1);
-			} else {
-				u[0] = (char)(0xc0 | (c >> 6));
-				u[1] = (char)(0x80 | (c & 0x3f));
-				strbuf_add(b, u, 2);
-			}
+			strbuf_add(b, u, utf8_encode((unsigned char)in[i], u));
 		}
 		return 0;
 	}
