@@ -1,7 +1,8 @@
 /*
- * utf8.h - octet-level text checks: is it ASCII, and how long is the
- * well-formed UTF-8 sequence here, and its inverse for one code point. One copy for the whole tree
- * (addresses, message building, DSNs, the posting path, SMTP, the CLI's JSON).
+ * utf8.h - octet-level text checks: is it ASCII, how long is the
+ * well-formed UTF-8 sequence here; and one code point written as UTF-8.
+ * One copy for the whole tree (addresses, message building, DSNs, bounce
+ * parsing, the posting path, SMTP, the CLI's JSON).
  */
 #ifndef FANMAIL_UTF8_H
 #define FANMAIL_UTF8_H
