@@ -12,6 +12,7 @@
 #include "db/outq.h"
 #include "db/queue.h"
 #include "db/retention.h"
+#include "mail/strbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -268,31 +269,25 @@ static char *
 read_message(struct cli *cli, const char *path, size_t *len)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0;
+	struct strbuf b = {0};
+	size_t n;
 	char *raw, *out;
 	int c, prev = 0;
 
 	if (f == NULL)
 		return NULL;
-	raw = malloc(cap);
-	while (raw != NULL && (c = getc(f)) != EOF) {
-		if (n + 3 > cap) {
-			char *p = realloc(raw, cap *= 2);
-			if (p == NULL) {
-				free(raw);
-				raw = NULL;
-				break;
-			}
-			raw = p;
-		}
+	while (!b.oom && (c = getc(f)) != EOF) {
+		char ch = (char)c;
+
 		if (c == '\n' && prev != '\r')
-			raw[n++] = '\r';
-		raw[n++] = (char)c;
+			strbuf_add(&b, "\r", 1);
+		strbuf_add(&b, &ch, 1);
 		prev = c;
 	}
 	if (f != stdin)
 		fclose(f);
-	if (raw == NULL)
+	n = b.len;
+	if ((raw = strbuf_done(&b)) == NULL)
 		return NULL;
 	out = cli_alloc(cli, n + 1);
 	memcpy(out, raw, n);
