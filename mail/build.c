@@ -17,6 +17,7 @@
 #include <sys/time.h>
 
 #include "mail/encode.h"
+#include "mail/fold.h"
 #include "mail/strbuf.h"
 #include "mail/utf8.h"
 
@@ -92,14 +93,7 @@ build_date(time_t t, char *buf, size_t len)
 static char *
 flatten(const char *s)
 {
-	char *c = strdup(s ? s : "");
-
-	if (c == NULL)
-		return NULL;
-	for (char *p = c; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	return c;
+	return fold_flatten(strdup(s ? s : ""));
 }
 
 /* "Name: value" folded at spaces: a fold goes before a word that would
