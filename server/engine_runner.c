@@ -21,6 +21,7 @@
 #include "lists/inbound.h"
 #include "lists/post.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 #include "server/dmarc.h"
 #include "server/log.h"
 #include "server/retention.h"
@@ -100,8 +101,7 @@ dispatch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmar
  * (and an admin who greps the log finds the queue row). Each line is kept
  * as a tag octet ('I' info, 'W' warning), its text and a NUL. */
 struct pending {
-	char *buf;
-	size_t len, cap;
+	struct strbuf b;
 	int dropped; /* lines lost to a failed allocation */
 };
 
@@ -113,6 +113,7 @@ pending_add(struct pending *pl, int warn, const char *fmt, ...)
 {
 	char line[RUNNER_OUTCOME_MAX * 2];
 	va_list ap;
+	size_t mark;
 	int n;
 
 	va_start(ap, fmt);
@@ -122,38 +123,30 @@ pending_add(struct pending *pl, int warn, const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof(line))
 		n = (int)sizeof(line) - 1;
-	if (pl->len + (size_t)n + 2 > pl->cap) {
-		size_t cap = pl->cap ? pl->cap * 2 : 16384;
-		char *nb;
-
-		while (cap < pl->len + (size_t)n + 2)
-			cap *= 2;
-		if ((nb = realloc(pl->buf, cap)) == NULL) {
-			pl->dropped++;
-			return;
-		}
-		pl->buf = nb;
-		pl->cap = cap;
+	mark = pl->b.len;
+	strbuf_add(&pl->b, warn ? "W" : "I", 1);
+	strbuf_add(&pl->b, line, (size_t)n);
+	strbuf_add(&pl->b, "", 1); /* the NUL that ends the line */
+	if (pl->b.oom) {
+		/* This line and every later one of the batch is lost. */
+		strbuf_truncate(&pl->b, mark);
+		pl->dropped++;
 	}
-	pl->buf[pl->len] = warn ? 'W' : 'I';
-	memcpy(pl->buf + pl->len + 1, line, (size_t)n);
-	pl->buf[pl->len + 1 + (size_t)n] = '\0';
-	pl->len += (size_t)n + 2;
 }
 
 /* Writes the lines (the transaction committed) and empties pl. */
 static void
 pending_flush(struct pending *pl)
 {
-	for (size_t o = 0; o < pl->len; o += strlen(pl->buf + o) + 1) {
-		if (pl->buf[o] == 'W')
-			log_warnx("%s", pl->buf + o + 1);
+	for (size_t o = 0; o < pl->b.len; o += strlen(pl->b.p + o) + 1) {
+		if (pl->b.p[o] == 'W')
+			log_warnx("%s", pl->b.p + o + 1);
 		else
-			log_info("%s", pl->buf + o + 1);
+			log_info("%s", pl->b.p + o + 1);
 	}
 	if (pl->dropped > 0)
 		log_warnx("engine: %d outcome line(s) not logged: out of memory", pl->dropped);
-	pl->len = 0;
+	strbuf_truncate(&pl->b, 0);
 	pl->dropped = 0;
 }
 
@@ -231,7 +224,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 {
 	struct db_engine_entry e;
 	struct db_engine_rcpt *r = NULL;
-	size_t n = 0, mark = pl->len;
+	size_t n = 0, mark = pl->b.len;
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
 	int failed = 0, rc = -1;
 
@@ -275,7 +268,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 				    "%s: engine: to=<%s>, role=%s, store failed, will retry: %s",
 				    e.qid, r[i].rcpt, r[i].role, outcome);
 				db_undo_savepoint(db);
-				pl->len = mark; /* undone: nothing of it to report */
+				strbuf_truncate(&pl->b, mark); /* undone: nothing of it to report */
 				goto out;
 			}
 		}
@@ -289,7 +282,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 		/* Nothing of the entry's work stays: undo it, then record the
 		 * failure alone, so that an admin can look and retry. */
 		db_undo_savepoint(db);
-		pl->len = mark;
+		strbuf_truncate(&pl->b, mark);
 		if (db_savepoint(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
 		    db_release_savepoint(db) < 0) {
 			log_warnx("%s: engine: cannot mark failed: %s", e.qid, db_errmsg(db));
@@ -300,7 +293,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 	} else if (db_engine_finish(db, id, "done", all) < 0 || db_release_savepoint(db) < 0) {
 		log_warnx("%s: engine: cannot record: %s", e.qid, db_errmsg(db));
 		db_undo_savepoint(db);
-		pl->len = mark;
+		strbuf_truncate(&pl->b, mark);
 		goto out;
 	}
 	rc = 1;
@@ -348,7 +341,7 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 		if (rc < 0) {
 			if (!db_in_transaction(db)) {
 				db_rollback(db);
-				free(pl.buf);
+				strbuf_free(&pl.b);
 				return -1; /* all of it undone: every entry stays 'new' */
 			}
 			break;
@@ -358,11 +351,11 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 	if (db_commit(db) < 0) {
 		log_warnx("engine: cannot commit, %d entr%s stay new: %s", done,
 		          done == 1 ? "y" : "ies", db_errmsg(db));
-		free(pl.buf);
+		strbuf_free(&pl.b);
 		return -1;
 	}
 	pending_flush(&pl);
-	free(pl.buf);
+	strbuf_free(&pl.b);
 	*handled += done;
 	return rc < 0 ? -1 : 0;
 }
