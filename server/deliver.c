@@ -14,9 +14,9 @@
  *
  * Threads: the loop (everything except the two workers), the reader
  * (db reads: domain lists, pages, message bodies) and the writer (results,
- * DSNs). They talk through job queues under a mutex, and an eventfd wakes
- * the loop for finished jobs. The message cache is shared under its own
- * mutex.
+ * DSNs). Jobs go to each worker through its work queue and come back to
+ * the loop through `done` (server/workq.h); deliver_kick() wakes the loop
+ * through `kick`. The message cache is shared under its own mutex.
  */
 #include "server/deliver.h"
 #include "server/deliver_internal.h"
@@ -27,71 +27,35 @@
 #include "server/control.h"
 #include "server/daemon.h"
 #include "server/log.h"
+#include "server/workq.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
-
-static atomic_int kick_fd = -1;
-/* Told after each commit that put mail into the inbound spool. */
-static pthread_mutex_t spool_hook_mu = PTHREAD_MUTEX_INITIALIZER;
-static void (*spool_hook)(void *arg);
-static void *spool_hook_arg;
-/* The running scheduler, for main.c's subsystem table (loop thread only). */
-static struct deliver *running;
 
 /* --- workers --- */
 
 void
 worker_post(struct worker *w, struct job *j)
 {
-	pthread_mutex_lock(&w->mu);
-	j->next = NULL;
-	if (w->tail != NULL)
-		w->tail->next = j;
-	else
-		w->head = j;
-	w->tail = j;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	j->link.next = NULL;
+	workq_post(w->q, &j->link);
 }
 
 void
 done_post(struct deliver *dl, struct job *list)
 {
-	struct job *last = list;
-	uint64_t one = 1;
-
-	while (last->next != NULL)
-		last = last->next;
-	pthread_mutex_lock(&dl->done_mu);
-	if (dl->done_tail != NULL)
-		dl->done_tail->next = list;
-	else
-		dl->done_head = list;
-	dl->done_tail = last;
-	pthread_mutex_unlock(&dl->done_mu);
-	(void)!write(dl->done_fd, &one, sizeof(one));
+	workq_post(dl->done, &list->link);
 }
 
 /* Takes every queued job (NULL when stopping with nothing left). */
 struct job *
 worker_take(struct worker *w)
 {
-	struct job *j;
-
-	pthread_mutex_lock(&w->mu);
-	while (w->head == NULL && !w->stop)
-		pthread_cond_wait(&w->cv, &w->mu);
-	j = w->head;
-	w->head = w->tail = NULL;
-	pthread_mutex_unlock(&w->mu);
-	return j;
+	return (struct job *)workq_wait(w->q, 0, -1);
 }
 
 static int
@@ -100,16 +64,20 @@ worker_start(struct worker *w, struct deliver *dl, void *(*fn)(void *), const ch
 	char err[512];
 
 	w->dl = dl;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
+	if ((w->q = workq_new(NULL, NULL, NULL)) == NULL)
+		fatalx("out of memory");
 	if ((w->db = db_open(dl->conf->database, 0, err, sizeof(err))) == NULL) {
 		log_warnx("delivery: %s", err);
+		workq_free(w->q);
+		w->q = NULL;
 		return -1;
 	}
 	if (pthread_create(&w->th, NULL, fn, w) != 0) {
 		log_warnx("delivery: cannot start a thread");
 		db_close(w->db);
 		w->db = NULL;
+		workq_free(w->q);
+		w->q = NULL;
 		return -1;
 	}
 	pthread_setname_np(w->th, name);
@@ -121,13 +89,12 @@ worker_stop(struct worker *w)
 {
 	if (w->db == NULL)
 		return;
-	pthread_mutex_lock(&w->mu);
-	w->stop = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	workq_stop(w->q);
 	pthread_join(w->th, NULL);
 	db_close(w->db);
 	w->db = NULL;
+	workq_free(w->q);
+	w->q = NULL;
 }
 
 struct job *
@@ -142,21 +109,16 @@ job_new(enum job_kind kind, struct dom *d)
 	return j;
 }
 
+/* Jobs the workers finished, on the loop thread. */
 static void
-on_done(evutil_socket_t fd, short what, void *arg)
+on_done(void *arg, struct workq_item *items)
 {
 	struct deliver *dl = arg;
-	struct job *list, *j, *next;
-	uint64_t v;
+	struct job *list = (struct job *)items, *j, *next;
 	int kick = 0;
 
-	(void)!read(fd, &v, sizeof(v));
-	pthread_mutex_lock(&dl->done_mu);
-	list = dl->done_head;
-	dl->done_head = dl->done_tail = NULL;
-	pthread_mutex_unlock(&dl->done_mu);
 	for (j = list; j != NULL; j = next) {
-		next = j->next;
+		next = job_next(j);
 		switch (j->kind) {
 		case J_DOMAINS:
 			scan_domains_done(dl, j);
@@ -196,11 +158,8 @@ on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-on_kick(evutil_socket_t fd, short what, void *arg)
+on_kick(void *arg, struct workq_item *none)
 {
-	uint64_t v;
-
-	(void)!read(fd, &v, sizeof(v));
 	scan_start(arg);
 }
 
@@ -214,31 +173,28 @@ on_control(void *arg, const char *what)
 }
 
 void
-deliver_on_spool(void (*fn)(void *arg), void *arg)
+deliver_on_spool(struct deliver *dl, void (*fn)(void *arg), void *arg)
 {
-	pthread_mutex_lock(&spool_hook_mu);
-	spool_hook = fn;
-	spool_hook_arg = arg;
-	pthread_mutex_unlock(&spool_hook_mu);
+	pthread_mutex_lock(&dl->spool_hook_mu);
+	dl->spool_hook = fn;
+	dl->spool_hook_arg = arg;
+	pthread_mutex_unlock(&dl->spool_hook_mu);
 }
 
 void
-spool_hook_call(void)
+spool_hook_call(struct deliver *dl)
 {
-	pthread_mutex_lock(&spool_hook_mu);
-	if (spool_hook != NULL)
-		spool_hook(spool_hook_arg);
-	pthread_mutex_unlock(&spool_hook_mu);
+	pthread_mutex_lock(&dl->spool_hook_mu);
+	if (dl->spool_hook != NULL)
+		dl->spool_hook(dl->spool_hook_arg);
+	pthread_mutex_unlock(&dl->spool_hook_mu);
 }
 
 void
-deliver_kick(void)
+deliver_kick(struct deliver *dl)
 {
-	int fd = atomic_load(&kick_fd);
-	uint64_t one = 1;
-
-	if (fd >= 0)
-		(void)!write(fd, &one, sizeof(one));
+	if (dl != NULL && dl->kick != NULL)
+		workq_wake(dl->kick);
 }
 
 /* --- start and stop --- */
@@ -301,12 +257,11 @@ deliver_start(struct event_base *base, const struct conf *conf)
 		return NULL;
 	dl->base = base;
 	dl->conf = conf;
-	dl->kick_efd = dl->done_fd = -1;
 	TAILQ_INIT(&dl->want);
 	TAILQ_INIT(&dl->dns_wait);
 	TAILQ_INIT(&dl->idle);
 	mc_init(&dl->mc);
-	pthread_mutex_init(&dl->done_mu, NULL);
+	pthread_mutex_init(&dl->spool_hook_mu, NULL);
 	/* Domains walked at once: enough that connections never wait for
 	 * the reader; each holds at most a few pages of rows. */
 	dl->max_active = (int)conf->delivery_max_connections;
@@ -331,17 +286,13 @@ deliver_start(struct event_base *base, const struct conf *conf)
 		log_warnx("delivery: %s", err);
 		goto fail;
 	}
-	dl->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	dl->kick_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (dl->done_fd < 0 || dl->kick_efd < 0) {
-		log_warn("delivery: eventfd");
+	dl->done = workq_new(base, on_done, dl);
+	dl->kick = workq_new(base, on_kick, dl);
+	if (dl->done == NULL || dl->kick == NULL) {
+		log_warnx("delivery: cannot make the work queues: out of memory");
 		goto fail;
 	}
-	dl->done_ev = event_new(base, dl->done_fd, EV_READ | EV_PERSIST, on_done, dl);
-	dl->kick_ev = event_new(base, dl->kick_efd, EV_READ | EV_PERSIST, on_kick, dl);
 	dl->timer = evtimer_new(base, on_timer, dl);
-	event_add(dl->done_ev, NULL);
-	event_add(dl->kick_ev, NULL);
 	if ((w0 = db_open(conf->database, 0, err, sizeof(err))) == NULL ||
 	    verp_key_load(w0, &dl->key) < 0) {
 		log_warnx("delivery: no key to sign VERP addresses: %s", w0 ? db_errmsg(w0) : err);
@@ -358,7 +309,6 @@ deliver_start(struct event_base *base, const struct conf *conf)
 		log_warnx("delivery: no control notifications on %s; queue changes are seen at "
 		          "the next scan",
 		          path);
-	atomic_store(&kick_fd, dl->kick_efd);
 	log_info("delivery: started (%s, %lld connections, %lld per domain, %lld recipients per "
 	         "transaction)",
 	         dl->relay_name ? "via relay_host" : "direct to MX", conf->delivery_max_connections,
@@ -403,11 +353,10 @@ free_all(struct deliver *dl)
 	struct job *j, *next;
 	struct batch *b;
 
-	for (j = dl->done_head; j != NULL; j = next) {
-		next = j->next;
+	for (j = dl->done ? (struct job *)workq_take(dl->done) : NULL; j != NULL; j = next) {
+		next = job_next(j);
 		free_job(dl, j);
 	}
-	dl->done_head = dl->done_tail = NULL;
 	if (dl->conns > 0)
 		return;
 	for (int i = 0; i < DOM_BUCKETS; i++) {
@@ -439,7 +388,6 @@ deliver_stop(struct deliver *d)
 	if (d == NULL)
 		return;
 	d->stopping = 1;
-	atomic_store(&kick_fd, -1);
 	while ((p = TAILQ_FIRST(&d->idle)) != NULL) {
 		TAILQ_REMOVE(&d->idle, p, link);
 		d->nidle--;
@@ -450,23 +398,17 @@ deliver_stop(struct deliver *d)
 	worker_stop(&d->reader);
 	worker_stop(&d->writer);
 	control_close(d->control);
-	if (d->done_ev)
-		event_free(d->done_ev);
-	if (d->kick_ev)
-		event_free(d->kick_ev);
 	if (d->timer)
 		event_free(d->timer);
-	if (d->done_fd >= 0)
-		close(d->done_fd);
-	if (d->kick_efd >= 0)
-		close(d->kick_efd);
 	dns_free(d->dns);
 	if (d->ssl)
 		SSL_CTX_free(d->ssl);
 	free(d->relay_name);
 	free(d->relay_pass);
 	free_all(d);
-	pthread_mutex_destroy(&d->done_mu);
+	workq_free(d->done);
+	workq_free(d->kick);
+	pthread_mutex_destroy(&d->spool_hook_mu);
 	free(d);
 }
 
@@ -475,8 +417,8 @@ deliver_stop(struct deliver *d)
 int
 deliver_sub_start(struct daemon *d, char *err, size_t errlen)
 {
-	running = deliver_start(d->base, d->conf);
-	if (running == NULL) {
+	d->deliver = deliver_start(d->base, d->conf);
+	if (d->deliver == NULL) {
 		snprintf(err, errlen, "cannot start delivery (see the lines above)");
 		return -1;
 	}
@@ -488,12 +430,12 @@ deliver_sub_shutdown(struct daemon *d)
 {
 	struct pooled *p;
 
-	if (running == NULL)
+	if (d->deliver == NULL)
 		return;
-	running->stopping = 1;
-	while ((p = TAILQ_FIRST(&running->idle)) != NULL) {
-		TAILQ_REMOVE(&running->idle, p, link);
-		running->nidle--;
+	d->deliver->stopping = 1;
+	while ((p = TAILQ_FIRST(&d->deliver->idle)) != NULL) {
+		TAILQ_REMOVE(&d->deliver->idle, p, link);
+		d->deliver->nidle--;
 		smtp_out_close(p->s);
 		free(p);
 	}
@@ -502,9 +444,9 @@ deliver_sub_shutdown(struct daemon *d)
 int
 deliver_sub_busy(struct daemon *d)
 {
-	if (running == NULL || running->finished)
+	if (d->deliver == NULL || d->deliver->finished)
 		return 0;
-	return running->conns > 0 || running->writes_out > 0;
+	return d->deliver->conns > 0 || d->deliver->writes_out > 0;
 }
 
 void
@@ -512,13 +454,13 @@ deliver_sub_finish(struct daemon *d)
 {
 	/* Transactions still open are abandoned: their rows were never
 	 * marked, so they are due again at the next start. */
-	if (running != NULL)
-		running->finished = 1;
+	if (d->deliver != NULL)
+		d->deliver->finished = 1;
 }
 
 void
 deliver_sub_free(struct daemon *d)
 {
-	deliver_stop(running);
-	running = NULL;
+	deliver_stop(d->deliver);
+	d->deliver = NULL;
 }

@@ -23,6 +23,7 @@
 #include "server/dns.h"
 #include "server/msgcache.h"
 #include "server/smtp_out.h"
+#include "server/workq.h"
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -117,8 +118,8 @@ struct wres {
 };
 
 struct job {
+	struct workq_item link; /* first (workq.h): the next job in a list */
 	enum job_kind kind;
-	struct job *next;
 	struct dom *d;
 	/* J_DOMAINS */
 	char after[256];
@@ -146,10 +147,7 @@ struct job {
 
 struct worker {
 	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct job *head, *tail;
-	int stop;
+	struct workq *q; /* jobs from the loop */
 	struct db *db;
 	struct deliver *dl;
 };
@@ -165,12 +163,8 @@ struct deliver {
 	char *relay_pass;
 	struct msg_cache mc;
 	struct worker reader, writer;
-	pthread_mutex_t done_mu;
-	struct job *done_head, *done_tail;
-	int done_fd;
-	struct event *done_ev;
-	int kick_efd;
-	struct event *kick_ev;
+	struct workq *done; /* jobs the workers finished, back on the loop */
+	struct workq *kick; /* deliver_kick() from any thread: scan now */
 	struct event *timer;
 	int64_t timer_at; /* when the timer fires; 0: not armed */
 	struct control *control;
@@ -195,6 +189,11 @@ struct deliver {
 	int writes_out;      /* result jobs at the writer */
 	int results_out;     /* the rows in them: taken by receivers, not committed */
 	struct verp_key key; /* signs VERP senders; read-only after the start */
+	/* Told after each commit that put mail into the inbound spool
+	 * (deliver_on_spool() sets it from any thread; the writer calls it). */
+	pthread_mutex_t spool_hook_mu;
+	void (*spool_hook)(void *arg);
+	void *spool_hook_arg;
 };
 
 /* An outbound message's body as stored (copy_orig fills it; free orig). */
@@ -212,12 +211,18 @@ wall_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static inline struct job *
+job_next(const struct job *j)
+{
+	return (struct job *)j->link.next;
+}
+
 /* deliver.c: the workers and the loop's side of them */
 void worker_post(struct worker *w, struct job *j);
 void done_post(struct deliver *dl, struct job *list);
 struct job *worker_take(struct worker *w);
 struct job *job_new(enum job_kind kind, struct dom *d);
-void spool_hook_call(void);
+void spool_hook_call(struct deliver *dl);
 
 /* deliver_scan.c */
 void *reader_main(void *arg);

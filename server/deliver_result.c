@@ -157,7 +157,7 @@ writer_commit(struct worker *w, struct job *list, int *dsns)
 	*dsns = 0;
 	if (db_begin(w->db) < 0)
 		return -1;
-	for (struct job *j = list; j != NULL; j = j->next) {
+	for (struct job *j = list; j != NULL; j = job_next(j)) {
 		if (j->local) {
 			/* A retry of the commit starts over. */
 			for (int i = 0; i < j->nres; i++) {
@@ -227,7 +227,7 @@ writer_main(void *arg)
 	while ((list = worker_take(w)) != NULL) {
 		double t0 = wall_now();
 		int n = 0;
-		for (struct job *j = list; j != NULL; j = j->next)
+		for (struct job *j = list; j != NULL; j = job_next(j))
 			n += j->nres;
 		for (int tries = 0;; tries++) {
 			if (writer_commit(w, list, &dsns) == 0) {
@@ -242,9 +242,9 @@ writer_main(void *arg)
 			sleep(tries < 5 ? 1 : 5);
 		}
 		list->dsns = dsns;
-		for (struct job *j = list; j != NULL; j = j->next) {
+		for (struct job *j = list; j != NULL; j = job_next(j)) {
 			if (j->local) {
-				spool_hook_call();
+				spool_hook_call(w->dl);
 				break;
 			}
 		}

@@ -123,8 +123,8 @@ reader_main(void *arg)
 
 	while ((list = worker_take(w)) != NULL) {
 		for (j = list; j != NULL; j = next) {
-			next = j->next;
-			j->next = NULL;
+			next = job_next(j);
+			j->link.next = NULL;
 			if (j->kind == J_DOMAINS) {
 				struct names_acc a = {j, 0};
 				if (db_queue_domains(w->db, j->after, j->now, j->limit, add_name,
