@@ -25,6 +25,7 @@
 #include "server/dmarc.h"
 #include "server/log.h"
 #include "server/retention.h"
+#include "server/workq.h"
 
 #if __has_include("lists/commands.h")
 #include "lists/commands.h"
@@ -49,10 +50,7 @@ struct engine_runner {
 	void (*after_commit)(void *);
 	void *arg;
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int pending;
-	int stop;
+	struct workq *wake; /* engine_runner_wake(), engine_runner_stop() */
 	time_t last_bounce_sweep;
 };
 
@@ -474,22 +472,11 @@ run(void *arg)
 	struct db_retention rt = {0};
 
 	for (;;) {
-		struct timespec ts;
-
-		pthread_mutex_lock(&r->mu);
-		clock_gettime(CLOCK_REALTIME, &ts);
 		/* After a store failure, try again soon rather than at the
 		 * next wake-up. */
-		ts.tv_sec += backoff ? backoff : idle_wait(r);
-		while (!r->pending && !r->stop)
-			if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
-				break;
-		r->pending = 0;
-		if (r->stop) {
-			pthread_mutex_unlock(&r->mu);
+		workq_wait(r->wake, 0, (backoff ? backoff : idle_wait(r)) * 1000);
+		if (workq_stopped(r->wake))
 			break;
-		}
-		pthread_mutex_unlock(&r->mu);
 		if (engine_runner_drain(r->db, r->conf, &dm, r->after_commit, r->arg, &handled) < 0)
 			backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
 		else
@@ -517,8 +504,14 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 	r->conf = conf;
 	r->after_commit = after_commit;
 	r->arg = arg;
-	r->pending = 1; /* entries a crash left 'new' */
+	if ((r->wake = workq_new(NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(r);
+		return NULL;
+	}
+	workq_wake(r->wake); /* entries a crash left 'new' */
 	if ((r->db = db_open(conf->database, 0, err, errlen)) == NULL) {
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
@@ -535,20 +528,21 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 	if (db_engine_tune(r->db) < 0 || db_sync_normal(r->db) < 0) {
 		snprintf(err, errlen, "%s", db_errmsg(r->db));
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
 	if ((r->dmarc = dmarc_new(conf, err, errlen)) == NULL) {
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
 	if (pthread_create(&r->thread, NULL, run, r) != 0) {
 		snprintf(err, errlen, "cannot start the engine thread: %s", strerror(errno));
 		dmarc_free(r->dmarc);
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
@@ -559,10 +553,7 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 void
 engine_runner_wake(struct engine_runner *r)
 {
-	pthread_mutex_lock(&r->mu);
-	r->pending = 1;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	workq_wake(r->wake);
 }
 
 void
@@ -570,14 +561,10 @@ engine_runner_stop(struct engine_runner *r)
 {
 	if (r == NULL)
 		return;
-	pthread_mutex_lock(&r->mu);
-	r->stop = 1;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	workq_stop(r->wake);
 	pthread_join(r->thread, NULL);
 	dmarc_free(r->dmarc);
 	db_close(r->db);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
+	workq_free(r->wake);
 	free(r);
 }
