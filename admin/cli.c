@@ -7,10 +7,14 @@
 #include "lists/listaddr.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "mail/utf8.h"
 
 #define JSON_DEPTH 32
 
@@ -65,17 +69,25 @@ print_prefix(struct cli *cli)
 	fputs(": ", stderr);
 }
 
+/* "fanmail GROUP CMD: message" on stderr, after what was written to
+ * cli->out. */
+static void
+print_error(struct cli *cli, const char *fmt, va_list ap)
+{
+	fflush(cli->out);
+	print_prefix(cli);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 int
 cli_error(struct cli *cli, int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(cli->out);
-	print_prefix(cli);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(cli, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return code;
 }
 
@@ -102,12 +114,9 @@ cli_usage_error(struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(cli->out);
-	print_prefix(cli);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(cli, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	print_usage(cli, stderr);
 	return EX_USAGE;
 }
@@ -304,6 +313,29 @@ cli_load_conf(struct cli *cli)
 	return 0;
 }
 
+/* Whether this user may write the database file and its directory (where
+ * SQLite creates the -wal and -shm files). access() is right here: it
+ * answers for the real user, and says no to root on an immutable file. */
+static int
+may_write(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	if (access(path, W_OK) < 0)
+		return errno == ENOENT; /* none to read: the first error stands */
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return 1;
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return access(dir, W_OK) == 0;
+}
+
 int
 cli_open_db(struct cli *cli)
 {
@@ -318,6 +350,15 @@ cli_open_db(struct cli *cli)
 	if (cli->conf.database == NULL || *cli->conf.database == '\0')
 		return cli_error(cli, EX_CONFIG, "the setting 'database' is empty");
 	cli->db = db_open(cli->conf.database, DB_OPEN_CREATE, err, sizeof(err));
+	if (cli->db == NULL && !may_write(cli->conf.database)) {
+		/* Reading commands work on a database this user may only read;
+		 * a write then fails with DB_READONLY (exit 77). */
+		char err2[1024];
+
+		cli->db = db_open(cli->conf.database, DB_OPEN_READONLY, err2, sizeof(err2));
+		if (cli->db == NULL)
+			return cli_error(cli, EX_NOPERM, "%s (this user may not write it)", err2);
+	}
 	if (cli->db == NULL) {
 		/* db_open() gives a message only; its wording tells a lock
 		 * (db_fail's) and a newer schema apart from the rest. */
@@ -413,44 +454,6 @@ cli_time(int64_t t, char *buf, size_t len)
 
 /* ---- JSON ---- */
 
-/* Length of the well-formed UTF-8 sequence at s (1..4), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t avail)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned min;
-	unsigned cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 void
 cli_json_escape(FILE *out, const char *s, size_t len)
 {
@@ -498,7 +501,7 @@ cli_json_escape(FILE *out, const char *s, size_t len)
 			p++;
 			continue;
 		}
-		n = utf8_len(p, (size_t)(end - p));
+		n = utf8_seq_len(p, (size_t)(end - p));
 		if (n == 0) {
 			fputs("\\ufffd", out);
 			p++;
@@ -685,4 +688,24 @@ cli_put_field(FILE *out, const char *s)
 		else
 			putc(*p, out);
 	}
+}
+
+void
+cli_notify_daemon(struct cli *cli, const char *word)
+{
+	char path[4200];
+	int fd;
+
+	if (cli->conf.control_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", cli->conf.control_file);
+	else
+		snprintf(path, sizeof(path), "%s.kick", cli->conf.database);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
+	if (fd < 0) {
+		fprintf(stderr, "fanmail: warning: cannot notify fanmaild through %s: %s\n", path,
+		        strerror(errno));
+		return;
+	}
+	(void)!write(fd, word, strlen(word));
+	close(fd);
 }

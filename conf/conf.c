@@ -9,6 +9,7 @@
  */
 #include "conf/conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -26,14 +27,40 @@
 #define CONF_TYPE_ENUM_ENUM CONF_ENUM
 
 const struct conf_def conf_defs[] = {
-#define SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, offsetof(struct conf, n)},
+#define SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, offsetof(struct conf, n), NULL},
 #include "conf/settings.def"
 #undef SETTING
 };
 const size_t conf_ndefs = sizeof(conf_defs) / sizeof(conf_defs[0]);
 
+/* An ENUM's choices as text, in the enum's order: list_choices_NAME[]. The
+ * enum is stored as an int; each one is checked to be int-sized. */
+#define CONF_CHOICE_TEXT(n, choice) #choice,
+#define CONF_LIST_CHOICES_ENUM(n, choices)                                                         \
+	static const char *const list_choices_##n[] = {                                            \
+	    CONF_EACH(CONF_CHOICE_TEXT, n, CONF_UNPAREN choices) NULL};                            \
+	_Static_assert(sizeof(enum list_##n) == sizeof(int), "enum list_" #n " is not int-sized");
+#define CONF_LIST_CHOICES_STR(n, choices)
+#define CONF_LIST_CHOICES_LIST(n, choices)
+#define CONF_LIST_CHOICES_INT(n, choices)
+#define CONF_LIST_CHOICES_SIZE(n, choices)
+#define CONF_LIST_CHOICES_TIME(n, choices)
+#define CONF_LIST_CHOICES_BOOL(n, choices)
+#define LIST_SETTING(n, t, d, choices, doc) CONF_LIST_CHOICES_##t(n, choices)
+#include "conf/list_settings.def"
+#undef LIST_SETTING
+
+#define CONF_CHOICES_OF_ENUM(n) list_choices_##n
+#define CONF_CHOICES_OF_STR(n) NULL
+#define CONF_CHOICES_OF_LIST(n) NULL
+#define CONF_CHOICES_OF_INT(n) NULL
+#define CONF_CHOICES_OF_SIZE(n) NULL
+#define CONF_CHOICES_OF_TIME(n) NULL
+#define CONF_CHOICES_OF_BOOL(n) NULL
+
 const struct conf_def conf_list_defs[] = {
-#define LIST_SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, 0},
+#define LIST_SETTING(n, t, d, choices, doc)                                                        \
+	{#n, CONF_TYPE_ENUM_##t, d, doc, offsetof(struct list_conf, n), CONF_CHOICES_OF_##t(n)},
 #include "conf/list_settings.def"
 #undef LIST_SETTING
 };
@@ -142,27 +169,25 @@ conf_parse_bool(const char *s, int *out)
 	return -1;
 }
 
-/* An ENUM's choices are the `|`-separated words inside the doc's leading
- * brackets. */
+/* The index of value among an ENUM's choices (any case), or -1. */
 static int
-enum_has(const struct conf_def *d, const char *value)
+choice_index(const struct conf_def *d, const char *value)
 {
-	const char *p = d->doc, *end;
-	size_t vlen = strlen(value);
+	for (int i = 0; d->choices != NULL && d->choices[i] != NULL; i++)
+		if (strcasecmp(d->choices[i], value) == 0)
+			return i;
+	return -1;
+}
 
-	if (*p != '[')
-		return 0;
-	p++;
-	end = strchr(p, ']');
-	while (end != NULL && p < end) {
-		size_t n = strcspn(p, "|]");
-		if (n == vlen && strncasecmp(p, value, n) == 0)
-			return 1;
-		p += n;
-		if (*p == '|')
-			p++;
-	}
-	return 0;
+/* "a|b|c" for an error message. */
+static void
+choices_text(const struct conf_def *d, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; d->choices != NULL && d->choices[i] != NULL && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "|" : "", d->choices[i]);
 }
 
 /* Checks value against d's type and writes the canonical text to canon. */
@@ -213,10 +238,10 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
 		snprintf(canon, canonlen, "%s", b ? "yes" : "no");
 		return 0;
 	case CONF_ENUM:
-		if (!enum_has(d, value)) {
-			const char *end = strchr(d->doc, ']');
-			errf(err, errlen, "%s: '%s' is not one of %.*s", d->name, value,
-			     end ? (int)(end - d->doc - 1) : 0, d->doc + 1);
+		if (choice_index(d, value) < 0) {
+			char choices[256];
+			choices_text(d, choices, sizeof(choices));
+			errf(err, errlen, "%s: '%s' is not one of %s", d->name, value, choices);
 			return -1;
 		}
 		snprintf(canon, canonlen, "%s", value);
@@ -228,14 +253,222 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
 	return 0;
 }
 
+/* --- hosts, addresses and ports ---
+ *
+ * Settings that name a host, an address or a port are checked beyond
+ * their type, so that a typo stops the program at start (exit 78, the
+ * file and line named) instead of binding another port (99999 is 34463
+ * to the kernel) or greeting with a name that is no name. */
+
+enum host_kind { HK_HOSTNAME, HK_PORT, HK_LISTEN, HK_DNS_SERVERS, HK_RELAY };
+
+static const struct {
+	const char *name;
+	enum host_kind kind;
+} host_settings[] = {
+    {"hostname", HK_HOSTNAME}, {"default_list_domain", HK_HOSTNAME}, {"delivery_port", HK_PORT},
+    {"listen", HK_LISTEN},     {"dns_servers", HK_DNS_SERVERS},      {"relay_host", HK_RELAY},
+};
+
+/* A host name of RFC 1123 labels: letters, digits and hyphens, 1 to 63
+ * octets, no hyphen first or last; at most 253 octets in all. */
 static int
-store(struct conf *c, const struct conf_def *d, const char *value, char *err, size_t errlen)
+is_hostname(const char *s, size_t len)
 {
-	char *field = (char *)c + d->offset;
+	size_t label = 0;
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+		} else if (isalnum(ch) || ch == '-') {
+			if ((label == 0 && ch == '-') || ++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+static int
+is_ip(int af, const char *s, size_t len)
+{
+	char buf[64];
+	unsigned char out[16];
+
+	if (len == 0 || len >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return inet_pton(af, buf, out) == 1;
+}
+
+/* 1 to 65535, decimal digits only. */
+static int
+is_port(const char *s, size_t len)
+{
+	long v = 0;
+
+	if (len == 0 || len > 5)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v >= 1 && v <= 65535;
+}
+
+/* Checks one "host:port" item of kind k. Writes the reason to why. */
+static int
+check_hostport(enum host_kind k, const char *s, size_t len, char *why, size_t whylen)
+{
+	const char *host = s, *port = NULL, *colon;
+	size_t hlen = len, plen = 0;
+	int bracketed = 0;
+
+	if (len > 0 && s[0] == '[') {
+		const char *end = memchr(s, ']', len);
+
+		if (end == NULL) {
+			snprintf(why, whylen, "'[' without ']'");
+			return -1;
+		}
+		host = s + 1;
+		hlen = (size_t)(end - host);
+		bracketed = 1;
+		if (end + 1 < s + len) {
+			if (end[1] != ':') {
+				snprintf(why, whylen, "expected ':port' after ']'");
+				return -1;
+			}
+			port = end + 2;
+			plen = (size_t)(s + len - port);
+		}
+	} else if ((colon = memchr(s, ':', len)) != NULL) {
+		if (memchr(colon + 1, ':', (size_t)(s + len - colon - 1)) != NULL) {
+			/* Bare IPv6: only where no port is needed. */
+			if (k == HK_DNS_SERVERS && is_ip(AF_INET6, s, len))
+				return 0;
+			snprintf(why, whylen, "an IPv6 address is written [address]:port");
+			return -1;
+		}
+		hlen = (size_t)(colon - s);
+		port = colon + 1;
+		plen = (size_t)(s + len - port);
+	}
+	if (port == NULL && k == HK_LISTEN) {
+		snprintf(why, whylen, "expected address:port or [address]:port");
+		return -1;
+	}
+	if (port != NULL && !is_port(port, plen)) {
+		snprintf(why, whylen, "port '%.*s' is not a number from 1 to 65535", (int)plen,
+		         port);
+		return -1;
+	}
+	if (bracketed) {
+		if (!is_ip(AF_INET6, host, hlen) &&
+		    !(k == HK_RELAY && is_ip(AF_INET, host, hlen))) {
+			snprintf(why, whylen, "'%.*s' is not an IPv6 address", (int)hlen, host);
+			return -1;
+		}
+		return 0;
+	}
+	if (k == HK_LISTEN && (hlen == 0 || (hlen == 1 && *host == '*')))
+		return 0; /* every address */
+	if (is_ip(AF_INET, host, hlen))
+		return 0;
+	if (k == HK_RELAY && is_hostname(host, hlen))
+		return 0;
+	snprintf(why, whylen,
+	         k == HK_RELAY ? "'%.*s' is not a host name (RFC 1123) or an IP address"
+	                       : "'%.*s' is not an IPv4 address or a [IPv6] address",
+	         (int)hlen, host);
+	return -1;
+}
+
+/* Checks value when d is one of host_settings. */
+static int
+check_host(const struct conf_def *d, const char *value, char *err, size_t errlen)
+{
+	const char *cur = value, *item;
+	char why[256];
+	size_t len;
+	size_t i;
+
+	for (i = 0; i < sizeof(host_settings) / sizeof(host_settings[0]); i++)
+		if (strcmp(host_settings[i].name, d->name) == 0)
+			break;
+	if (i == sizeof(host_settings) / sizeof(host_settings[0]))
+		return 0;
+	switch (host_settings[i].kind) {
+	case HK_HOSTNAME:
+		if (!is_hostname(value, strlen(value))) {
+			errf(err, errlen,
+			     "%s: '%s' is not a host name (RFC 1123: letters, digits and hyphens, "
+			     "in labels joined by dots)",
+			     d->name, value);
+			return -1;
+		}
+		return 0;
+	case HK_PORT: {
+		char buf[32];
+
+		snprintf(buf, sizeof(buf), "%s", value);
+		if (!is_port(buf, strlen(buf))) {
+			errf(err, errlen, "%s: '%s' is not a port (1 to 65535)", d->name, value);
+			return -1;
+		}
+		return 0;
+	}
+	case HK_RELAY:
+		if (*value != '\0' &&
+		    check_hostport(HK_RELAY, value, strlen(value), why, sizeof(why)) < 0) {
+			errf(err, errlen, "%s: '%s': %s", d->name, value, why);
+			return -1;
+		}
+		return 0;
+	case HK_LISTEN:
+	case HK_DNS_SERVERS:
+		while ((item = conf_list_next(&cur, &len)) != NULL) {
+			if (check_hostport(host_settings[i].kind, item, len, why, sizeof(why)) <
+			    0) {
+				errf(err, errlen, "%s: '%.*s': %s", d->name, (int)len, item, why);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	return 0;
+}
+
+/* Stores value into d's field of the struct at base (struct conf or struct
+ * list_conf). */
+static int
+store_at(char *base, const struct conf_def *d, const char *value, char *err, size_t errlen)
+{
+	char *field = base + d->offset;
 	long long v = 0;
 	int b = 0;
 	char *dup;
 
+	if (check_host(d, value, err, errlen) < 0)
+		return -1;
+	if (d->type == CONF_ENUM && d->choices != NULL) {
+		int i = choice_index(d, value);
+		if (i < 0) {
+			char canon[8];
+			return check_value(d, value, canon, sizeof(canon), err, errlen);
+		}
+		*(int *)field = i; /* the enum's value: its choice's index */
+		return 0;
+	}
 	switch (d->type) {
 	case CONF_STR:
 	case CONF_LIST:
@@ -271,6 +504,12 @@ store(struct conf *c, const struct conf_def *d, const char *value, char *err, si
 	}
 	}
 	return -1;
+}
+
+static int
+store(struct conf *c, const struct conf_def *d, const char *value, char *err, size_t errlen)
+{
+	return store_at((char *)c, d, value, err, errlen);
 }
 
 void
@@ -571,6 +810,54 @@ conf_list_check(const char *name, const char *value, char *canon, size_t canonle
 		return -1;
 	}
 	return check_value(d, value, canon, canonlen, err, errlen);
+}
+
+void
+conf_list_init(struct list_conf *lc)
+{
+	memset(lc, 0, sizeof(*lc));
+	for (size_t i = 0; i < conf_list_ndefs; i++)
+		if (store_at((char *)lc, &conf_list_defs[i], conf_list_defs[i].def, NULL, 0) < 0)
+			abort(); /* a bad default in list_settings.def: cannot happen */
+}
+
+int
+conf_list_set(struct list_conf *lc, const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct conf_def *d = conf_list_def(name);
+
+	if (d == NULL) {
+		errf(err, errlen, "%s: unknown list setting", name);
+		return -1;
+	}
+	/* store_at() checks before it writes: a bad value leaves the field. */
+	return store_at((char *)lc, d, value, err, errlen);
+}
+
+void
+conf_list_free(struct list_conf *lc)
+{
+	for (size_t i = 0; i < conf_list_ndefs; i++) {
+		const struct conf_def *d = &conf_list_defs[i];
+		if (d->type == CONF_STR || d->type == CONF_LIST) {
+			char **p = (char **)((char *)lc + d->offset);
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
+
+const char *
+conf_list_choice(const char *name, int value)
+{
+	const struct conf_def *d = conf_list_def(name);
+
+	if (d == NULL || d->choices == NULL || value < 0)
+		return "";
+	for (int i = 0; d->choices[i] != NULL; i++)
+		if (i == value)
+			return d->choices[i];
+	return "";
 }
 
 const char *

@@ -30,6 +30,10 @@ enum db_status {
 };
 
 #define DB_OPEN_CREATE 0x1 /* create the file (and its directory) if missing */
+/* Open for reading only (SQLITE_OPEN_READONLY): for a database in a
+ * directory or file this user may not write. Every write then fails with
+ * DB_READONLY; the schema must be current already. */
+#define DB_OPEN_READONLY 0x2
 
 /* Opens path; returns NULL with a message in err on failure. */
 struct db *db_open(const char *path, int flags, char *err, size_t errlen);
@@ -66,6 +70,12 @@ int db_sync_normal(struct db *db);
 
 /* Seconds since the epoch, the time stamps stored everywhere. */
 int64_t db_now(void);
+
+/* 0 when the database file and its -wal at the path opened are still the
+ * files this connection opened; -1 (DB_ERR, with a message saying which)
+ * when one was deleted or replaced: whatever is committed now goes into a
+ * file nobody will read again. Two stat() calls. */
+int db_files_check(struct db *db);
 
 /* PRAGMA integrity_check; 0 when it answers ok. */
 int db_check(struct db *db);

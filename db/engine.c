@@ -240,27 +240,6 @@ db_engine_list_find(struct db *db, const char *local, const char *domain, int64_
 }
 
 int
-db_engine_settings(struct db *db, int64_t list_id,
-                   void (*fn)(void *arg, const char *key, const char *value), void *arg)
-{
-	static const char sql[] = "SELECT key, value FROM list_settings WHERE list_id = ?1";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, list_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		fn(arg, (const char *)sqlite3_column_text(st, 0),
-		   (const char *)sqlite3_column_text(st, 1));
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "list settings");
-	db_ok(db);
-	return 0;
-}
-
-int
 db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
                  int *is_privileged)
 {

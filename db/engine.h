@@ -64,9 +64,6 @@ int db_engine_list(struct db *db, int64_t list_id, char *local, size_t locallen,
                    size_t domainlen);
 /* The list named local@domain (both compared lower-cased). */
 int db_engine_list_find(struct db *db, const char *local, const char *domain, int64_t *list_id);
-/* Calls fn for each stored setting of the list. */
-int db_engine_settings(struct db *db, int64_t list_id,
-                       void (*fn)(void *arg, const char *key, const char *value), void *arg);
 /* What the poster with lookup key addr_key is to the list: a member (any
  * status but unconfirmed), an owner or moderator. */
 int db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,

@@ -280,28 +280,24 @@ db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, 
 	return 0;
 }
 
-long long
-db_list_setting_int(struct db *db, int64_t list_id, const char *key, long long def)
-{
-	char buf[64];
-	long long v;
-
-	if (db_list_get_setting(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
-	    conf_parse_int(buf, &v) < 0)
-		return def;
-	return v;
-}
-
 int
-db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def)
+db_list_settings_each(struct db *db, int64_t list_id, db_setting_fn fn, void *arg)
 {
-	char buf[16];
-	int v;
+	static const char sql[] = "SELECT key, value FROM list_settings WHERE list_id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
 
-	if (db_list_get_setting(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
-	    conf_parse_bool(buf, &v) < 0)
-		return def;
-	return v;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1));
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "list settings");
+	db_ok(db);
+	return 0;
 }
 
 /* ---- roles ---- */

@@ -63,10 +63,11 @@ int db_list_set(struct db *db, int64_t list_id, const char *key, const char *val
 int db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, size_t len,
                         int *is_default);
 
-/* Typed shortcuts for callers that read settings at run time: the value
- * of an INT/SIZE/TIME or BOOL setting, or def when unset or unreadable. */
-long long db_list_setting_int(struct db *db, int64_t list_id, const char *key, long long def);
-int db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def);
+/* Calls fn with every stored setting of the list (raw key and value text;
+ * unset settings are not stored). lists/list_conf.c turns them into a
+ * typed struct list_conf: the one place settings are read at run time. */
+typedef void (*db_setting_fn)(void *arg, const char *key, const char *value);
+int db_list_settings_each(struct db *db, int64_t list_id, db_setting_fn fn, void *arg);
 
 /* ---- roles ---- */
 

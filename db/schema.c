@@ -265,6 +265,20 @@ static const char *const migrations[] = {
     ");"
     "INSERT INTO spool_body (id, message) SELECT id, message FROM spool;"
     "ALTER TABLE spool DROP COLUMN message;",
+    /* 4: server secrets, made once here and never printed: "report" keys
+     * the signatures on VERP addresses and on the report tag of list mail
+     * (lists/verp.h), so that forged bounces and ARF reports are told
+     * apart. randomblob() draws on SQLite's CSPRNG, seeded from the OS. */
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL CHECK (length(value) >= 32)"
+    ");"
+    "INSERT INTO secrets (name, value) VALUES ('report', randomblob(32));",
+    /* 5: digests are not sent yet, and the fan-out skips members set to
+     * them: `member set delivery=digest` was taken, and such members got
+     * no mail at all. They get every post again, as they did before they
+     * chose digests; the setting is refused until digests exist. */
+    "UPDATE members SET delivery = 'regular' WHERE delivery = 'digest';",
 };
 
 int

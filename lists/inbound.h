@@ -78,10 +78,4 @@ int inbound_handle(struct db *db, const struct conf *conf, const struct posting_
                    const struct db_engine_entry *e, const struct db_engine_rcpt *r, char *outcome,
                    size_t outcomelen);
 
-/* Whether rcpt (local@domain, as a recipient row holds it) is one of our
- * list addresses, and which (listaddr_resolve() against the lists table).
- * Returns 0 with *m filled (m->ext points into rcpt), or -1 when it is none;
- * a store error counts as none. */
-int inbound_list_address(struct db *db, const char *rcpt, struct listaddr_match *m);
-
 #endif

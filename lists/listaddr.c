@@ -1,5 +1,6 @@
 /*
- * listaddr.c - mapping a recipient local part to a list and a role.
+ * listaddr.c - mapping a recipient local part to a list and a role, and
+ * telling whether an address is one of this server's (listaddr_is_ours).
  */
 #include "lists/listaddr.h"
 
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "db/lists.h"
 #include "mail/addr.h"
 
 static const struct {
@@ -132,4 +134,67 @@ listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void 
 		return 0;
 	}
 	return -1;
+}
+
+struct ours_ctx {
+	struct db *db;
+	const char *domain;
+	int failed;
+};
+
+static int64_t
+ours_lookup(void *arg, const char *local, size_t len)
+{
+	struct ours_ctx *c = arg;
+	char buf[ADDR_LOCAL_MAX + 1];
+	struct db_list l;
+
+	if (len > ADDR_LOCAL_MAX)
+		return 0;
+	memcpy(buf, local, len);
+	buf[len] = '\0';
+	if (db_list_find(c->db, buf, c->domain, &l) == 0)
+		return l.id;
+	if (db_status(c->db) != DB_NOTFOUND)
+		c->failed = 1;
+	return 0;
+}
+
+/* listaddr_resolve() of local[0..len) at domain against the lists table. */
+static int
+find(struct db *db, const char *local, size_t len, const char *domain, struct listaddr_match *m)
+{
+	struct ours_ctx c = {db, domain, 0};
+	int r = listaddr_resolve(local, len, ours_lookup, &c, m);
+
+	if (c.failed)
+		return -1;
+	return r == 0;
+}
+
+int
+listaddr_is_ours(struct db *db, const struct addr *a)
+{
+	struct listaddr_match m;
+	const char *local = a->local;
+	size_t len = strlen(local);
+
+	/* "dev-request"@example.org is the same mailbox as the unquoted one. */
+	if (len >= 2 && local[0] == '"' && local[len - 1] == '"') {
+		local++;
+		len -= 2;
+	}
+	return find(db, local, len, a->domain, &m);
+}
+
+int
+listaddr_find(struct db *db, const char *address, struct listaddr_match *m)
+{
+	const char *at = strrchr(address, '@');
+
+	if (at == NULL) {
+		memset(m, 0, sizeof(*m));
+		return 0;
+	}
+	return find(db, address, (size_t)(at - address), at + 1, m);
 }

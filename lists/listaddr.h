@@ -22,6 +22,9 @@
  * only one: a list may not be named so that it ends in one of its suffixes
  * (listaddr_check_list_address()), since LIST-subscribe@... is already the
  * subscribe address of LIST and the list could never be posted to.
+ *
+ * listaddr_is_ours() and listaddr_find() apply the same rules to a whole
+ * address, looking the lists up in the store.
  */
 #ifndef FANMAIL_LISTADDR_H
 #define FANMAIL_LISTADDR_H
@@ -58,6 +61,22 @@ struct listaddr_match {
  * part names no list address. */
 int listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void *arg,
                      struct listaddr_match *m);
+
+struct db;
+
+/* Whether a is a list of this server or one of its role addresses (any of
+ * the above, with any extension): such an address must never become a
+ * member, or a list would post to itself or another list, and a
+ * confirmation (token included) would go out to every member. Reads the
+ * store, unlike the rest of this module. Returns 1 or 0, or -1 when the
+ * store failed (db_status() says why). */
+int listaddr_is_ours(struct db *db, const struct addr *a);
+
+/* Which list address of this server address (local@domain, unquoted, as a
+ * queue's recipient row holds it) is: 1 with *m filled (m->ext points into
+ * address), 0 when it is none, -1 when the store failed. Local delivery
+ * (server/deliver_local.c) asks this for mail to our own list domains. */
+int listaddr_find(struct db *db, const char *address, struct listaddr_match *m);
 
 /* "post", "request", "owner", "bounces", "join", "leave", "subscribe",
  * "unsubscribe", "confirm". */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,11 @@
 #include "lists/inbound.h"
 #include "lists/post.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 #include "server/dmarc.h"
 #include "server/log.h"
 #include "server/retention.h"
+#include "server/workq.h"
 
 #if __has_include("lists/commands.h")
 #include "lists/commands.h"
@@ -47,12 +50,64 @@ struct engine_runner {
 	void (*after_commit)(void *);
 	void *arg;
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int pending;
-	int stop;
+	struct workq *wake; /* engine_runner_wake(), engine_runner_stop() */
 	time_t last_bounce_sweep;
 };
+
+/* Log lines that report what a transaction did ("posted: queued as
+ * QID", "failed: ..."): they are written once it has committed, so that
+ * the log never names a queued message that a failed commit took back
+ * (and an admin who greps the log finds the queue row). Each line is kept
+ * as a tag octet ('I' info, 'W' warning), its text and a NUL. */
+struct pending {
+	struct strbuf b;
+	int dropped; /* lines lost to a failed allocation */
+};
+
+static void pending_add(struct pending *pl, int warn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+pending_add(struct pending *pl, int warn, const char *fmt, ...)
+{
+	char line[RUNNER_OUTCOME_MAX * 2];
+	va_list ap;
+	size_t mark;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1;
+	mark = pl->b.len;
+	strbuf_add(&pl->b, warn ? "W" : "I", 1);
+	strbuf_add(&pl->b, line, (size_t)n);
+	strbuf_add(&pl->b, "", 1); /* the NUL that ends the line */
+	if (pl->b.oom) {
+		/* This line and every later one of the batch is lost. */
+		strbuf_truncate(&pl->b, mark);
+		pl->dropped++;
+	}
+}
+
+/* Writes the lines (the transaction committed) and empties pl. */
+static void
+pending_flush(struct pending *pl)
+{
+	for (size_t o = 0; o < pl->b.len; o += strlen(pl->b.p + o) + 1) {
+		if (pl->b.p[o] == 'W')
+			log_warnx("%s", pl->b.p + o + 1);
+		else
+			log_info("%s", pl->b.p + o + 1);
+	}
+	if (pl->dropped > 0)
+		log_warnx("engine: %d outcome line(s) not logged: out of memory", pl->dropped);
+	strbuf_truncate(&pl->b, 0);
+	pl->dropped = 0;
+}
 
 /* Appends "to=<rcpt>: outcome" to all. */
 static void
@@ -75,16 +130,13 @@ from_domain(struct db *db, int64_t id, char *dom, size_t len)
 {
 	struct db_engine_entry e;
 	struct msg m;
-	const struct msg_header *h;
-	char name[512], addr[POST_ADDR_MAX];
+	char addr[POST_ADDR_MAX];
 
 	dom[0] = '\0';
 	if (db_engine_load(db, id, &e) < 0)
 		return;
 	if (msg_parse(&m, e.message, e.len) == 0) {
-		h = msg_header_get(&m, "From", 0);
-		if (h != NULL && post_parse_mailbox(h->value, h->value_len, name, sizeof(name),
-		                                    addr, sizeof(addr)) == 0)
+		if (post_from(&m, NULL, 0, addr, sizeof(addr)) == 0)
 			snprintf(dom, len, "%s", strrchr(addr, '@') + 1);
 		msg_free(&m);
 	}
@@ -126,11 +178,12 @@ prefetch_dmarc(struct db *db, const struct posting_dmarc *dmarc, const int64_t *
  * (and when SQLite ended the whole transaction, db_in_transaction() says
  * so). */
 static int
-handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc, int64_t id)
+handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc, int64_t id,
+             struct pending *pl)
 {
 	struct db_engine_entry e;
 	struct db_engine_rcpt *r = NULL;
-	size_t n = 0;
+	size_t n = 0, mark = pl->b.len;
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
 	int failed = 0, rc = -1;
 
@@ -159,10 +212,12 @@ handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc 
 				    "%s: engine: to=<%s>, role=%s, store failed, will retry: %s",
 				    e.qid, r[i].rcpt, r[i].role, outcome);
 				db_undo_savepoint(db);
+				strbuf_truncate(&pl->b, mark); /* undone: nothing of it to report */
 				goto out;
 			}
 		}
-		log_info("%s: engine: to=<%s>, role=%s, %s", e.qid, r[i].rcpt, r[i].role, outcome);
+		pending_add(pl, 0, "%s: engine: to=<%s>, role=%s, %s", e.qid, r[i].rcpt, r[i].role,
+		            outcome);
 		note(all, sizeof(all), r[i].rcpt, outcome);
 	}
 	if (n == 0)
@@ -171,16 +226,18 @@ handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc 
 		/* Nothing of the entry's work stays: undo it, then record the
 		 * failure alone, so that an admin can look and retry. */
 		db_undo_savepoint(db);
+		strbuf_truncate(&pl->b, mark);
 		if (db_savepoint(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
 		    db_release_savepoint(db) < 0) {
 			log_warnx("%s: engine: cannot mark failed: %s", e.qid, db_errmsg(db));
 			db_undo_savepoint(db);
 			goto out;
 		}
-		log_warnx("%s: engine: failed: %s", e.qid, all);
+		pending_add(pl, 1, "%s: engine: failed: %s", e.qid, all);
 	} else if (db_engine_finish(db, id, "done", all) < 0 || db_release_savepoint(db) < 0) {
 		log_warnx("%s: engine: cannot record: %s", e.qid, db_errmsg(db));
 		db_undo_savepoint(db);
+		strbuf_truncate(&pl->b, mark);
 		goto out;
 	}
 	rc = 1;
@@ -211,6 +268,7 @@ static int
 run_batch(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
           const int64_t *ids, size_t n, size_t *i, int *handled)
 {
+	struct pending pl = {0};
 	struct timespec t0;
 	int rc = 0, done = 0;
 	size_t first = *i;
@@ -223,10 +281,11 @@ run_batch(struct db *db, const struct conf *conf, const struct posting_dmarc *dm
 	for (; *i < n; ++*i) {
 		if (*i > first && elapsed_us(&t0) > RUNNER_BATCH_US)
 			break;
-		rc = handle_entry(db, conf, dmarc, ids[*i]);
+		rc = handle_entry(db, conf, dmarc, ids[*i], &pl);
 		if (rc < 0) {
 			if (!db_in_transaction(db)) {
 				db_rollback(db);
+				strbuf_free(&pl.b);
 				return -1; /* all of it undone: every entry stays 'new' */
 			}
 			break;
@@ -234,9 +293,13 @@ run_batch(struct db *db, const struct conf *conf, const struct posting_dmarc *dm
 		done += rc;
 	}
 	if (db_commit(db) < 0) {
-		log_warnx("engine: cannot commit: %s", db_errmsg(db));
+		log_warnx("engine: cannot commit, %d entr%s stay new: %s", done,
+		          done == 1 ? "y" : "ies", db_errmsg(db));
+		strbuf_free(&pl.b);
 		return -1;
 	}
+	pending_flush(&pl);
+	strbuf_free(&pl.b);
 	*handled += done;
 	return rc < 0 ? -1 : 0;
 }
@@ -355,22 +418,11 @@ run(void *arg)
 	struct db_retention rt = {0};
 
 	for (;;) {
-		struct timespec ts;
-
-		pthread_mutex_lock(&r->mu);
-		clock_gettime(CLOCK_REALTIME, &ts);
 		/* After a store failure, try again soon rather than at the
 		 * next wake-up. */
-		ts.tv_sec += backoff ? backoff : idle_wait(r);
-		while (!r->pending && !r->stop)
-			if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
-				break;
-		r->pending = 0;
-		if (r->stop) {
-			pthread_mutex_unlock(&r->mu);
+		workq_wait(r->wake, 0, (backoff ? backoff : idle_wait(r)) * 1000);
+		if (workq_stopped(r->wake))
 			break;
-		}
-		pthread_mutex_unlock(&r->mu);
 		if (engine_runner_drain(r->db, r->conf, &dm, r->after_commit, r->arg, &handled) < 0)
 			backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
 		else
@@ -398,8 +450,14 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 	r->conf = conf;
 	r->after_commit = after_commit;
 	r->arg = arg;
-	r->pending = 1; /* entries a crash left 'new' */
+	if ((r->wake = workq_new(NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(r);
+		return NULL;
+	}
+	workq_wake(r->wake); /* entries a crash left 'new' */
 	if ((r->db = db_open(conf->database, 0, err, errlen)) == NULL) {
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
@@ -416,20 +474,21 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 	if (db_engine_tune(r->db) < 0 || db_sync_normal(r->db) < 0) {
 		snprintf(err, errlen, "%s", db_errmsg(r->db));
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
 	if ((r->dmarc = dmarc_new(conf, err, errlen)) == NULL) {
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
 	if (pthread_create(&r->thread, NULL, run, r) != 0) {
 		snprintf(err, errlen, "cannot start the engine thread: %s", strerror(errno));
 		dmarc_free(r->dmarc);
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
@@ -440,10 +499,7 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 void
 engine_runner_wake(struct engine_runner *r)
 {
-	pthread_mutex_lock(&r->mu);
-	r->pending = 1;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	workq_wake(r->wake);
 }
 
 void
@@ -451,14 +507,10 @@ engine_runner_stop(struct engine_runner *r)
 {
 	if (r == NULL)
 		return;
-	pthread_mutex_lock(&r->mu);
-	r->stop = 1;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	workq_stop(r->wake);
 	pthread_join(r->thread, NULL);
 	dmarc_free(r->dmarc);
 	db_close(r->db);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
+	workq_free(r->wake);
 	free(r);
 }

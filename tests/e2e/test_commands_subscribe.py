@@ -39,6 +39,23 @@ class SubscribeByMail(CommandsCase):
                         message("bob@example.net", addr("request"), f"confirm {token}"))
         self.assertIn("unknown token", out)
 
+    def test_command_without_from_answers_the_envelope_sender(self):
+        # docs/commands.md: the sender is the From: address, else the
+        # envelope sender. This mail has no From: at all.
+        data = ("To: " + addr("request") + "\r\nSubject: subscribe\r\n"
+                "Message-ID: <no-from@example.net>\r\n\r\nsubscribe\r\n").encode()
+        out = self.send("envonly@example.net", addr("request"), data)
+        self.assertIn("subscribe envonly@example.net: confirmation sent", out,
+                      f"expected a confirmation to the envelope sender, outcome: {out!r}")
+        self.confirmation_token("envonly@example.net")
+
+    def test_from_without_valid_address_answers_the_envelope_sender(self):
+        data = message("undisclosed-recipients:;", addr("request"), "subscribe")
+        out = self.send("envonly2@example.net", addr("request"), data)
+        self.assertIn("subscribe envonly2@example.net: confirmation sent", out,
+                      f"expected a confirmation to the envelope sender, outcome: {out!r}")
+        self.confirmation_token("envonly2@example.net")
+
     def test_join_address_and_confirm_command_in_body(self):
         self.send("carol@example.net", addr("join"),
                   message("carol@example.net", addr("join"), "please add me"))
@@ -85,6 +102,25 @@ class SubscribeByMail(CommandsCase):
                         message("robot@example.net", addr("join"), "subscribe"))
         self.assertIn("ignored: null sender", out)
         self.assertEqual(self.mails_to("robot@example.net"), [])
+
+    def test_a_list_of_this_server_cannot_subscribe_by_mail(self):
+        # Another list of this server, and this list's own role addresses,
+        # asking to join: no confirmation (it would reach every member of
+        # that list, token included), no reply, no member.
+        self.fm.cli("list", "create", "other@lists.example.org")
+        self.fm.cli("member", "add", "other@lists.example.org", "victim@example.net")
+        for sender in ("other@lists.example.org", "Other-Request@Lists.Example.ORG",
+                       addr("bounces", "x"), addr()):
+            with self.subTest(sender=sender):
+                # (-request and -bounces senders are already ignored as
+                # automatic senders, RFC 3834.)
+                for rcpt, text in ((addr("join"), "join"), (addr("request"), "subscribe")):
+                    out = self.send(sender, rcpt, message(sender, rcpt, text))
+                    self.assertRegex(out, "is a list address of this server|automatic sender")
+        queued = self.query("SELECT d.rcpt FROM deliveries d")
+        self.assertEqual([r for (r,) in queued if "lists.example.org" in r.lower()], [],
+                         "expected nothing queued to an address of this server")
+        self.assertEqual(set(self.members()), {"member@example.net"})
 
     def test_owner_mail_reaches_the_owners(self):
         out = self.send("q@example.net", addr("owner"),

@@ -10,15 +10,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
 #include "db/db.h"
+#include "db/db_internal.h"
 #include "db/engine.h"
 #include "lists/posting.h"
 #include "server/engine_runner.h"
@@ -219,12 +223,12 @@ test_member_post_becomes_one_message_for_enabled_regular_members(void **state)
 	assert_string_equal(s, "done");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool WHERE id = %lld", id);
-	assert_non_null(strstr(s, "posted: queued as"));
-	assert_non_null(strstr(s, "rcpts=2"));
+	assert_string_contains(s, "posted: queued as");
+	assert_string_contains(s, "rcpts=2");
 	free(s);
 	s = text(f, "SELECT body FROM out_msg");
-	assert_non_null(strstr(s, "\r\nSubject: [test] hello"));
-	assert_non_null(strstr(s, "\r\nList-Id: test <test.lists.example.org>\r\n"));
+	assert_string_contains(s, "\r\nSubject: [test] hello");
+	assert_string_contains(s, "\r\nList-Id: test <test.lists.example.org>\r\n");
 	free(s);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM archive WHERE list_id = 1"), 1);
 	assert_int_equal(scalar(f, "SELECT post_count FROM lists WHERE id = 1"), 1);
@@ -270,7 +274,7 @@ test_non_member_rejected_with_notice(void **state)
 	assert_string_equal(s, "eve@example.com");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "rejected: post from a non-member (notice queued as"));
+	assert_string_contains(s, "rejected: post from a non-member (notice queued as");
 	free(s);
 }
 
@@ -328,11 +332,11 @@ test_moderated_list_holds_a_members_post(void **state)
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 0);
 	s = text(f, "SELECT state || ' ' || reason FROM holds");
 	assert_non_null(s);
-	assert_non_null(strstr(s, "held "));
-	assert_non_null(strstr(s, "moderated"));
+	assert_string_contains(s, "held ");
+	assert_string_contains(s, "moderated");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "held"));
+	assert_string_contains(s, "held");
 	free(s);
 }
 
@@ -365,7 +369,7 @@ test_announce_list_rejects_a_members_post_with_notice(void **state)
 	assert_string_equal(s, "ann@example.com");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "only owners and moderators post to this list"));
+	assert_string_contains(s, "only owners and moderators post to this list");
 	free(s);
 }
 
@@ -380,7 +384,7 @@ test_loop_dropped_and_logged_in_outcome(void **state)
 	assert_int_equal(drain(f, NULL), 1);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 0);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "dropped: loop"));
+	assert_string_contains(s, "dropped: loop");
 	free(s);
 }
 
@@ -441,8 +445,8 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 	assert_int_equal(drain(f, &dm), 1);
 	assert_true(calls >= 1); /* the runner asks before its transaction too */
 	s = text(f, "SELECT body FROM out_msg");
-	assert_non_null(strstr(s, "From: Ann via test <test@lists.example.org>\r\n"
-	                          "Reply-To: Ann <ann@example.com>\r\n"));
+	assert_string_contains(s, "From: Ann via test <test@lists.example.org>\r\n"
+	                          "Reply-To: Ann <ann@example.com>\r\n");
 	free(s);
 	s = text(f, "SELECT policy FROM dmarc_cache WHERE domain = 'example.com'");
 	assert_string_equal(s, "reject");
@@ -451,7 +455,7 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 	assert_int_equal(db_begin(f->db), 0);
 	assert_int_equal(posting_release(f->db, &f->conf, 1, id, outcome, sizeof(outcome)), 0);
 	assert_int_equal(db_commit(f->db), 0);
-	assert_non_null(strstr(outcome, "dmarc=reject (From rewritten)"));
+	assert_string_contains(outcome, "dmarc=reject (From rewritten)");
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 2);
 }
 
@@ -472,10 +476,10 @@ test_dmarc_lookup_failure_applies_fallback(void **state)
 	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
 	assert_int_equal(drain(f, &dm), 1);
 	s = text(f, "SELECT body FROM out_msg");
-	assert_non_null(strstr(s, "\r\nFrom: Ann <ann@example.com>\r\n"));
+	assert_string_contains(s, "\r\nFrom: Ann <ann@example.com>\r\n");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "dmarc=lookup failed"));
+	assert_string_contains(s, "dmarc=lookup failed");
 	free(s);
 }
 
@@ -493,8 +497,8 @@ test_failed_handler_marks_entry_failed_and_keeps_nothing(void **state)
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 0);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM deliveries"), 0);
 	s = text(f, "SELECT state || ' ' || outcome FROM spool");
-	assert_non_null(strstr(s, "failed to=<test@lists.example.org>: failed:"));
-	assert_non_null(strstr(s, "archive refused"));
+	assert_string_contains(s, "failed to=<test@lists.example.org>: failed:");
+	assert_string_contains(s, "archive refused");
 	free(s);
 }
 
@@ -585,6 +589,108 @@ test_runner_thread_handles_entries_left_new_at_start(void **state)
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 2);
 }
 
+/* ---- the outcome log comes after the commit ---- */
+
+struct log_capture {
+	char path[160];
+	int saved_stderr;
+	int commits;
+	int posted_at_commit; /* "posted: queued as" in the log when COMMIT ran */
+	int refuse;           /* make the commit fail */
+};
+
+static int
+log_has_posted(const char *path)
+{
+	char buf[65536];
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	if (fp == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return strstr(buf, "posted: queued as") != NULL;
+}
+
+static int
+on_commit(void *arg)
+{
+	struct log_capture *c = arg;
+
+	c->commits++;
+	if (log_has_posted(c->path))
+		c->posted_at_commit = 1;
+	return c->refuse; /* non-zero turns the COMMIT into a ROLLBACK */
+}
+
+/* Sends stderr (the log) to a file and hooks the engine's connection's
+ * commits. */
+static void
+capture_start(struct fx *f, struct log_capture *c)
+{
+	int fd;
+
+	snprintf(c->path, sizeof(c->path), "%s/log", f->dir);
+	fflush(stderr);
+	c->saved_stderr = dup(2);
+	fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	log_init("test_engine", "info");
+	sqlite3_commit_hook(f->db->sql, on_commit, c);
+}
+
+static void
+capture_stop(struct fx *f, struct log_capture *c)
+{
+	sqlite3_commit_hook(f->db->sql, NULL, NULL);
+	fflush(stderr);
+	dup2(c->saved_stderr, 2);
+	close(c->saved_stderr);
+	log_init("test_engine", "warning");
+}
+
+static void
+test_posted_is_logged_only_after_the_commit(void **state)
+{
+	struct fx *f = *state;
+	struct log_capture c = {0};
+	int handled = -1;
+
+	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
+	capture_start(f, &c);
+	assert_int_equal(engine_runner_drain(f->db, &f->conf, NULL, kick, NULL, &handled), 0);
+	capture_stop(f, &c);
+	assert_int_equal(handled, 1);
+	assert_true(c.commits >= 1);
+	if (c.posted_at_commit)
+		fail_msg(
+		    "expected 'posted: queued as' logged after the commit, it was there before");
+	if (!log_has_posted(c.path))
+		fail_msg("expected 'posted: queued as' in the log after the drain");
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 1);
+}
+
+static void
+test_failed_commit_logs_no_queued_message(void **state)
+{
+	struct fx *f = *state;
+	struct log_capture c = {.refuse = 1};
+	int handled = -1;
+
+	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
+	capture_start(f, &c);
+	assert_int_equal(engine_runner_drain(f->db, &f->conf, NULL, kick, NULL, &handled), -1);
+	capture_stop(f, &c);
+	if (log_has_posted(c.path))
+		fail_msg("expected no 'posted: queued as' for a commit that failed");
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 0);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM spool WHERE state = 'new'"), 1);
+}
+
 int
 main(void)
 {
@@ -592,6 +698,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_member_post_becomes_one_message_for_enabled_regular_members, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_self_copy_member_gets_own_post, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_posted_is_logged_only_after_the_commit, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_commit_logs_no_queued_message, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_poster_known_by_envelope_when_from_is_not_a_member,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_non_member_rejected_with_notice, setup, teardown),
