@@ -4,6 +4,7 @@
  * JSON writer. See cli.h for how a command group plugs in.
  */
 #include "admin/cli.h"
+#include "lists/listaddr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -387,7 +388,7 @@ cli_addr_arg(struct cli *cli, const char *arg, struct addr *a)
 int
 cli_list_addr(struct cli *cli, const char *arg, struct addr *a)
 {
-	char buf[ADDR_PATH_MAX + 2];
+	char buf[ADDR_PATH_MAX + 2], bad[ADDR_PATH_MAX * 2 + 128];
 	const char *why;
 	int rc;
 
@@ -400,8 +401,10 @@ cli_list_addr(struct cli *cli, const char *arg, struct addr *a)
 			                 "invalid list address '%s': longer than 254 octets", arg);
 		arg = buf;
 	}
-	if (addr_parse(arg, strlen(arg), 0, a, &why) < 0 || db_list_check_address(a, &why) < 0)
+	if (addr_parse(arg, strlen(arg), 0, a, &why) < 0)
 		return cli_error(cli, EX_DATAERR, "invalid list address '%s': %s", arg, why);
+	if (listaddr_check_list_address(a, bad, sizeof(bad)) < 0)
+		return cli_error(cli, EX_DATAERR, "invalid list address '%s': %s", arg, bad);
 	return 0;
 }
 

@@ -11,11 +11,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <string.h>
-
-const char *const db_list_role_suffixes[] = {"-request", "-owner",   "-bounces", "-join",
-                                             "-leave",   "-confirm", NULL};
 
 static void
 copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
@@ -40,38 +36,6 @@ lower_copy(char *dst, const char *src, size_t len)
 	dst[i] = '\0';
 }
 
-int
-db_list_check_address(const struct addr *a, const char **why)
-{
-	size_t n = strlen(a->local);
-
-	if (a->local[0] == '"') {
-		*why = "a list address cannot have a quoted local part";
-		return -1;
-	}
-	if (a->utf8) {
-		*why = "a list address must be ASCII";
-		return -1;
-	}
-	if (a->literal) {
-		*why = "a list address needs a domain name, not an address literal";
-		return -1;
-	}
-	if (strchr(a->local, '+') != NULL) {
-		*why = "a list address cannot contain '+' (it separates VERP and token extensions)";
-		return -1;
-	}
-	for (const char *const *s = db_list_role_suffixes; *s; s++) {
-		size_t sl = strlen(*s);
-		if (n >= sl && strcasecmp(a->local + n - sl, *s) == 0) {
-			*why = "a list address cannot end in -request, -owner, -bounces, -join, "
-			       "-leave or -confirm (those are the role addresses of lists)";
-			return -1;
-		}
-	}
-	return 0;
-}
-
 static void
 list_row(sqlite3_stmt *st, struct db_list *l)
 {
@@ -91,12 +55,9 @@ db_list_create(struct db *db, const struct addr *a, struct db_list *out)
 	static const char sql[] = "INSERT INTO lists (address, local, domain, created) "
 	                          "VALUES (?, ?, ?, ?)";
 	char address[ADDR_PATH_MAX + 1], local[ADDR_LOCAL_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
-	const char *why;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (db_list_check_address(a, &why) < 0)
-		return db_failf(db, DB_INVALID, "%s", why);
 	if (addr_format(a, address, sizeof(address)) < 0)
 		return db_failf(db, DB_INVALID, "address too long");
 	lower_copy(local, a->local, sizeof(local));

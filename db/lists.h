@@ -29,17 +29,10 @@ struct db_list {
 	int64_t post_count;
 };
 
-/* Suffixes of a list's role addresses (LIST-request, LIST-bounces+...):
- * a list whose name ends with one of these cannot be created. */
-extern const char *const db_list_role_suffixes[];
-
-/* Checks that a is usable as a list address: a plain dot-atom local part
- * (no quotes, no '+', not ending in a role suffix), ASCII, a domain name
- * (no literal). Returns 0, or -1 with *why set. */
-int db_list_check_address(const struct addr *a, const char **why);
-
-/* Creates the list; DB_EXISTS when it exists, DB_INVALID for an address
- * db_list_check_address() refuses. Fills out (may be NULL). */
+/* Creates the list; DB_EXISTS when it exists. Which addresses may be
+ * lists is list logic: the caller checks a with
+ * listaddr_check_list_address() (lists/listaddr.h) first. Fills out (may
+ * be NULL). */
 int db_list_create(struct db *db, const struct addr *a, struct db_list *out);
 
 /* Deletes the list with its settings, roles and members. */

@@ -873,7 +873,7 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 		ctx_free(&c);
 		return -1;
 	}
-	if (strcmp(in->role, "owner") == 0) {
+	if (in->role == LISTADDR_OWNER) {
 		rc = handle_owner(&c);
 		goto out;
 	}
@@ -896,13 +896,13 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 			            c.from);
 		goto out;
 	}
-	if (strcmp(in->role, "request") == 0) {
+	if (in->role == LISTADDR_REQUEST) {
 		rc = handle_request(&c);
-	} else if (strcmp(in->role, "join") == 0 || strcmp(in->role, "subscribe") == 0) {
+	} else if (in->role == LISTADDR_JOIN || in->role == LISTADDR_SUBSCRIBE) {
 		rc = do_subscribe(&c);
-	} else if (strcmp(in->role, "leave") == 0 || strcmp(in->role, "unsubscribe") == 0) {
+	} else if (in->role == LISTADDR_LEAVE || in->role == LISTADDR_UNSUBSCRIBE) {
 		rc = do_unsubscribe(&c);
-	} else if (strcmp(in->role, "confirm") == 0) {
+	} else if (in->role == LISTADDR_CONFIRM) {
 		struct commands_cmd cmd;
 		char line[COMMANDS_TOKEN_MAX + 16];
 		snprintf(line, sizeof(line), "confirm %s", in->extension ? in->extension : "");
@@ -911,12 +911,13 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 		else
 			rc = confirm_by_address(&c, cmd.token);
 	} else {
-		outcome_add(&c, "ignored: role %s is not a command address", in->role);
+		outcome_add(&c, "ignored: role %s is not a command address",
+		            listaddr_role_name(in->role));
 		goto out;
 	}
 	/* By address: the answer is the confirmation or notice sent, else
 	 * the results (already a member, unknown token, ...). */
-	if (rc == 0 && strcmp(in->role, "request") != 0 && !c.answered && c.results.len > 0)
+	if (rc == 0 && in->role != LISTADDR_REQUEST && !c.answered && c.results.len > 0)
 		rc = send_results(&c);
 out:
 	snprintf(outcome, outcomelen, "%s", c.outcome.p ? c.outcome.p : "done");

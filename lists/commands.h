@@ -4,7 +4,7 @@
  * LIST-owner does.
  *
  * Entry points:
- *   commands_handle()   the runner's handler for those roles (contract in
+ *   commands_handle()   the handler for those roles (lists/inbound.c; contract in
  *                       lists/inbound.h: runs inside the runner's
  *                       transaction, 0 with an outcome line, -1 to roll
  *                       back).

@@ -1,15 +1,20 @@
 /*
- * inbound.h - one committed spool entry, as the engine runner hands it to
- * the handler for its recipient's role, and the handlers' contract.
+ * inbound.h - routing a committed spool entry: which list address each of
+ * its recipients names, and the handler of that role; the handlers'
+ * contract.
  *
  * The runner (server/engine_runner.c) reads each spool entry left 'new',
- * and for each of its recipients (spool_rcpt rows, filled by smtp_in) calls
- * the handler of the recipient's role:
- *   post                                   engine_handle_post()  (lists/engine.h)
- *   request, join, leave, subscribe,
- *   unsubscribe, confirm, owner            commands_handle()     (lists/commands.h)
- *   bounces                                bounce_handle()       (lists/bounce.h)
- * Role names are those smtp_in writes in spool_rcpt.role (lists/listaddr.h).
+ * and for each of its recipients (spool_rcpt rows, filled by smtp_in and by
+ * local delivery) calls inbound_handle(), which reads the stored role name
+ * back to its enum listaddr_role (lists/listaddr.h, the one role table) and
+ * calls that role's handler:
+ *   LISTADDR_POST                          posting_handle()   (lists/posting.h)
+ *   LISTADDR_REQUEST, _JOIN, _LEAVE,
+ *   _SUBSCRIBE, _UNSUBSCRIBE, _CONFIRM     commands_handle()  (lists/commands.h)
+ *   LISTADDR_OWNER                         commands_handle(): forwarded to the owners
+ *   LISTADDR_BOUNCES                       bounce_handle()    (lists/bounce.h)
+ * The runner knows no roles; a stored role name that is none fails the
+ * entry ("failed: unknown role NAME").
  *
  * Contract, the same for every handler:
  *   int handler(struct db *db, const struct conf *conf, const struct inbound *in,
@@ -36,8 +41,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lists/listaddr.h"
+
 struct db;
 struct conf;
+struct db_engine_entry;
+struct db_engine_rcpt;
+struct posting_dmarc;
 
 struct inbound {
 	int64_t spool_id;        /* spool.id */
@@ -47,7 +57,7 @@ struct inbound {
 	int64_t list_id;         /* spool_rcpt.list_id; 0 when the list is gone */
 	const char *list_local;  /* the list's local part (lower case), "" if gone */
 	const char *list_domain; /* the list's domain (lower case), "" if gone */
-	const char *role;        /* spool_rcpt.role: post, request, owner, bounces, ... */
+	enum listaddr_role role; /* from spool_rcpt.role */
 	const char *extension;   /* after the '+' (VERP or token); NULL when none */
 	const char *message;     /* the raw message as received (CRLF line ends) */
 	size_t len;
@@ -60,5 +70,12 @@ int commands_handle(struct db *db, const struct conf *conf, const struct inbound
                     size_t outcomelen);
 int bounce_handle(struct db *db, const struct conf *conf, const struct inbound *in, char *outcome,
                   size_t outcomelen);
+
+/* Routes recipient r of the committed spool entry e to the handler of its
+ * role, under the contract above (dmarc is posting's DMARC lookup, see
+ * lists/posting.h). Returns what the handler returns, with its outcome. */
+int inbound_handle(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
+                   const struct db_engine_entry *e, const struct db_engine_rcpt *r, char *outcome,
+                   size_t outcomelen);
 
 #endif

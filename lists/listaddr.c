@@ -4,10 +4,12 @@
  */
 #include "lists/listaddr.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "db/lists.h"
+#include "mail/addr.h"
 
 static const struct {
 	const char *suffix; /* after "LIST-" */
@@ -33,6 +35,60 @@ listaddr_role_name(enum listaddr_role role)
 		if (roles[i].role == role)
 			return roles[i].suffix;
 	return "post";
+}
+
+int
+listaddr_role_parse(const char *name, enum listaddr_role *role)
+{
+	if (strcmp(name, "post") == 0) {
+		*role = LISTADDR_POST;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+		if (strcmp(roles[i].suffix, name) == 0) {
+			*role = roles[i].role;
+			return 0;
+		}
+	return -1;
+}
+
+int
+listaddr_check_list_address(const struct addr *a, char *why, size_t whylen)
+{
+	size_t n = strlen(a->local);
+
+	if (a->local[0] == '"') {
+		snprintf(why, whylen, "a list address cannot have a quoted local part");
+		return -1;
+	}
+	if (a->utf8) {
+		snprintf(why, whylen, "a list address must be ASCII");
+		return -1;
+	}
+	if (a->literal) {
+		snprintf(why, whylen, "a list address needs a domain name, not an address literal");
+		return -1;
+	}
+	if (strchr(a->local, '+') != NULL) {
+		snprintf(
+		    why, whylen,
+		    "a list address cannot contain '+' (it separates VERP and token extensions)");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		size_t sl = strlen(roles[i].suffix);
+
+		if (n > sl && a->local[n - sl - 1] == '-' &&
+		    strcasecmp(a->local + n - sl, roles[i].suffix) == 0) {
+			snprintf(why, whylen,
+			         "a list address cannot end in -%s (%s@%s is the %s address of the "
+			         "list %.*s@%s)",
+			         roles[i].suffix, a->local, a->domain, roles[i].suffix,
+			         (int)(n - sl - 1), a->local, a->domain);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int
@@ -104,22 +160,41 @@ ours_lookup(void *arg, const char *local, size_t len)
 	return 0;
 }
 
+/* listaddr_resolve() of local[0..len) at domain against the lists table. */
+static int
+find(struct db *db, const char *local, size_t len, const char *domain, struct listaddr_match *m)
+{
+	struct ours_ctx c = {db, domain, 0};
+	int r = listaddr_resolve(local, len, ours_lookup, &c, m);
+
+	if (c.failed)
+		return -1;
+	return r == 0;
+}
+
 int
 listaddr_is_ours(struct db *db, const struct addr *a)
 {
-	struct ours_ctx c = {db, a->domain, 0};
 	struct listaddr_match m;
 	const char *local = a->local;
 	size_t len = strlen(local);
-	int r;
 
 	/* "dev-request"@example.org is the same mailbox as the unquoted one. */
 	if (len >= 2 && local[0] == '"' && local[len - 1] == '"') {
 		local++;
 		len -= 2;
 	}
-	r = listaddr_resolve(local, len, ours_lookup, &c, &m);
-	if (c.failed)
-		return -1;
-	return r == 0;
+	return find(db, local, len, a->domain, &m);
+}
+
+int
+listaddr_find(struct db *db, const char *address, struct listaddr_match *m)
+{
+	const char *at = strrchr(address, '@');
+
+	if (at == NULL) {
+		memset(m, 0, sizeof(*m));
+		return 0;
+	}
+	return find(db, address, (size_t)(at - address), at + 1, m);
 }

@@ -18,14 +18,21 @@
  * extension. The role names are the strings stored in spool_rcpt.role
  * (see db/spool.h).
  *
- * listaddr_is_ours() applies the same rules to a whole address, looking
- * the lists up in the store.
+ * The table of roles in listaddr.c (suffix, enum, extension rule) is the
+ * only one: a list may not be named so that it ends in one of its suffixes
+ * (listaddr_check_list_address()), since LIST-subscribe@... is already the
+ * subscribe address of LIST and the list could never be posted to.
+ *
+ * listaddr_is_ours() and listaddr_find() apply the same rules to a whole
+ * address, looking the lists up in the store.
  */
 #ifndef FANMAIL_LISTADDR_H
 #define FANMAIL_LISTADDR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct addr;
 
 enum listaddr_role {
 	LISTADDR_POST,
@@ -56,7 +63,6 @@ int listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, v
                      struct listaddr_match *m);
 
 struct db;
-struct addr;
 
 /* Whether a is a list of this server or one of its role addresses (any of
  * the above, with any extension): such an address must never become a
@@ -66,8 +72,24 @@ struct addr;
  * store failed (db_status() says why). */
 int listaddr_is_ours(struct db *db, const struct addr *a);
 
+/* Which list address of this server address (local@domain, unquoted, as a
+ * queue's recipient row holds it) is: 1 with *m filled (m->ext points into
+ * address), 0 when it is none, -1 when the store failed. Local delivery
+ * (server/deliver_local.c) asks this for mail to our own list domains. */
+int listaddr_find(struct db *db, const char *address, struct listaddr_match *m);
+
 /* "post", "request", "owner", "bounces", "join", "leave", "subscribe",
  * "unsubscribe", "confirm". */
 const char *listaddr_role_name(enum listaddr_role role);
+
+/* The role named name (as listaddr_role_name() gives it, as stored in
+ * spool_rcpt.role). Returns 0, or -1 for a name that is no role. */
+int listaddr_role_parse(const char *name, enum listaddr_role *role);
+
+/* Checks that a may be created as a list address: a plain dot-atom local
+ * part (no quotes, no '+', which separates VERP and token extensions), ASCII,
+ * a domain name (no literal), and no role suffix at its end. Returns 0, or
+ * -1 with a sentence saying why in why[0..whylen). */
+int listaddr_check_list_address(const struct addr *a, char *why, size_t whylen);
 
 #endif

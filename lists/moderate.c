@@ -15,7 +15,7 @@
  */
 #include "lists/moderate.h"
 #include "lists/commands.h"
-#include "lists/engine.h"
+#include "lists/posting.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -513,7 +513,7 @@ moderate_decide(struct db *db, const struct conf *conf, int64_t list_id, int64_t
 			         (long long)id);
 			goto out;
 		}
-		if (engine_release_post(db, conf, h.list_id, h.spool_id, note, sizeof(note)) < 0) {
+		if (posting_release(db, conf, h.list_id, h.spool_id, note, sizeof(note)) < 0) {
 			snprintf(result, resultlen, "held message %lld: release failed: %s",
 			         (long long)id, note);
 			goto out;

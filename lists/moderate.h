@@ -11,7 +11,7 @@
  *                      and tells the poster it waits (hold_notify_poster).
  *   moderate_decide()  approve, reject or discard one hold: by mail
  *                      (commands.c, token) or by `fanmail mod` (admin).
- *                      Approve releases the post with engine_release_post();
+ *                      Approve releases the post with posting_release();
  *                      reject mails the poster a notice; discard drops it.
  *                      A hold is decided once: the second decision finds it
  *                      decided and changes nothing.

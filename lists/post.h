@@ -3,7 +3,7 @@
  * and a list's settings: posting policy, loop detection, the DMARC
  * decision, and the rewrite that makes the message that goes out (List-*
  * headers, subject prefix, Reply-To, footer, From rewriting or wrapping).
- * No database, no sockets: lists/engine.c feeds these from the store, and
+ * No database, no sockets: lists/posting.c feeds these from the store, and
  * the golden-file tests (tests/golden/) feed them from files.
  *
  * Everything returned as char * is malloc'd and owned by the caller.

@@ -15,24 +15,9 @@
 #include "lists/listaddr.h"
 #include "server/log.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct local_ctx {
-	struct db *db;
-	const char *domain;
-};
-
-static int64_t
-local_lookup(void *arg, const char *local, size_t len)
-{
-	struct local_ctx *c = arg;
-	int64_t id = db_queue_list_id(c->db, local, len, c->domain);
-
-	return id > 0 ? id : 0;
-}
 
 /* Delivers the rows of local job j into the inbound spool (in the writer's
  * transaction) and fills in their results. */
@@ -59,17 +44,9 @@ local_deliver(struct worker *w, struct job *j)
 	}
 	for (int i = 0; i < j->nres; i++) {
 		struct wres *r = &j->res[i];
-		const char *at = strrchr(r->to, '@');
-		struct local_ctx lc = {w->db, at ? at + 1 : ""};
 		struct listaddr_match lm;
-		char dom[256];
 
-		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : "");
-		for (char *p = dom; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
-		lc.domain = dom;
-		if (at != NULL &&
-		    listaddr_resolve(r->to, (size_t)(at - r->to), local_lookup, &lc, &lm) == 0) {
+		if (listaddr_find(w->db, r->to, &lm) == 1) {
 			sr[nsr].rcpt = r->to;
 			sr[nsr].list_id = lm.list_id;
 			sr[nsr].role = listaddr_role_name(lm.role);

@@ -7,8 +7,8 @@
  * (bounded by the resolver's timeout and tries) without touching the
  * event loop, which runs on another thread.
  *
- * dmarc_lookup() has the shape of struct engine_dmarc's lookup (see
- * lists/engine.h): _dmarc.FROMDOMAIN first; when that has no DMARC record,
+ * dmarc_lookup() has the shape of struct posting_dmarc's lookup (see
+ * lists/posting.h): _dmarc.FROMDOMAIN first; when that has no DMARC record,
  * _dmarc.ORGDOMAIN (libpsl), whose sp= applies to subdomains. Answers are
  * kept for their TTL (at least 60 s, at most a day); "no record" for 5
  * minutes; failures are not kept.
@@ -32,7 +32,7 @@ void dmarc_free(struct dmarc *d);
  * failed (the message is logged). */
 int dmarc_lookup(void *arg, const char *from_domain, char *policy, size_t policylen, int64_t *ttl);
 
-/* arg is the struct dmarc (the shape of struct engine_dmarc's prefetch).
+/* arg is the struct dmarc (the shape of struct posting_dmarc's prefetch).
  * Looks up the policies of all the given From domains at once (every
  * query in flight together, so a batch of posts waits for the slowest
  * answer, not for the sum), filling the cache that dmarc_lookup() then

@@ -17,7 +17,7 @@
 #include "conf/conf.h"
 #include "db/db.h"
 #include "db/engine.h"
-#include "lists/engine.h"
+#include "lists/posting.h"
 #include "lists/inbound.h"
 #include "lists/post.h"
 #include "mail/msg.h"
@@ -53,45 +53,6 @@ struct engine_runner {
 	struct workq *wake; /* engine_runner_wake(), engine_runner_stop() */
 	time_t last_bounce_sweep;
 };
-
-static int
-is_command_role(const char *role)
-{
-	static const char *const roles[] = {"request",     "join",    "leave", "subscribe",
-	                                    "unsubscribe", "confirm", "owner", NULL};
-
-	for (int i = 0; roles[i]; i++)
-		if (strcmp(role, roles[i]) == 0)
-			return 1;
-	return 0;
-}
-
-/* Runs the handler for one recipient. */
-static int
-dispatch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
-         const struct inbound *in, char *outcome, size_t len)
-{
-	if (strcmp(in->role, "post") == 0)
-		return engine_handle_post(db, conf, in, dmarc, outcome, len);
-	if (is_command_role(in->role)) {
-#ifdef RUNNER_HAVE_COMMANDS
-		return commands_handle(db, conf, in, outcome, len);
-#else
-		snprintf(outcome, len, "failed: this build has no handler for role %s", in->role);
-		return -1;
-#endif
-	}
-	if (strcmp(in->role, "bounces") == 0) {
-#ifdef RUNNER_HAVE_BOUNCE
-		return bounce_handle(db, conf, in, outcome, len);
-#else
-		snprintf(outcome, len, "failed: this build has no handler for role %s", in->role);
-		return -1;
-#endif
-	}
-	snprintf(outcome, len, "failed: unknown role %s", in->role);
-	return -1;
-}
 
 /* Log lines that report what a transaction did ("posted: queued as
  * QID", "failed: ..."): they are written once it has committed, so that
@@ -187,7 +148,7 @@ from_domain(struct db *db, int64_t id, char *dom, size_t len)
  * flight together), else one by one. The handlers then answer from the
  * cache (failures included, for a short while). */
 static void
-prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, const int64_t *ids, size_t n)
+prefetch_dmarc(struct db *db, const struct posting_dmarc *dmarc, const int64_t *ids, size_t n)
 {
 	char doms[RUNNER_BATCH][256]; /* 16 KiB: the runner thread has room */
 	const char *list[RUNNER_BATCH];
@@ -217,7 +178,7 @@ prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, const int64_t *i
  * (and when SQLite ended the whole transaction, db_in_transaction() says
  * so). */
 static int
-handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc, int64_t id,
+handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc, int64_t id,
              struct pending *pl)
 {
 	struct db_engine_entry e;
@@ -243,23 +204,8 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 		goto dberr;
 	}
 	for (size_t i = 0; i < n && !failed; i++) {
-		struct inbound in = {
-		    .spool_id = id,
-		    .qid = e.qid,
-		    .mail_from = e.mail_from,
-		    .rcpt = r[i].rcpt,
-		    .list_id = r[i].list_id,
-		    .list_local = r[i].local,
-		    .list_domain = r[i].domain,
-		    .role = r[i].role,
-		    .extension = r[i].extension,
-		    .message = e.message,
-		    .len = e.len,
-		    .received = e.received,
-		};
-
 		outcome[0] = '\0';
-		if (dispatch(db, conf, dmarc, &in, outcome, sizeof(outcome)) < 0) {
+		if (inbound_handle(db, conf, dmarc, &e, &r[i], outcome, sizeof(outcome)) < 0) {
 			failed = 1;
 			if (db_status(db) == DB_BUSY || !db_in_transaction(db)) {
 				log_warnx(
@@ -319,7 +265,7 @@ elapsed_us(const struct timespec *t0)
  * adds the handled ones to *handled. Returns 0, or -1 when the store failed
  * (the entries not committed stay 'new'). */
 static int
-run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+run_batch(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
           const int64_t *ids, size_t n, size_t *i, int *handled)
 {
 	struct pending pl = {0};
@@ -359,7 +305,7 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 }
 
 int
-engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+engine_runner_drain(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
                     void (*after_commit)(void *), void *arg, int *handled)
 {
 	int64_t ids[RUNNER_BATCH], after = 0;
@@ -466,7 +412,7 @@ static void *
 run(void *arg)
 {
 	struct engine_runner *r = arg;
-	struct engine_dmarc dm = {dmarc_lookup, r->dmarc, dmarc_prefetch};
+	struct posting_dmarc dm = {dmarc_lookup, r->dmarc, dmarc_prefetch};
 	int handled, backoff = 0;
 	time_t last_housekeeping = 0, last_retention = 0;
 	struct db_retention rt = {0};

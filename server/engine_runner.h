@@ -29,7 +29,7 @@
 
 struct conf;
 struct db;
-struct engine_dmarc;
+struct posting_dmarc;
 struct engine_runner;
 
 /* Opens the runner's connection and starts the thread. after_commit (may
@@ -45,7 +45,7 @@ void engine_runner_stop(struct engine_runner *r);
 /* Handles every 'new' entry in the store, in order, on the caller's
  * thread; *handled gets how many were done or failed. Returns -1 when the
  * store failed (entries then stay 'new' for a later pass). */
-int engine_runner_drain(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
+int engine_runner_drain(struct db *db, const struct conf *conf, const struct posting_dmarc *dmarc,
                         void (*after_commit)(void *), void *arg, int *handled);
 
 #endif

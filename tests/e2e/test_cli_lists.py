@@ -156,6 +156,21 @@ class ListTest(CliCase):
                     "--owner", "O@example.org", err="already an owner")
         self.expect(os.EX_NOINPUT, "list", "show", "z@example.org", err="no list 'z@example.org'")
 
+    def test_create_refuses_every_role_address_of_another_list(self):
+        # LIST-subscribe@... already routes to LIST's subscribe command, so a
+        # list by that name could never receive a post: every role suffix is
+        # refused, in any case, and nothing is created.
+        self.fm.cli("list", "create", "foo@example.org")
+        for role in ("request", "owner", "bounces", "join", "leave", "subscribe",
+                     "unsubscribe", "confirm"):
+            for local in (f"foo-{role}", f"Bar-{role.upper()}"):
+                p = self.expect(os.EX_DATAERR, "list", "create", f"{local}@example.org",
+                                err=f"invalid list address '{local}@example.org': "
+                                    "a list address cannot end in")
+                self.assertIn(f"-{role}", p.stderr, f"expected the suffix named: {p.stderr!r}")
+        self.assertEqual(self.fm.cli("list", "ls").stdout.splitlines(),
+                         ["foo@example.org\tmembers\t0\t"])
+
     def test_unknown_list_is_ex_noinput(self):
         for args in (("list", "show", "nope@example.org"),
                      ("list", "set", "nope@example.org", "policy=open"),

@@ -391,7 +391,7 @@ handle_tagged(struct fx *f, const char *ext, const char *tag, const char *status
 	in.list_id = f->list.id;
 	in.list_local = f->list.local;
 	in.list_domain = f->list.domain;
-	in.role = "bounces";
+	in.role = LISTADDR_BOUNCES;
 	in.extension = ext;
 	in.message = msg;
 	in.len = strlen(msg);

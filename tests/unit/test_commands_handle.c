@@ -150,7 +150,8 @@ deliver_as(const char *role, const char *ext, const char *mail_from, const char 
 	in.list_id = E->list_id;
 	in.list_local = "dev";
 	in.list_domain = "lists.example.org";
-	in.role = role;
+	if (listaddr_role_parse(role, &in.role) < 0)
+		fail_msg("test role %s: no such role", role);
 	in.extension = ext;
 	in.message = msg;
 	in.len = strlen(msg);

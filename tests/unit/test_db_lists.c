@@ -305,22 +305,6 @@ test_list_create_find_and_duplicates(void **state)
 	assert_int_equal(db_status(f->db), DB_NOTFOUND);
 }
 
-static void
-test_list_addresses_that_clash_with_roles_are_refused(void **state)
-{
-	struct fixture *f = *state;
-	const char *bad[] = {"x-request@example.org", "x-bounces@example.org",
-	                     "x-OWNER@example.org",   "a+b@example.org",
-	                     "\"q\"@example.org",     "x@[192.0.2.1]"};
-
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct addr a = A(bad[i]);
-		if (db_list_create(f->db, &a, NULL) == 0)
-			fail_msg("expected list <%s> to be refused", bad[i]);
-		assert_int_equal(db_status(f->db), DB_INVALID);
-	}
-}
-
 static int
 count_list(const struct db_list *l, void *arg)
 {
@@ -704,7 +688,6 @@ main(void)
 	    cmocka_unit_test(test_upgrade_to_4_moves_digest_members_to_regular),
 	    cmocka_unit_test(test_newer_database_is_refused),
 	    T(test_list_create_find_and_duplicates),
-	    T(test_list_addresses_that_clash_with_roles_are_refused),
 	    T(test_list_each_and_all),
 	    T(test_settings_default_set_and_invalid),
 	    T(test_roles_add_check_remove),

@@ -24,7 +24,7 @@
 #include "db/db.h"
 #include "db/db_internal.h"
 #include "db/engine.h"
-#include "lists/engine.h"
+#include "lists/posting.h"
 #include "server/engine_runner.h"
 #include "server/log.h"
 
@@ -191,7 +191,7 @@ kick(void *arg)
 }
 
 static int
-drain(struct fx *f, const struct engine_dmarc *dm)
+drain(struct fx *f, const struct posting_dmarc *dm)
 {
 	int handled = -1;
 
@@ -420,7 +420,7 @@ test_dmarc_domains_of_waiting_posts_are_prefetched_together(void **state)
 {
 	struct fx *f = *state;
 	int calls = 0;
-	struct engine_dmarc dm = {fixed_reject, &calls, record_prefetch};
+	struct posting_dmarc dm = {fixed_reject, &calls, record_prefetch};
 
 	prefetches = 0;
 	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
@@ -437,7 +437,7 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 {
 	struct fx *f = *state;
 	int calls = 0;
-	struct engine_dmarc dm = {fixed_reject, &calls, NULL};
+	struct posting_dmarc dm = {fixed_reject, &calls, NULL};
 	long long id;
 	char *s, outcome[512];
 
@@ -453,7 +453,7 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 	free(s);
 	/* A moderator's release (no live lookup) uses the kept answer. */
 	assert_int_equal(db_begin(f->db), 0);
-	assert_int_equal(engine_release_post(f->db, &f->conf, 1, id, outcome, sizeof(outcome)), 0);
+	assert_int_equal(posting_release(f->db, &f->conf, 1, id, outcome, sizeof(outcome)), 0);
 	assert_int_equal(db_commit(f->db), 0);
 	assert_string_contains(outcome, "dmarc=reject (From rewritten)");
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 2);
@@ -469,7 +469,7 @@ static void
 test_dmarc_lookup_failure_applies_fallback(void **state)
 {
 	struct fx *f = *state;
-	struct engine_dmarc dm = {failing, NULL, NULL};
+	struct posting_dmarc dm = {failing, NULL, NULL};
 	char *s;
 
 	exec(f, "INSERT INTO list_settings VALUES (1, 'dmarc_fallback', 'skip')");

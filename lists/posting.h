@@ -1,22 +1,22 @@
 /*
- * engine.h - the posting path: what a message to LIST@DOMAIN becomes.
+ * posting.h - the posting path: what a message to LIST@DOMAIN becomes.
  *
- * engine_handle_post() is the runner's handler for the role "post" (see
+ * posting_handle() is the handler for LISTADDR_POST (lists/inbound.c routes to it; see
  * lists/inbound.h for the contract, plus the DMARC lookup below: inside the runner's transaction, 0
  * with an outcome line, -1 to roll back). It checks for loops, applies the list's posting policy
  * (open, members, moderated, announce; non-member action hold, reject, discard), and for a post
  * that passes builds the outgoing message (lists/post.h) and queues it: one out_msg and one
  * deliveries row per enabled regular member (db/engine.h), archived.
  *
- * engine_release_post() is called by moderation (lists/moderate.c) when a
+ * posting_release() is called by moderation (lists/moderate.c) when a
  * moderator approves a held post: it runs the same path WITHOUT the policy
  * check (the loop check still applies) for the spool entry spool_id posted
  * to list_id. It runs inside the caller's transaction too; the caller
  * wakes delivery after its commit (fanmaild: deliver_kick(); the CLI: the
  * daemon notices queued mail on its next scan or control notification).
  */
-#ifndef FANMAIL_ENGINE_H
-#define FANMAIL_ENGINE_H
+#ifndef FANMAIL_POSTING_H
+#define FANMAIL_POSTING_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,7 +37,7 @@ struct conf;
  * dmarc_cache table; with no lookup (NULL, as on the release path, which
  * may run in the CLI) the last answer kept there is used, however old,
  * and none kept counts as a failed lookup. */
-struct engine_dmarc {
+struct posting_dmarc {
 	int (*lookup)(void *arg, const char *from_domain, char *policy, size_t policylen,
 	              int64_t *ttl);
 	void *arg;
@@ -46,10 +46,10 @@ struct engine_dmarc {
 	int (*prefetch)(void *arg, const char *const *domains, size_t n);
 };
 
-int engine_handle_post(struct db *db, const struct conf *conf, const struct inbound *in,
-                       const struct engine_dmarc *dmarc, char *outcome, size_t outcomelen);
+int posting_handle(struct db *db, const struct conf *conf, const struct inbound *in,
+                   const struct posting_dmarc *dmarc, char *outcome, size_t outcomelen);
 
-int engine_release_post(struct db *db, const struct conf *conf, int64_t list_id, int64_t spool_id,
-                        char *outcome, size_t outcomelen);
+int posting_release(struct db *db, const struct conf *conf, int64_t list_id, int64_t spool_id,
+                    char *outcome, size_t outcomelen);
 
 #endif

@@ -1,10 +1,10 @@
 /*
- * engine.c - the posting path from a committed spool entry to the outbound
+ * posting.c - the posting path from a committed spool entry to the outbound
  * queue: loop check, policy, DMARC decision, rewrite, fan-out, archive.
- * See engine.h. The rules themselves live in post.c; this file feeds them
+ * See posting.h. The rules themselves live in post.c; this file feeds them
  * from the store and stores what they decide.
  */
-#include "lists/engine.h"
+#include "lists/posting.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +38,7 @@ load_cfg(struct db *db, int64_t list_id, const char *local, const char *domain,
 /* The policy that applies to from_domain, into buf; NULL when the lookup
  * failed. */
 static const char *
-dmarc_policy(struct db *db, const struct engine_dmarc *dmarc, const char *from_domain, char *buf,
+dmarc_policy(struct db *db, const struct posting_dmarc *dmarc, const char *from_domain, char *buf,
              size_t len)
 {
 	int64_t ttl = 0, expires;
@@ -103,7 +103,7 @@ tagged(struct db *db, const struct post_cfg *cfg, const char *qid, int64_t now, 
 static int
 send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct post_cfg *cfg,
           const char *raw, size_t len, int64_t spool_id, const char *qid, const struct msg *m,
-          const struct engine_dmarc *dmarc, char *outcome, size_t outcomelen)
+          const struct posting_dmarc *dmarc, char *outcome, size_t outcomelen)
 {
 	char from[POST_ADDR_MAX], key[POST_ADDR_MAX], env_from[POST_ADDR_MAX + 16];
 	char policy[32], oqid[DB_QID_LEN];
@@ -243,8 +243,8 @@ reject_post(struct db *db, const struct conf *conf, const struct inbound *in,
 }
 
 int
-engine_handle_post(struct db *db, const struct conf *conf, const struct inbound *in,
-                   const struct engine_dmarc *dmarc, char *outcome, size_t outcomelen)
+posting_handle(struct db *db, const struct conf *conf, const struct inbound *in,
+               const struct posting_dmarc *dmarc, char *outcome, size_t outcomelen)
 {
 	struct post_cfg cfg;
 	struct msg m;
@@ -307,8 +307,8 @@ dberr:
 }
 
 int
-engine_release_post(struct db *db, const struct conf *conf, int64_t list_id, int64_t spool_id,
-                    char *outcome, size_t outcomelen)
+posting_release(struct db *db, const struct conf *conf, int64_t list_id, int64_t spool_id,
+                char *outcome, size_t outcomelen)
 {
 	struct db_engine_entry e;
 	struct post_cfg cfg;
