@@ -35,14 +35,6 @@ random_token(char out[DB_TOKEN_LEN])
 	return 0;
 }
 
-static void
-copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
-{
-	const unsigned char *s = sqlite3_column_text(st, col);
-
-	snprintf(dst, len, "%s", s ? (const char *)s : "");
-}
-
 /* ---- tokens ---- */
 
 int
@@ -101,12 +93,12 @@ db_token_get(struct db *db, const char *token, struct db_token *t)
 		return db_fail(db, rc, "read token");
 	}
 	memset(t, 0, sizeof(*t));
-	copy_col(t->token, sizeof(t->token), st, 0);
+	db_copy_col(st, 0, t->token, sizeof(t->token));
 	t->list_id = sqlite3_column_int64(st, 1);
-	copy_col(t->action, sizeof(t->action), st, 2);
-	copy_col(t->address, sizeof(t->address), st, 3);
-	copy_col(t->addr_key, sizeof(t->addr_key), st, 4);
-	copy_col(t->name, sizeof(t->name), st, 5);
+	db_copy_col(st, 2, t->action, sizeof(t->action));
+	db_copy_col(st, 3, t->address, sizeof(t->address));
+	db_copy_col(st, 4, t->addr_key, sizeof(t->addr_key));
+	db_copy_col(st, 5, t->name, sizeof(t->name));
 	t->created = sqlite3_column_int64(st, 6);
 	t->expires = sqlite3_column_int64(st, 7);
 	sqlite3_reset(st);
@@ -203,17 +195,17 @@ read_hold(sqlite3_stmt *st, struct db_hold *h)
 	h->id = sqlite3_column_int64(st, 0);
 	h->list_id = sqlite3_column_int64(st, 1);
 	h->spool_id = sqlite3_column_int64(st, 2);
-	copy_col(h->token, sizeof(h->token), st, 3);
-	copy_col(h->sender, sizeof(h->sender), st, 4);
-	copy_col(h->env_from, sizeof(h->env_from), st, 5);
-	copy_col(h->subject, sizeof(h->subject), st, 6);
-	copy_col(h->message_id, sizeof(h->message_id), st, 7);
-	copy_col(h->reason, sizeof(h->reason), st, 8);
+	db_copy_col(st, 3, h->token, sizeof(h->token));
+	db_copy_col(st, 4, h->sender, sizeof(h->sender));
+	db_copy_col(st, 5, h->env_from, sizeof(h->env_from));
+	db_copy_col(st, 6, h->subject, sizeof(h->subject));
+	db_copy_col(st, 7, h->message_id, sizeof(h->message_id));
+	db_copy_col(st, 8, h->reason, sizeof(h->reason));
 	h->created = sqlite3_column_int64(st, 9);
 	h->expires = sqlite3_column_int64(st, 10);
-	copy_col(h->state, sizeof(h->state), st, 11);
+	db_copy_col(st, 11, h->state, sizeof(h->state));
 	h->decided = sqlite3_column_int64(st, 12);
-	copy_col(h->decided_by, sizeof(h->decided_by), st, 13);
+	db_copy_col(st, 13, h->decided_by, sizeof(h->decided_by));
 }
 
 /* Runs st (one row expected, message in column 14 when with_message). */

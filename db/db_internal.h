@@ -47,4 +47,16 @@ int db_exec(struct db *db, const char *sql);
 /* Binds text, or NULL when s is NULL. */
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s);
 
+/* Steps st, a statement that returns no rows, and resets it; sets the
+ * error under what and returns -1 when it does not run to its end. */
+int db_step_done(struct db *db, sqlite3_stmt *st, const char *what);
+
+/* Copies text column col of the current row into buf (len > 0), cut to
+ * fit; "" for NULL. */
+void db_copy_col(sqlite3_stmt *st, int col, char *buf, size_t len);
+
+/* A malloc'd copy of text column col ("" for NULL); NULL when out of
+ * memory. */
+char *db_col_dup(sqlite3_stmt *st, int col);
+
 #endif

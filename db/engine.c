@@ -9,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *
-col_dup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *t = sqlite3_column_text(st, i);
-
-	return strdup(t ? (const char *)t : "");
-}
-
 int
 db_engine_tune(struct db *db)
 {
@@ -83,9 +75,9 @@ db_engine_load(struct db *db, int64_t id, struct db_engine_entry *e)
 	}
 	e->id = id;
 	snprintf(e->qid, sizeof(e->qid), "%s", (const char *)sqlite3_column_text(st, 0));
-	e->mail_from = col_dup(st, 1);
+	e->mail_from = db_col_dup(st, 1);
 	e->received = sqlite3_column_int64(st, 2);
-	e->state = col_dup(st, 3);
+	e->state = db_col_dup(st, 3);
 	e->len = (size_t)sqlite3_column_bytes(st, 4);
 	e->message = malloc(e->len + 1);
 	if (e->message != NULL) {
@@ -133,13 +125,13 @@ db_engine_rcpts(struct db *db, int64_t id, struct db_engine_rcpt **rcpts, size_t
 		if (nv == NULL)
 			break;
 		v = nv;
-		v[cnt].rcpt = col_dup(st, 0);
+		v[cnt].rcpt = db_col_dup(st, 0);
 		v[cnt].list_id = sqlite3_column_int64(st, 1);
-		v[cnt].local = col_dup(st, 2);
-		v[cnt].domain = col_dup(st, 3);
-		v[cnt].role = col_dup(st, 4);
+		v[cnt].local = db_col_dup(st, 2);
+		v[cnt].domain = db_col_dup(st, 3);
+		v[cnt].role = db_col_dup(st, 4);
 		v[cnt].extension =
-		    sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : col_dup(st, 5);
+		    sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : db_col_dup(st, 5);
 		cnt++;
 	}
 	sqlite3_reset(st);

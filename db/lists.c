@@ -18,19 +18,6 @@ const char *const db_list_role_suffixes[] = {"-request", "-owner",   "-bounces",
                                              "-leave",   "-confirm", NULL};
 
 static void
-copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-
-	if (n >= len)
-		n = len - 1;
-	if (n > 0)
-		memcpy(buf, t, n);
-	buf[n] = '\0';
-}
-
-static void
 lower_copy(char *dst, const char *src, size_t len)
 {
 	size_t i;
@@ -76,9 +63,9 @@ static void
 list_row(sqlite3_stmt *st, struct db_list *l)
 {
 	l->id = sqlite3_column_int64(st, 0);
-	copy_col(st, 1, l->address, sizeof(l->address));
-	copy_col(st, 2, l->local, sizeof(l->local));
-	copy_col(st, 3, l->domain, sizeof(l->domain));
+	db_copy_col(st, 1, l->address, sizeof(l->address));
+	db_copy_col(st, 2, l->local, sizeof(l->local));
+	db_copy_col(st, 3, l->domain, sizeof(l->domain));
 	l->created = sqlite3_column_int64(st, 4);
 	l->post_count = sqlite3_column_int64(st, 5);
 }
@@ -300,7 +287,7 @@ db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, 
 	db_bind_text(st, 2, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		copy_col(st, 0, buf, len);
+		db_copy_col(st, 0, buf, len);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(db, rc, "reading a list setting");
@@ -450,7 +437,7 @@ db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn f
 	sqlite3_bind_int64(st, 1, list_id);
 	db_bind_text(st, 2, role);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		copy_col(st, 0, address, sizeof(address));
+		db_copy_col(st, 0, address, sizeof(address));
 		if ((stop = fn(address, arg)) != 0)
 			break;
 	}

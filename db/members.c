@@ -18,19 +18,6 @@
 /* SQLite's page cache during a bulk import (KiB; the default is 2 MB). */
 #define IMPORT_CACHE_KIB 65536
 
-static void
-copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-
-	if (n >= len)
-		n = len - 1;
-	if (n > 0)
-		memcpy(buf, t, n);
-	buf[n] = '\0';
-}
-
 int
 db_member_status_valid(const char *s)
 {
@@ -165,12 +152,12 @@ member_row(sqlite3_stmt *st, struct db_member *m)
 {
 	m->id = sqlite3_column_int64(st, 0);
 	m->list_id = sqlite3_column_int64(st, 1);
-	copy_col(st, 2, m->address, sizeof(m->address));
-	copy_col(st, 3, m->addr_key, sizeof(m->addr_key));
-	copy_col(st, 4, m->domain, sizeof(m->domain));
-	copy_col(st, 5, m->name, sizeof(m->name));
-	copy_col(st, 6, m->status, sizeof(m->status));
-	copy_col(st, 7, m->delivery, sizeof(m->delivery));
+	db_copy_col(st, 2, m->address, sizeof(m->address));
+	db_copy_col(st, 3, m->addr_key, sizeof(m->addr_key));
+	db_copy_col(st, 4, m->domain, sizeof(m->domain));
+	db_copy_col(st, 5, m->name, sizeof(m->name));
+	db_copy_col(st, 6, m->status, sizeof(m->status));
+	db_copy_col(st, 7, m->delivery, sizeof(m->delivery));
 	m->self_copy = sqlite3_column_int(st, 8);
 	m->bounce_score = sqlite3_column_double(st, 9);
 	m->last_bounce = sqlite3_column_int64(st, 10);
