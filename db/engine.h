@@ -1,13 +1,9 @@
 /*
  * engine.h - what the list engine and its runner read and write: spool
- * entries waiting for the engine, a list's settings and posters, the fan-out
- * of a post into the outbound queue, the archive, and the DMARC cache.
- *
- * db_engine_queue_post() is the fan-out: one out_msg row and one
- * deliveries row per enabled member with regular delivery, made by a
- * single INSERT ... SELECT from members, so no member list is ever held in
- * memory. Everything here runs inside the caller's transaction when there
- * is one.
+ * entries waiting for the engine, a list's settings and posters, the
+ * archive, and the DMARC cache. (The fan-out of a post into the outbound
+ * queue, db_engine_queue_post(), is in queue.h.) Everything here runs
+ * inside the caller's transaction when there is one.
  */
 #ifndef FANMAIL_DB_ENGINE_H
 #define FANMAIL_DB_ENGINE_H
@@ -16,7 +12,7 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "db/outq.h"
+#include "db/queue.h"
 
 /* One spool entry. Strings and message owned; db_engine_entry_free(). */
 struct db_engine_entry {
@@ -71,23 +67,6 @@ int db_engine_settings(struct db *db, int64_t list_id,
  * status but unconfirmed), an owner or moderator. */
 int db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
                      int *is_privileged);
-
-struct db_engine_post {
-	int64_t list_id;
-	int64_t spool_id;     /* 0: none */
-	const char *env_from; /* LIST-bounces@DOMAIN */
-	const void *body;     /* the outgoing message, CRLF */
-	size_t len;
-	int64_t lifetime;       /* seconds until undelivered recipients fail */
-	const char *poster_key; /* whose row is left out unless self_copy; NULL: none */
-	int verp;               /* per-recipient envelope senders (out_msg.verp) */
-};
-
-/* Queues a post: *nrcpt receives the number of delivery rows made. With
- * none (no member to send to), nothing stays queued: qid is "" and
- * *msg_id 0. */
-int db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_QID_LEN],
-                         int64_t *msg_id, int64_t *nrcpt);
 
 /* Counts one more post in lists.post_count; *k (may be NULL) gets the new
  * count, the post's number (1 for the list's first). */

@@ -23,7 +23,7 @@
 #include "db/engine.h"
 #include "db/lists.h"
 #include "db/members.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "mail/addr.h"
 #include "mail/build.h"
 #include "mail/msg.h"

@@ -12,7 +12,7 @@
 
 #include "conf/conf.h"
 #include "db/engine.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "lists/post.h"
 #include "lists/verp.h"
 #include "mail/msg.h"

@@ -26,7 +26,7 @@
 #include "db/commands.h"
 #include "db/engine.h"
 #include "db/lists.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "mail/addr.h"
 #include "mail/build.h"
 #include "mail/msg.h"

@@ -20,7 +20,6 @@
 
 #include "conf/conf.h"
 #include "db/db.h"
-#include "db/outq.h"
 #include "db/queue.h"
 #include "db/spool.h"
 #include "lists/listaddr.h"

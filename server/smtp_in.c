@@ -12,7 +12,7 @@
  * its own callbacks, and never while a commit is pending.
  */
 #include "server/smtp_in.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "db/spool.h"
 #include "lists/listaddr.h"
 #include "mail/addr.h"

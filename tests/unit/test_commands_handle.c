@@ -26,7 +26,7 @@
 #include "db/db.h"
 #include "db/lists.h"
 #include "db/members.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "db/spool.h"
 #include "lists/commands.h"
 #include "lists/moderate.h"
