@@ -1,8 +1,8 @@
 /*
- * engine.h - what the list engine and its runner read and write: spool
- * entries waiting for the engine, a list's settings and posters, the
- * archive, and the DMARC cache. (The fan-out of a post into the outbound
- * queue, db_engine_queue_post(), is in queue.h.) Everything here runs
+ * engine.h - what the list engine and its runner read and write: a
+ * list's settings and posters, the archive, and the DMARC cache. (The
+ * spool entries it reads are in spool.h, the fan-out of a post into the
+ * outbound queue, db_engine_queue_post(), in queue.h.) Everything here runs
  * inside the caller's transaction when there is one.
  */
 #ifndef FANMAIL_DB_ENGINE_H
@@ -14,26 +14,6 @@
 #include "db/db.h"
 #include "db/queue.h"
 
-/* One spool entry. Strings and message owned; db_engine_entry_free(). */
-struct db_engine_entry {
-	int64_t id;
-	char qid[32];
-	char *mail_from;
-	int64_t received;
-	char *state; /* new, done, failed */
-	char *message;
-	size_t len;
-};
-
-struct db_engine_rcpt {
-	char *rcpt;
-	int64_t list_id; /* 0 when the list is gone */
-	char *local;     /* "" when the list is gone */
-	char *domain;
-	char *role;
-	char *extension; /* NULL when none */
-};
-
 /* Sizes the connection for fan-outs: a page cache big enough to hold the
  * index pages a post to a large list touches (bounded: 32 MB), so that
  * memory stays flat whatever the list's size. */
@@ -42,18 +22,6 @@ int db_engine_tune(struct db *db);
  * runner calls it when it has nothing left to do, so that the cache of a
  * big INSERT ... SELECT does not stay allocated while delivery works). */
 void db_engine_release(struct db *db);
-
-/* The id of the oldest entry in state 'new' with an id above after; *id
- * is 0 when there is none. */
-int db_engine_next(struct db *db, int64_t after, int64_t *id);
-/* Loads entry id (any state); DB_NOTFOUND when there is none. */
-int db_engine_load(struct db *db, int64_t id, struct db_engine_entry *e);
-void db_engine_entry_free(struct db_engine_entry *e);
-/* The recipients of entry id, in RCPT order, with their lists' names. */
-int db_engine_rcpts(struct db *db, int64_t id, struct db_engine_rcpt **rcpts, size_t *n);
-void db_engine_rcpts_free(struct db_engine_rcpt *rcpts, size_t n);
-/* Marks entry id done or failed with its outcome. */
-int db_engine_finish(struct db *db, int64_t id, const char *state, const char *outcome);
 
 /* A list's local part and domain; DB_NOTFOUND when it is gone. */
 int db_engine_list(struct db *db, int64_t list_id, char *local, size_t locallen, char *domain,

@@ -13,6 +13,7 @@
 #include "conf/conf.h"
 #include "db/engine.h"
 #include "db/queue.h"
+#include "db/spool.h"
 #include "lists/post.h"
 #include "lists/verp.h"
 #include "mail/msg.h"
