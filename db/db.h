@@ -17,6 +17,13 @@
 
 struct db;
 
+/* The longest address texts the store keeps: RFC 5321's limits, the same
+ * as mail/addr.h's ADDR_LOCAL_MAX, ADDR_DOMAIN_MAX and ADDR_PATH_MAX
+ * (lists/members.c checks that they agree). */
+#define DB_LOCAL_MAX 64
+#define DB_DOMAIN_MAX 255
+#define DB_PATH_MAX 254
+
 enum db_status {
 	DB_OK = 0,
 	DB_ERR,      /* anything else: I/O error, corrupt file, bug */

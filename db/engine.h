@@ -1,8 +1,9 @@
 /*
- * engine.h - what the list engine and its runner read and write: a
- * list's settings and posters, the archive, and the DMARC cache. (The
- * spool entries it reads are in spool.h, the fan-out of a post into the
- * outbound queue, db_engine_queue_post(), in queue.h.) Everything here runs
+ * engine.h - the list engine's own tables: the archive, the DMARC cache
+ * and the event log; and the tuning of the engine runner's connection.
+ * (The spool entries it reads are in spool.h, a list's settings and post
+ * count in lists.h, its posters in members.h, the fan-out of a post into
+ * the outbound queue, db_engine_queue_post(), in queue.h.) Everything here runs
  * inside the caller's transaction when there is one.
  */
 #ifndef FANMAIL_DB_ENGINE_H
@@ -22,23 +23,6 @@ int db_engine_tune(struct db *db);
  * runner calls it when it has nothing left to do, so that the cache of a
  * big INSERT ... SELECT does not stay allocated while delivery works). */
 void db_engine_release(struct db *db);
-
-/* A list's local part and domain; DB_NOTFOUND when it is gone. */
-int db_engine_list(struct db *db, int64_t list_id, char *local, size_t locallen, char *domain,
-                   size_t domainlen);
-/* The list named local@domain (both compared lower-cased). */
-int db_engine_list_find(struct db *db, const char *local, const char *domain, int64_t *list_id);
-/* Calls fn for each stored setting of the list. */
-int db_engine_settings(struct db *db, int64_t list_id,
-                       void (*fn)(void *arg, const char *key, const char *value), void *arg);
-/* What the poster with lookup key addr_key is to the list: a member (any
- * status but unconfirmed), an owner or moderator. */
-int db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
-                     int *is_privileged);
-
-/* Counts one more post in lists.post_count; *k (may be NULL) gets the new
- * count, the post's number (1 for the list's first). */
-int db_engine_count_post(struct db *db, int64_t list_id, int64_t *k);
 
 /* The archive: every post that went out. */
 int db_engine_archive_add(struct db *db, int64_t list_id, const char *message_id, int64_t date,

@@ -238,6 +238,32 @@ db_list_all(struct db *db, struct db_list **lists, size_t *n)
 	return 0;
 }
 
+int
+db_engine_count_post(struct db *db, int64_t list_id, int64_t *k)
+{
+	static const char sql[] = "UPDATE lists SET post_count = post_count + 1 WHERE id = ?1"
+	                          " RETURNING post_count";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int64_t n = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		n = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "count post");
+	if (k != NULL)
+		*k = n;
+	db_ok(db);
+	return 0;
+}
+
 /* ---- settings ---- */
 
 int
@@ -328,6 +354,27 @@ db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def)
 	    conf_parse_bool(buf, &v) < 0)
 		return def;
 	return v;
+}
+
+int
+db_engine_settings(struct db *db, int64_t list_id,
+                   void (*fn)(void *arg, const char *key, const char *value), void *arg)
+{
+	static const char sql[] = "SELECT key, value FROM list_settings WHERE list_id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1));
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "list settings");
+	db_ok(db);
+	return 0;
 }
 
 /* ---- roles ---- */
@@ -448,4 +495,83 @@ db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn f
 		return db_fail(db, rc, "listing roles");
 	db_ok(db);
 	return 0;
+}
+
+/* ---- every list at once: RCPT checks and local delivery ---- */
+
+int
+db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp)
+{
+	static const char dv_sql[] = "PRAGMA data_version";
+	static const char gen_sql[] = "SELECT gen FROM list_gen WHERE id = 1";
+	sqlite3_stmt *st;
+	int64_t dv, gen = 0;
+	int rc;
+
+	if ((st = db_stmt(db, dv_sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	dv = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "data_version");
+	if (stamp->valid && dv == stamp->data_version)
+		return 0;
+	if ((st = db_stmt(db, gen_sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		gen = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "list generation");
+	stamp->data_version = dv;
+	if (stamp->valid && gen == stamp->gen)
+		return 0;
+	stamp->gen = gen;
+	stamp->valid = 1;
+	return 1;
+}
+
+int
+db_spool_lists_load(struct db *db,
+                    int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
+                    void *arg)
+{
+	static const char sql[] = "SELECT id, local, domain FROM lists";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		       (const char *)sqlite3_column_text(st, 2)) != 0) {
+			sqlite3_reset(st);
+			return db_failf(db, DB_ERR, "loading lists: out of memory");
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "load lists");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_queue_local_domain(struct db *db, const char *domain)
+{
+	static const char sql[] = "SELECT 1 FROM lists WHERE domain = ?1 LIMIT 1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "look up list domain");
+	db_ok(db);
+	return rc == SQLITE_ROW;
 }

@@ -58,6 +58,10 @@ int db_list_each(struct db *db, db_list_fn fn, void *arg);
 /* All lists in one array (malloc'd; free() it). *n gets the count. */
 int db_list_all(struct db *db, struct db_list **lists, size_t *n);
 
+/* Counts one more post in lists.post_count; *k (may be NULL) gets the new
+ * count, the post's number (1 for the list's first). */
+int db_engine_count_post(struct db *db, int64_t list_id, int64_t *k);
+
 /* ---- settings ---- */
 
 /* Sets key to value after conf_list_check(); DB_INVALID (message says why)
@@ -75,6 +79,10 @@ int db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *b
 long long db_list_setting_int(struct db *db, int64_t list_id, const char *key, long long def);
 int db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def);
 
+/* Calls fn for each stored setting of the list. */
+int db_engine_settings(struct db *db, int64_t list_id,
+                       void (*fn)(void *arg, const char *key, const char *value), void *arg);
+
 /* ---- roles ---- */
 
 #define DB_ROLE_OWNER "owner"
@@ -91,5 +99,28 @@ int db_list_has_role(struct db *db, int64_t list_id, const char *role, const cha
 /* Calls fn(address, arg) for each holder of role, in key order. */
 typedef int (*db_role_fn)(const char *address, void *arg);
 int db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn fn, void *arg);
+
+/* ---- every list at once: RCPT checks and local delivery ---- */
+
+/* Change detection for the list table, cheap enough for every RCPT: *stamp
+ * starts zeroed; returns 1 (and updates *stamp) when lists were created,
+ * deleted or renamed since the last call that returned 1, 0 when not, -1 on
+ * error. It reads only SQLite's data_version unless another connection has
+ * committed since the previous call. */
+struct db_list_stamp {
+	int64_t data_version;
+	int64_t gen;
+	int valid;
+};
+int db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp);
+
+/* Calls fn for every list (id, lower-cased local part and domain). Stops
+ * and returns -1 when fn returns non-zero. */
+int db_spool_lists_load(struct db *db,
+                        int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
+                        void *arg);
+
+/* 1 when domain is the domain of one of our lists, 0 when not, -1. */
+int db_queue_local_domain(struct db *db, const char *domain);
 
 #endif

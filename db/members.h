@@ -74,6 +74,11 @@ struct db_member_counts {
 
 int db_member_count(struct db *db, int64_t list_id, struct db_member_counts *c);
 
+/* What the poster with lookup key addr_key is to the list: a member (any
+ * status but unconfirmed), an owner or moderator. */
+int db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
+                     int *is_privileged);
+
 /* ---- bulk import ----
  *	struct db_import *im = db_member_import_begin(db, list_id); // BEGIN IMMEDIATE
  *	for each line: db_member_import_add(im, &addr, name);

@@ -319,45 +319,6 @@ db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
 }
 
 int
-db_queue_local_domain(struct db *db, const char *domain)
-{
-	static const char sql[] = "SELECT 1 FROM lists WHERE domain = ?1 LIMIT 1";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "look up list domain");
-	db_ok(db);
-	return rc == SQLITE_ROW;
-}
-
-int64_t
-db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain)
-{
-	static const char sql[] = "SELECT id FROM lists WHERE local = lower(?1) AND domain = ?2";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int64_t id = 0;
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, local, (int)len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "look up list");
-	return id;
-}
-
-int
 db_queue_results_connection(struct db *db)
 {
 	return db_exec(db, "PRAGMA synchronous = NORMAL");

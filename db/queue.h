@@ -121,13 +121,6 @@ struct db_qmsg {
 int db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
                  void (*body_cb)(void *arg, const unsigned char *body, size_t len), void *arg);
 
-/* 1 when domain is the domain of one of our lists, 0 when not, -1. */
-int db_queue_local_domain(struct db *db, const char *domain);
-
-/* The id of the list local@domain (local compared without ASCII case,
- * domain lower-case), or 0 when there is none; -1 on error. */
-int64_t db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain);
-
 /* For the connection that commits delivery results: commits go to the
  * WAL without an fsync each (PRAGMA synchronous = NORMAL). A process crash
  * loses nothing; an OS crash or power loss may lose the last results, whose

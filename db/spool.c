@@ -134,65 +134,6 @@ db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id)
 	return 0;
 }
 
-int
-db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp)
-{
-	static const char dv_sql[] = "PRAGMA data_version";
-	static const char gen_sql[] = "SELECT gen FROM list_gen WHERE id = 1";
-	sqlite3_stmt *st;
-	int64_t dv, gen = 0;
-	int rc;
-
-	if ((st = db_stmt(db, dv_sql)) == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	dv = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return db_fail(db, rc, "data_version");
-	if (stamp->valid && dv == stamp->data_version)
-		return 0;
-	if ((st = db_stmt(db, gen_sql)) == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		gen = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "list generation");
-	stamp->data_version = dv;
-	if (stamp->valid && gen == stamp->gen)
-		return 0;
-	stamp->gen = gen;
-	stamp->valid = 1;
-	return 1;
-}
-
-int
-db_spool_lists_load(struct db *db,
-                    int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
-                    void *arg)
-{
-	static const char sql[] = "SELECT id, local, domain FROM lists";
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((st = db_stmt(db, sql)) == NULL)
-		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-		       (const char *)sqlite3_column_text(st, 2)) != 0) {
-			sqlite3_reset(st);
-			return db_failf(db, DB_ERR, "loading lists: out of memory");
-		}
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "load lists");
-	db_ok(db);
-	return 0;
-}
-
 /* ---- the engine's walk ---- */
 
 int

@@ -1,8 +1,8 @@
 /*
  * spool.h - the inbound spool (tables spool, spool_body, spool_rcpt):
  * messages fanmaild accepted, with their envelope, committed before the 250
- * reply; the engine's walk over them (db_engine_next, _load, _rcpts,
- * _finish); and the list addresses that RCPT is checked against.
+ * reply; and the engine's walk over them (db_engine_next, _load, _rcpts,
+ * _finish).
  *
  * Table spool: one row per accepted message. state 'new' until the list
  * engine has handled it. message holds the whole message as received
@@ -67,24 +67,6 @@ int db_spool_tune(struct db *db);
  * and the transaction can go on with other messages. Without one, it runs
  * in its own transaction. *id (may be NULL) receives the spool row id. */
 int db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id);
-
-/* Change detection for the list table, cheap enough for every RCPT: *stamp
- * starts zeroed; returns 1 (and updates *stamp) when lists were created,
- * deleted or renamed since the last call that returned 1, 0 when not, -1 on
- * error. It reads only SQLite's data_version unless another connection has
- * committed since the previous call. */
-struct db_list_stamp {
-	int64_t data_version;
-	int64_t gen;
-	int valid;
-};
-int db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp);
-
-/* Calls fn for every list (id, lower-cased local part and domain). Stops
- * and returns -1 when fn returns non-zero. */
-int db_spool_lists_load(struct db *db,
-                        int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
-                        void *arg);
 
 /* ---- the engine's walk ---- */
 

@@ -20,6 +20,7 @@
 
 #include "conf/conf.h"
 #include "db/db.h"
+#include "db/lists.h"
 #include "db/queue.h"
 #include "db/spool.h"
 #include "lists/listaddr.h"
@@ -671,9 +672,14 @@ static int64_t
 local_lookup(void *arg, const char *local, size_t len)
 {
 	struct local_ctx *c = arg;
-	int64_t id = db_queue_list_id(c->db, local, len, c->domain);
+	struct db_list l;
+	char name[DB_LOCAL_MAX + 1];
 
-	return id > 0 ? id : 0;
+	if (len > DB_LOCAL_MAX)
+		return 0;
+	memcpy(name, local, len);
+	name[len] = '\0';
+	return db_list_find(c->db, name, c->domain, &l) == 0 ? l.id : 0;
 }
 
 /* Delivers the rows of local job j into the inbound spool (in the writer's

@@ -2,7 +2,7 @@
  * rcpt_lists.c - an in-memory table of list addresses for RCPT checks.
  */
 #include "server/rcpt_lists.h"
-#include "db/spool.h"
+#include "db/lists.h"
 #include "server/log.h"
 
 #include <ctype.h>
