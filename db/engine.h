@@ -1,10 +1,11 @@
 /*
- * engine.h - the list engine's own tables: the archive, the DMARC cache
- * and the event log; and the tuning of the engine runner's connection.
- * (The spool entries it reads are in spool.h, a list's settings and post
- * count in lists.h, its posters in members.h, the fan-out of a post into
- * the outbound queue, db_engine_queue_post(), in queue.h.) Everything here runs
- * inside the caller's transaction when there is one.
+ * engine.h - the list engine's own tables: the DMARC cache and the event
+ * log; and the tuning of the engine runner's connection. (The spool
+ * entries it reads are in spool.h, a list's settings and post count in
+ * lists.h, its posters in members.h, the fan-out of a post into the
+ * outbound queue, db_engine_queue_post(), in queue.h, the archive in
+ * archive.h.) Everything here runs inside the caller's transaction when
+ * there is one.
  */
 #ifndef FANMAIL_DB_ENGINE_H
 #define FANMAIL_DB_ENGINE_H
@@ -23,16 +24,6 @@ int db_engine_tune(struct db *db);
  * runner calls it when it has nothing left to do, so that the cache of a
  * big INSERT ... SELECT does not stay allocated while delivery works). */
 void db_engine_release(struct db *db);
-
-/* The archive: every post that went out. */
-int db_engine_archive_add(struct db *db, int64_t list_id, const char *message_id, int64_t date,
-                          const char *sender, const char *subject, const void *raw, size_t len);
-/* Calls fn for each archived post of the list, oldest first; fn returning
- * non-zero stops the walk (the function then returns -1 with DB_INVALID). */
-int db_engine_archive_each(struct db *db, int64_t list_id,
-                           int (*fn)(void *arg, int64_t date, const char *sender, const void *raw,
-                                     size_t len),
-                           void *arg);
 
 /* DMARC cache: the policy last seen for a From domain ("" for no record).
  * get: DB_NOTFOUND when none is kept; *expires may be in the past. */

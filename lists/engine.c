@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "db/archive.h"
 #include "db/engine.h"
 #include "db/lists.h"
 #include "db/members.h"
