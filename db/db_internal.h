@@ -59,4 +59,8 @@ void db_copy_col(sqlite3_stmt *st, int col, char *buf, size_t len);
  * memory. */
 char *db_col_dup(sqlite3_stmt *st, int col);
 
+/* Writes 32 random hex digits and a NUL to out (tokens.c, for tokens and
+ * holds); -1 with errno set when the system has no randomness to give. */
+int db_random_token(char out[33]);
+
 #endif

@@ -19,7 +19,9 @@
 #include <strings.h>
 
 #include "conf/conf.h"
-#include "db/commands.h"
+#include "db/holds.h"
+#include "db/replies.h"
+#include "db/tokens.h"
 #include "db/engine.h"
 #include "db/lists.h"
 #include "db/members.h"

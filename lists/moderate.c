@@ -23,7 +23,8 @@
 #include <string.h>
 
 #include "conf/conf.h"
-#include "db/commands.h"
+#include "db/holds.h"
+#include "db/tokens.h"
 #include "db/engine.h"
 #include "db/lists.h"
 #include "db/queue.h"

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "db/commands.h"
+#include "db/tokens.h"
 #include "db/db.h"
 #include "db/lists.h"
 #include "db/members.h"

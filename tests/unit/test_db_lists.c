@@ -16,7 +16,7 @@
 
 #include <sqlite3.h>
 
-#include "db/commands.h"
+#include "db/holds.h"
 #include "db/db.h"
 #include "db/db_internal.h"
 #include "db/lists.h"
