@@ -4,6 +4,7 @@
  * JSON writer. See cli.h for how a command group plugs in.
  */
 #include "admin/cli.h"
+#include "lists/listaddr.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -359,7 +360,7 @@ cli_list_addr(struct cli *cli, const char *arg, struct addr *a)
 			                 "invalid list address '%s': longer than 254 octets", arg);
 		arg = buf;
 	}
-	if (addr_parse(arg, strlen(arg), 0, a, &why) < 0 || db_list_check_address(a, &why) < 0)
+	if (addr_parse(arg, strlen(arg), 0, a, &why) < 0 || listaddr_check_list(a, &why) < 0)
 		return cli_error(cli, EX_DATAERR, "invalid list address '%s': %s", arg, why);
 	return 0;
 }

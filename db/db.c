@@ -68,6 +68,18 @@ db_failf(struct db *db, enum db_status st, const char *fmt, ...)
 	return -1;
 }
 
+int
+db_refuse(struct db *db, const char *fmt, ...)
+{
+	va_list ap;
+
+	db->status = DB_INVALID;
+	va_start(ap, fmt);
+	vsnprintf(db->err, sizeof(db->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 void
 db_ok(struct db *db)
 {

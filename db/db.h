@@ -19,10 +19,23 @@ struct db;
 
 /* The longest address texts the store keeps: RFC 5321's limits, the same
  * as mail/addr.h's ADDR_LOCAL_MAX, ADDR_DOMAIN_MAX and ADDR_PATH_MAX
- * (lists/members.c checks that they agree). */
+ * (lists/store.c checks that they agree). */
 #define DB_LOCAL_MAX 64
 #define DB_DOMAIN_MAX 255
 #define DB_PATH_MAX 254
+
+/* One address in the forms the store keeps of it; lists/store.c makes it
+ * from a parsed address (store_addr()). */
+struct db_addr {
+	char address[DB_PATH_MAX + 1];  /* as written: addr_format() */
+	char key[DB_PATH_MAX + 1];      /* what compares: addr_key() */
+	char domain[DB_DOMAIN_MAX + 1]; /* lower-cased: addr_domain_key() */
+};
+
+/* Records that the caller refused its input before calling in (a layer
+ * above that checks what the store keeps: lists/, admin/): DB_INVALID
+ * with the message, as a refusal inside db/ would be. Returns -1. */
+int db_refuse(struct db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 enum db_status {
 	DB_OK = 0,

@@ -7,16 +7,13 @@
  */
 #include "db/lists.h"
 #include "db/db_internal.h"
-#include "conf/conf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <string.h>
 
-const char *const db_list_role_suffixes[] = {"-request", "-owner",   "-bounces", "-join",
-                                             "-leave",   "-confirm", NULL};
-
+/* The one rule by which a list's name is stored and found: ASCII letters
+ * lower-cased, every other octet kept (list addresses are ASCII). */
 static void
 lower_copy(char *dst, const char *src, size_t len)
 {
@@ -25,38 +22,6 @@ lower_copy(char *dst, const char *src, size_t len)
 	for (i = 0; i + 1 < len && src[i]; i++)
 		dst[i] = (src[i] >= 'A' && src[i] <= 'Z') ? (char)(src[i] + 32) : src[i];
 	dst[i] = '\0';
-}
-
-int
-db_list_check_address(const struct addr *a, const char **why)
-{
-	size_t n = strlen(a->local);
-
-	if (a->local[0] == '"') {
-		*why = "a list address cannot have a quoted local part";
-		return -1;
-	}
-	if (a->utf8) {
-		*why = "a list address must be ASCII";
-		return -1;
-	}
-	if (a->literal) {
-		*why = "a list address needs a domain name, not an address literal";
-		return -1;
-	}
-	if (strchr(a->local, '+') != NULL) {
-		*why = "a list address cannot contain '+' (it separates VERP and token extensions)";
-		return -1;
-	}
-	for (const char *const *s = db_list_role_suffixes; *s; s++) {
-		size_t sl = strlen(*s);
-		if (n >= sl && strcasecmp(a->local + n - sl, *s) == 0) {
-			*why = "a list address cannot end in -request, -owner, -bounces, -join, "
-			       "-leave or -confirm (those are the role addresses of lists)";
-			return -1;
-		}
-	}
-	return 0;
 }
 
 static void
@@ -73,21 +38,20 @@ list_row(sqlite3_stmt *st, struct db_list *l)
 #define LIST_COLS "id, address, local, domain, created, post_count"
 
 int
-db_list_create(struct db *db, const struct addr *a, struct db_list *out)
+db_list_create(struct db *db, const char *address, const char *local_part, const char *domain_name,
+               struct db_list *out)
 {
 	static const char sql[] = "INSERT INTO lists (address, local, domain, created) "
 	                          "VALUES (?, ?, ?, ?)";
-	char address[ADDR_PATH_MAX + 1], local[ADDR_LOCAL_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
-	const char *why;
+	char local[DB_LOCAL_MAX + 1], domain[DB_DOMAIN_MAX + 1];
 	sqlite3_stmt *st;
 	int rc;
 
-	if (db_list_check_address(a, &why) < 0)
-		return db_failf(db, DB_INVALID, "%s", why);
-	if (addr_format(a, address, sizeof(address)) < 0)
+	if (strlen(address) > DB_PATH_MAX || strlen(local_part) > DB_LOCAL_MAX ||
+	    strlen(domain_name) > DB_DOMAIN_MAX)
 		return db_failf(db, DB_INVALID, "address too long");
-	lower_copy(local, a->local, sizeof(local));
-	lower_copy(domain, a->domain, sizeof(domain));
+	lower_copy(local, local_part, sizeof(local));
+	lower_copy(domain, domain_name, sizeof(domain));
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	db_bind_text(st, 1, address);
@@ -131,7 +95,7 @@ int
 db_list_find(struct db *db, const char *local, const char *domain, struct db_list *out)
 {
 	static const char sql[] = "SELECT " LIST_COLS " FROM lists WHERE local = ? AND domain = ?";
-	char l[ADDR_LOCAL_MAX + 1], d[ADDR_DOMAIN_MAX + 1];
+	char l[DB_LOCAL_MAX + 1], d[DB_DOMAIN_MAX + 1];
 	sqlite3_stmt *st;
 	int rc;
 
@@ -272,17 +236,14 @@ db_list_set(struct db *db, int64_t list_id, const char *key, const char *value)
 	static const char sql[] =
 	    "INSERT INTO list_settings (list_id, key, value) VALUES (?, ?, ?) "
 	    "ON CONFLICT (list_id, key) DO UPDATE SET value = excluded.value";
-	char canon[4096], err[512];
 	sqlite3_stmt *st;
 	int rc;
 
-	if (conf_list_check(key, value, canon, sizeof(canon), err, sizeof(err)) < 0)
-		return db_failf(db, DB_INVALID, "%s", err);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	db_bind_text(st, 2, key);
-	db_bind_text(st, 3, canon);
+	db_bind_text(st, 3, value);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -296,17 +257,12 @@ db_list_set(struct db *db, int64_t list_id, const char *key, const char *value)
 }
 
 int
-db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, size_t len,
-                    int *is_default)
+db_list_setting_stored(struct db *db, int64_t list_id, const char *key, char *buf, size_t len)
 {
 	static const char sql[] = "SELECT value FROM list_settings WHERE list_id = ? AND key = ?";
-	const struct conf_def *d = conf_list_def(key);
-	char err[256];
 	sqlite3_stmt *st;
 	int rc;
 
-	if (d == NULL)
-		return db_failf(db, DB_INVALID, "%s: unknown list setting", key);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
@@ -317,43 +273,8 @@ db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, 
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(db, rc, "reading a list setting");
-	if (rc == SQLITE_DONE) {
-		/* The default, in canonical form. */
-		if (conf_list_check(key, d->def, buf, len, err, sizeof(err)) < 0)
-			snprintf(buf, len, "%s", d->def);
-	}
-	if (is_default != NULL) {
-		char def[4096];
-		if (conf_list_check(key, d->def, def, sizeof(def), err, sizeof(err)) < 0)
-			snprintf(def, sizeof(def), "%s", d->def);
-		*is_default = strcmp(buf, def) == 0;
-	}
 	db_ok(db);
-	return 0;
-}
-
-long long
-db_list_setting_int(struct db *db, int64_t list_id, const char *key, long long def)
-{
-	char buf[64];
-	long long v;
-
-	if (db_list_get_setting(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
-	    conf_parse_int(buf, &v) < 0)
-		return def;
-	return v;
-}
-
-int
-db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def)
-{
-	char buf[16];
-	int v;
-
-	if (db_list_get_setting(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
-	    conf_parse_bool(buf, &v) < 0)
-		return def;
-	return v;
+	return rc == SQLITE_ROW;
 }
 
 int
@@ -388,24 +309,22 @@ check_role(struct db *db, const char *role)
 }
 
 int
-db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct addr *a)
+db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct db_addr *a)
 {
 	static const char sql[] = "INSERT INTO roles (list_id, role, address, addr_key) "
 	                          "VALUES (?, ?, ?, ?)";
-	char address[ADDR_PATH_MAX + 1], key[ADDR_PATH_MAX + 1];
+	const char *address = a->address;
 	sqlite3_stmt *st;
 	int rc;
 
 	if (check_role(db, role) < 0)
 		return -1;
-	if (addr_format(a, address, sizeof(address)) < 0 || addr_key(a, key, sizeof(key)) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	db_bind_text(st, 2, role);
 	db_bind_text(st, 3, address);
-	db_bind_text(st, 4, key);
+	db_bind_text(st, 4, a->key);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -422,18 +341,16 @@ db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct 
 }
 
 int
-db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct addr *a)
+db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct db_addr *a)
 {
 	static const char sql[] =
 	    "DELETE FROM roles WHERE list_id = ? AND role = ? AND addr_key = ?";
-	char key[ADDR_PATH_MAX + 1];
+	const char *key = a->key;
 	sqlite3_stmt *st;
 	int rc;
 
 	if (check_role(db, role) < 0)
 		return -1;
-	if (addr_key(a, key, sizeof(key)) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
@@ -475,7 +392,7 @@ db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn f
 {
 	static const char sql[] = "SELECT address FROM roles WHERE list_id = ? AND role = ? "
 	                          "ORDER BY addr_key";
-	char address[ADDR_PATH_MAX + 1];
+	char address[DB_PATH_MAX + 1];
 	sqlite3_stmt *st;
 	int rc, stop = 0;
 

@@ -3,9 +3,13 @@
  * moderator).
  *
  * A list is found by its address: the local part and the domain, both
- * compared lower-cased (db_list_find()). The settings live in list_settings
- * as canonical text checked by conf_list_check(); a setting never set reads
- * as its default from conf/list_settings.def.
+ * compared with ASCII letters lower-cased (db_list_find(), the only lookup
+ * by address). The settings live in list_settings as canonical text: the
+ * caller checks a value and gives its canonical form, and supplies the
+ * default of a setting never set (lists/store.c does both, with
+ * conf_list_check()). An address given here is canonical too: a list's
+ * address checked by the caller (lists/listaddr.c), a role holder's in the
+ * forms of struct db_addr.
  *
  * Functions that change several rows (create with owners, delete) do not
  * open a transaction of their own: wrap them in db_begin()/db_commit() so
@@ -18,29 +22,22 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "mail/addr.h"
 
 struct db_list {
 	int64_t id;
-	char address[ADDR_PATH_MAX + 1];  /* as created */
-	char local[ADDR_LOCAL_MAX + 1];   /* lower-cased */
-	char domain[ADDR_DOMAIN_MAX + 1]; /* lower-cased */
+	char address[DB_PATH_MAX + 1];  /* as created */
+	char local[DB_LOCAL_MAX + 1];   /* lower-cased */
+	char domain[DB_DOMAIN_MAX + 1]; /* lower-cased */
 	int64_t created;
 	int64_t post_count;
 };
 
-/* Suffixes of a list's role addresses (LIST-request, LIST-bounces+...):
- * a list whose name ends with one of these cannot be created. */
-extern const char *const db_list_role_suffixes[];
-
-/* Checks that a is usable as a list address: a plain dot-atom local part
- * (no quotes, no '+', not ending in a role suffix), ASCII, a domain name
- * (no literal). Returns 0, or -1 with *why set. */
-int db_list_check_address(const struct addr *a, const char **why);
-
-/* Creates the list; DB_EXISTS when it exists, DB_INVALID for an address
- * db_list_check_address() refuses. Fills out (may be NULL). */
-int db_list_create(struct db *db, const struct addr *a, struct db_list *out);
+/* Creates the list address (as written), whose local part and domain are
+ * stored lower-cased; the caller has checked the address
+ * (listaddr_check_list()). DB_EXISTS when it exists, DB_INVALID when a
+ * part is too long. Fills out (may be NULL). */
+int db_list_create(struct db *db, const char *address, const char *local, const char *domain,
+                   struct db_list *out);
 
 /* Deletes the list with its settings, roles and members. */
 int db_list_delete(struct db *db, int64_t list_id);
@@ -64,20 +61,12 @@ int db_engine_count_post(struct db *db, int64_t list_id, int64_t *k);
 
 /* ---- settings ---- */
 
-/* Sets key to value after conf_list_check(); DB_INVALID (message says why)
- * for an unknown key or a bad value. */
+/* Stores value, canonical and checked by the caller, as key's value. */
 int db_list_set(struct db *db, int64_t list_id, const char *key, const char *value);
 
-/* The value of key (stored, else the default) into buf. Returns 0, or -1
- * (DB_INVALID for an unknown key). *is_default, when not NULL, tells
- * whether the value is the default. */
-int db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, size_t len,
-                        int *is_default);
-
-/* Typed shortcuts for callers that read settings at run time: the value
- * of an INT/SIZE/TIME or BOOL setting, or def when unset or unreadable. */
-long long db_list_setting_int(struct db *db, int64_t list_id, const char *key, long long def);
-int db_list_setting_bool(struct db *db, int64_t list_id, const char *key, int def);
+/* The stored value of key into buf: returns 1, or 0 when it was never
+ * set (its value is then the default, which the caller knows), or -1. */
+int db_list_setting_stored(struct db *db, int64_t list_id, const char *key, char *buf, size_t len);
 
 /* Calls fn for each stored setting of the list. */
 int db_engine_settings(struct db *db, int64_t list_id,
@@ -89,9 +78,9 @@ int db_engine_settings(struct db *db, int64_t list_id,
 #define DB_ROLE_MODERATOR "moderator"
 
 /* Adds a as role ("owner" or "moderator"); DB_EXISTS when it has it. */
-int db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct addr *a);
+int db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct db_addr *a);
 /* DB_NOTFOUND when a does not have the role. */
-int db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct addr *a);
+int db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct db_addr *a);
 /* 1 when the address with lookup key addr_key has the role, 0 if not,
  * -1 on error. */
 int db_list_has_role(struct db *db, int64_t list_id, const char *role, const char *addr_key);

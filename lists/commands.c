@@ -26,6 +26,7 @@
 #include "db/lists.h"
 #include "db/members.h"
 #include "db/queue.h"
+#include "lists/store.h"
 #include "mail/addr.h"
 #include "mail/build.h"
 #include "mail/msg.h"
@@ -54,7 +55,7 @@ commands_setting_num(struct db *db, int64_t list_id, const char *name)
 
 	if (d == NULL)
 		return 0;
-	if (db_list_get_setting(db, list_id, name, buf, sizeof(buf), NULL) < 0)
+	if (store_setting_get(db, list_id, name, buf, sizeof(buf), NULL) < 0)
 		snprintf(buf, sizeof(buf), "%s", d->def);
 	for (int pass = 0; pass < 2; pass++) {
 		int rc = -1;
@@ -86,7 +87,7 @@ commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf
 {
 	const struct conf_def *d = conf_list_def(name);
 
-	if (db_list_get_setting(db, list_id, name, buf, len, NULL) < 0)
+	if (store_setting_get(db, list_id, name, buf, len, NULL) < 0)
 		snprintf(buf, len, "%s", d ? d->def : "");
 }
 
@@ -372,7 +373,7 @@ member_status(struct ctx *c, const char *addr, char *status, size_t len)
 
 	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0)
 		return 0;
-	if (db_member_find(c->db, c->in->list_id, &a, &m) < 0)
+	if (store_member_find(c->db, c->in->list_id, &a, &m) < 0)
 		return db_status(c->db) == DB_NOTFOUND ? 0 : -1;
 	snprintf(status, len, "%s", m.status);
 	return 1;
@@ -430,7 +431,7 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 	const char *why;
 
 	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0 ||
-	    db_member_remove(c->db, c->in->list_id, &a) < 0) {
+	    store_member_remove(c->db, c->in->list_id, &a) < 0) {
 		if (db_status(c->db) != DB_NOTFOUND && db_status(c->db) != DB_OK)
 			return -1;
 		outcome_add(c, "unsubscribe %s: not a member", addr);
@@ -493,9 +494,9 @@ use_token(struct ctx *c, const struct db_token *t)
 	}
 	/* A member already (disabled, unconfirmed, or added meanwhile):
 	 * enabled now. */
-	if (db_member_add(c->db, c->in->list_id, &a, t->name, "enabled") < 0) {
+	if (store_member_add(c->db, c->in->list_id, &a, t->name, "enabled") < 0) {
 		if (db_status(c->db) != DB_EXISTS ||
-		    db_member_set(c->db, c->in->list_id, &a, "status", "enabled") < 0)
+		    store_member_set(c->db, c->in->list_id, &a, "status", "enabled") < 0)
 			return -1;
 	}
 	snprintf(detail, sizeof(detail), "%s subscribed (confirmed by email)", t->address);

@@ -1,5 +1,6 @@
 /*
- * listaddr.c - mapping a recipient local part to a list and a role.
+ * listaddr.c - mapping a recipient local part to a list and a role, and
+ * checking that an address can be a list's.
  */
 #include "lists/listaddr.h"
 
@@ -75,4 +76,41 @@ listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void 
 		return 0;
 	}
 	return -1;
+}
+
+/* Suffixes of a list's role addresses (LIST-request, LIST-bounces+...):
+ * a list whose name ends with one of these cannot be created. */
+static const char *const list_role_suffixes[] = {"-request", "-owner",   "-bounces", "-join",
+                                                 "-leave",   "-confirm", NULL};
+
+int
+listaddr_check_list(const struct addr *a, const char **why)
+{
+	size_t n = strlen(a->local);
+
+	if (a->local[0] == '"') {
+		*why = "a list address cannot have a quoted local part";
+		return -1;
+	}
+	if (a->utf8) {
+		*why = "a list address must be ASCII";
+		return -1;
+	}
+	if (a->literal) {
+		*why = "a list address needs a domain name, not an address literal";
+		return -1;
+	}
+	if (strchr(a->local, '+') != NULL) {
+		*why = "a list address cannot contain '+' (it separates VERP and token extensions)";
+		return -1;
+	}
+	for (const char *const *s = list_role_suffixes; *s; s++) {
+		size_t sl = strlen(*s);
+		if (n >= sl && strcasecmp(a->local + n - sl, *s) == 0) {
+			*why = "a list address cannot end in -request, -owner, -bounces, -join, "
+			       "-leave or -confirm (those are the role addresses of lists)";
+			return -1;
+		}
+	}
+	return 0;
 }

@@ -17,12 +17,16 @@
  * case; the extension is returned as written. No other role takes a `+`
  * extension. The role names are the strings stored in spool_rcpt.role
  * (see db/spool.h).
+ *
+ * listaddr_check_list() says whether a parsed address can be a list's.
  */
 #ifndef FANMAIL_LISTADDR_H
 #define FANMAIL_LISTADDR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "mail/addr.h"
 
 enum listaddr_role {
 	LISTADDR_POST,
@@ -55,5 +59,10 @@ int listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, v
 /* "post", "request", "owner", "bounces", "join", "leave", "subscribe",
  * "unsubscribe", "confirm". */
 const char *listaddr_role_name(enum listaddr_role role);
+
+/* Checks that a is usable as a list address: a plain dot-atom local part
+ * (no quotes, no '+', not ending in a role suffix), ASCII, a domain name
+ * (no literal). Returns 0, or -1 with *why set. */
+int listaddr_check_list(const struct addr *a, const char **why);
 
 #endif
