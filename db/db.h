@@ -4,10 +4,28 @@
  * One struct db per SQLite connection (a connection is used by one thread
  * at a time). db_open() opens or creates the database, sets WAL, foreign
  * keys, synchronous=FULL and a busy timeout, and runs pending migrations.
- * The typed functions of each area live in their own files (lists.c,
- * members.c, spool.c, queue.c, ...) and declare themselves in their own
- * headers; every function returns 0 on success and -1 on failure, with the
- * kind of failure in db_status() and a message in db_errmsg().
+ * The typed functions live in one file per table (or close family), each
+ * with its own header:
+ *
+ *   lists.c      lists, list_settings, roles, list_gen (change detection)
+ *   members.c    members, member_counts (bulk import), a poster's standing
+ *   spool.c      spool, spool_body, spool_rcpt: insert, the engine's walk
+ *   queue.c      out_msg, deliveries: queue ids, adding (incl. the fan-out
+ *                of a post), the scheduler, `fanmail queue`
+ *   bounces.c    bounce_events, bounce_disabled, members' bounce scores
+ *   tokens.c     tokens (and the random tokens holds use)
+ *   holds.c      holds (moderation)
+ *   replies.c    reply_log (rate limits of automatic replies)
+ *   archive.c    archive
+ *   engine.c     dmarc_cache, events; the engine runner's connection
+ *   retention.c  purging finished rows of spool, queue and bounce_events
+ *   schema.c     migrations; db.c: open, transactions, errors, statements
+ *
+ * db/ speaks SQLite only: it includes nothing of conf/ or mail/ and takes
+ * canonical, checked strings (lists/store.c checks and canonicalizes).
+ * The statements and helpers its files share are in db_internal.h. Every
+ * function returns 0 on success and -1 on failure, with the kind of
+ * failure in db_status() and a message in db_errmsg().
  */
 #ifndef FANMAIL_DB_H
 #define FANMAIL_DB_H

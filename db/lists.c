@@ -1,5 +1,6 @@
 /*
- * lists.c - lists, per-list settings and roles. See lists.h.
+ * lists.c - lists, per-list settings and roles, the post count, and the
+ * change detection and load of all lists that RCPT checks use. See lists.h.
  *
  * Every statement is reset before a function returns, so that no read
  * transaction stays open behind the caller's back (a WAL reader left open
