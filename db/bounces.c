@@ -351,3 +351,19 @@ db_bounce_policy_domains(struct db *db, int64_t list_id, int64_t since, db_bounc
 	db_ok(db);
 	return 0;
 }
+
+/* ---- retention ---- */
+
+int
+db_purge_bounce_events(struct db *db, int64_t before, int limit)
+{
+	/* A member's latest scored event is kept: the decay of the score
+	 * counts from it (db_bounce_last_scored). */
+	static const char sql[] =
+	    "DELETE FROM bounce_events WHERE id IN (SELECT e.id FROM bounce_events e"
+	    " WHERE e.time < ?1 AND (e.member_id IS NULL OR e.scored <= 0 OR e.id <"
+	    " (SELECT max(l.id) FROM bounce_events l WHERE l.member_id = e.member_id"
+	    " AND l.scored > 0)) ORDER BY e.id LIMIT ?2)";
+
+	return db_delete_before(db, sql, before, limit, "purging old bounce events");
+}

@@ -379,6 +379,24 @@ db_run(struct db *db, const char *sql, const char *what)
 	return 0;
 }
 
+int
+db_delete_before(struct db *db, const char *sql, int64_t before, int limit, const char *what)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int(st, 2, limit);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, what);
+	db_ok(db);
+	return sqlite3_changes(db->sql);
+}
+
 /* Savepoints run for every message and every spool entry: prepared once
  * (db_stmt), not parsed again each time as sqlite3_exec() would. All share
  * one name, which nests: RELEASE and ROLLBACK TO name the innermost. */

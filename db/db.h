@@ -18,7 +18,7 @@
  *   replies.c    reply_log (rate limits of automatic replies)
  *   archive.c    archive
  *   engine.c     dmarc_cache, events; the engine runner's connection
- *   retention.c  purging finished rows of spool, queue and bounce_events
+ *   retention.c  the retention pass (each table's purge is in its file)
  *   schema.c     migrations; db.c: open, transactions, errors, statements
  *
  * db/ speaks SQLite only: it includes nothing of conf/ or mail/ and takes

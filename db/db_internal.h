@@ -41,6 +41,11 @@ void db_ok(struct db *db);
  * its end; on failure sets the error under what and returns -1. */
 int db_run(struct db *db, const char *sql, const char *what);
 
+/* Runs the cached DELETE sql (a string literal) whose ?1 is a time and ?2
+ * a row limit (retention's chunks); returns how many rows went, or -1
+ * with the error set under what. */
+int db_delete_before(struct db *db, const char *sql, int64_t before, int limit, const char *what);
+
 /* Runs SQL text with no results (schema, pragmas). */
 int db_exec(struct db *db, const char *sql);
 

@@ -493,3 +493,76 @@ db_queue_hold(struct db *db, const char *qid, int held)
 
 	return change_msg(db, sql, qid, held ? 1 : 0, "hold queue message");
 }
+
+/* ---- retention ---- */
+
+/* The oldest finished message: none of its rows is still to be sent.
+ * deliveries_by_msg finds a message's rows; out_msg is one row a message. */
+static int
+oldest_finished(struct db *db, int64_t before, int64_t *msg_id)
+{
+	static const char sql[] = "SELECT m.id FROM out_msg m WHERE m.created < ?1 AND NOT EXISTS"
+	                          " (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id"
+	                          " AND d.state IN ('queued', 'deferred')) ORDER BY m.id LIMIT 1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, before);
+	rc = sqlite3_step(st);
+	*msg_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "finding finished messages");
+	return 0;
+}
+
+int
+db_purge_outq_step(struct db *db, int64_t before, int chunk, int64_t *msg_id)
+{
+	/* Only rows that are final: a message chosen as finished stays so
+	 * (nothing makes a sent or failed row due again), but checking costs
+	 * nothing here and keeps a pending row from ever being dropped. */
+	static const char sql_rows[] =
+	    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE msg_id = ?1"
+	    " AND state IN ('sent', 'failed') LIMIT ?2)";
+	static const char sql_msg[] = "DELETE FROM out_msg WHERE id = ?1 AND NOT EXISTS"
+	                              " (SELECT 1 FROM deliveries WHERE msg_id = ?1)";
+	sqlite3_stmt *st;
+	int rc, n;
+
+	if (*msg_id == 0) {
+		if (oldest_finished(db, before, msg_id) < 0)
+			return -1;
+		if (*msg_id == 0) {
+			db_ok(db);
+			return 0;
+		}
+	}
+	if ((st = db_stmt(db, sql_rows)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, *msg_id);
+	sqlite3_bind_int(st, 2, chunk);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "purging delivery rows");
+	if ((n = sqlite3_changes(db->sql)) > 0) {
+		db_ok(db);
+		return n;
+	}
+	if ((st = db_stmt(db, sql_msg)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, *msg_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "purging a finished message");
+	n = sqlite3_changes(db->sql);
+	*msg_id = 0;
+	db_ok(db);
+	/* 0 rows and no message: it has a pending row after all (it cannot,
+	 * see above), or it is gone already; the next call looks again. */
+	return n > 0 ? n : 1;
+}

@@ -169,4 +169,13 @@ int db_queue_delete(struct db *db, const char *qid);
 /* Holds (held=1) or releases (0) message qid. DB_NOTFOUND if no such qid. */
 int db_queue_hold(struct db *db, const char *qid, int held);
 
+/* ---- retention (retention.h runs these a chunk a transaction) ---- */
+
+/* Deletes at most `chunk` delivery rows of one finished outbound message
+ * created before `before` (the one in *msg_id when not 0, else the oldest
+ * such message, whose id is left in *msg_id), or the message itself once
+ * it has no rows left (then *msg_id is set to 0). Returns the number of
+ * rows and messages deleted: 0 when there is nothing to purge. */
+int db_purge_outq_step(struct db *db, int64_t before, int chunk, int64_t *msg_id);
+
 #endif

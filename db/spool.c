@@ -286,3 +286,17 @@ db_engine_finish(struct db *db, int64_t id, const char *state, const char *outco
 	db_ok(db);
 	return 0;
 }
+
+/* ---- retention ---- */
+
+int
+db_purge_spool(struct db *db, int64_t before, int limit)
+{
+	/* spool_done is the partial index of processed entries by time. */
+	static const char sql[] =
+	    "DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE state = 'done'"
+	    " AND processed < ?1 AND id NOT IN (SELECT spool_id FROM holds"
+	    " WHERE state = 'held' AND spool_id IS NOT NULL) ORDER BY processed LIMIT ?2)";
+
+	return db_delete_before(db, sql, before, limit, "purging processed spool entries");
+}

@@ -102,4 +102,10 @@ void db_engine_rcpts_free(struct db_engine_rcpt *rcpts, size_t n);
 /* Marks entry id done or failed with its outcome. */
 int db_engine_finish(struct db *db, int64_t id, const char *state, const char *outcome);
 
+/* ---- retention (retention.h runs these a chunk a transaction) ---- */
+
+/* Deletes at most `limit` spool entries in state 'done', processed before
+ * `before`, that no held post refers to. Returns how many, or -1. */
+int db_purge_spool(struct db *db, int64_t before, int limit);
+
 #endif
