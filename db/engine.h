@@ -14,7 +14,6 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "db/queue.h"
 
 /* Sizes the connection for fan-outs: a page cache big enough to hold the
  * index pages a post to a large list touches (bounded: 32 MB), so that
