@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "mail/utf8.h"
+
 #define JSON_DEPTH 32
 
 struct cli_json {
@@ -411,44 +413,6 @@ cli_time(int64_t t, char *buf, size_t len)
 
 /* ---- JSON ---- */
 
-/* Length of the well-formed UTF-8 sequence at s (1..4), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t avail)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned min;
-	unsigned cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 void
 cli_json_escape(FILE *out, const char *s, size_t len)
 {
@@ -496,7 +460,7 @@ cli_json_escape(FILE *out, const char *s, size_t len)
 			p++;
 			continue;
 		}
-		n = utf8_len(p, (size_t)(end - p));
+		n = utf8_seq_len(p, (size_t)(end - p));
 		if (n == 0) {
 			fputs("\\ufffd", out);
 			p++;

@@ -26,14 +26,40 @@
 #define CONF_TYPE_ENUM_ENUM CONF_ENUM
 
 const struct conf_def conf_defs[] = {
-#define SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, offsetof(struct conf, n)},
+#define SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, offsetof(struct conf, n), NULL},
 #include "conf/settings.def"
 #undef SETTING
 };
 const size_t conf_ndefs = sizeof(conf_defs) / sizeof(conf_defs[0]);
 
+/* An ENUM's choices as text, in the enum's order: list_choices_NAME[]. The
+ * enum is stored as an int; each one is checked to be int-sized. */
+#define CONF_CHOICE_TEXT(n, choice) #choice,
+#define CONF_LIST_CHOICES_ENUM(n, choices)                                                         \
+	static const char *const list_choices_##n[] = {                                            \
+	    CONF_EACH(CONF_CHOICE_TEXT, n, CONF_UNPAREN choices) NULL};                            \
+	_Static_assert(sizeof(enum list_##n) == sizeof(int), "enum list_" #n " is not int-sized");
+#define CONF_LIST_CHOICES_STR(n, choices)
+#define CONF_LIST_CHOICES_LIST(n, choices)
+#define CONF_LIST_CHOICES_INT(n, choices)
+#define CONF_LIST_CHOICES_SIZE(n, choices)
+#define CONF_LIST_CHOICES_TIME(n, choices)
+#define CONF_LIST_CHOICES_BOOL(n, choices)
+#define LIST_SETTING(n, t, d, choices, doc) CONF_LIST_CHOICES_##t(n, choices)
+#include "conf/list_settings.def"
+#undef LIST_SETTING
+
+#define CONF_CHOICES_OF_ENUM(n) list_choices_##n
+#define CONF_CHOICES_OF_STR(n) NULL
+#define CONF_CHOICES_OF_LIST(n) NULL
+#define CONF_CHOICES_OF_INT(n) NULL
+#define CONF_CHOICES_OF_SIZE(n) NULL
+#define CONF_CHOICES_OF_TIME(n) NULL
+#define CONF_CHOICES_OF_BOOL(n) NULL
+
 const struct conf_def conf_list_defs[] = {
-#define LIST_SETTING(n, t, d, doc) {#n, CONF_TYPE_ENUM_##t, d, doc, 0},
+#define LIST_SETTING(n, t, d, choices, doc)                                                        \
+	{#n, CONF_TYPE_ENUM_##t, d, doc, offsetof(struct list_conf, n), CONF_CHOICES_OF_##t(n)},
 #include "conf/list_settings.def"
 #undef LIST_SETTING
 };
@@ -142,27 +168,25 @@ conf_parse_bool(const char *s, int *out)
 	return -1;
 }
 
-/* An ENUM's choices are the `|`-separated words inside the doc's leading
- * brackets. */
+/* The index of value among an ENUM's choices (any case), or -1. */
 static int
-enum_has(const struct conf_def *d, const char *value)
+choice_index(const struct conf_def *d, const char *value)
 {
-	const char *p = d->doc, *end;
-	size_t vlen = strlen(value);
+	for (int i = 0; d->choices != NULL && d->choices[i] != NULL; i++)
+		if (strcasecmp(d->choices[i], value) == 0)
+			return i;
+	return -1;
+}
 
-	if (*p != '[')
-		return 0;
-	p++;
-	end = strchr(p, ']');
-	while (end != NULL && p < end) {
-		size_t n = strcspn(p, "|]");
-		if (n == vlen && strncasecmp(p, value, n) == 0)
-			return 1;
-		p += n;
-		if (*p == '|')
-			p++;
-	}
-	return 0;
+/* "a|b|c" for an error message. */
+static void
+choices_text(const struct conf_def *d, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; d->choices != NULL && d->choices[i] != NULL && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "|" : "", d->choices[i]);
 }
 
 /* Checks value against d's type and writes the canonical text to canon. */
@@ -213,10 +237,10 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
 		snprintf(canon, canonlen, "%s", b ? "yes" : "no");
 		return 0;
 	case CONF_ENUM:
-		if (!enum_has(d, value)) {
-			const char *end = strchr(d->doc, ']');
-			errf(err, errlen, "%s: '%s' is not one of %.*s", d->name, value,
-			     end ? (int)(end - d->doc - 1) : 0, d->doc + 1);
+		if (choice_index(d, value) < 0) {
+			char choices[256];
+			choices_text(d, choices, sizeof(choices));
+			errf(err, errlen, "%s: '%s' is not one of %s", d->name, value, choices);
 			return -1;
 		}
 		snprintf(canon, canonlen, "%s", value);
@@ -228,14 +252,25 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
 	return 0;
 }
 
+/* Stores value into d's field of the struct at base (struct conf or struct
+ * list_conf). */
 static int
-store(struct conf *c, const struct conf_def *d, const char *value, char *err, size_t errlen)
+store_at(char *base, const struct conf_def *d, const char *value, char *err, size_t errlen)
 {
-	char *field = (char *)c + d->offset;
+	char *field = base + d->offset;
 	long long v = 0;
 	int b = 0;
 	char *dup;
 
+	if (d->type == CONF_ENUM && d->choices != NULL) {
+		int i = choice_index(d, value);
+		if (i < 0) {
+			char canon[8];
+			return check_value(d, value, canon, sizeof(canon), err, errlen);
+		}
+		*(int *)field = i; /* the enum's value: its choice's index */
+		return 0;
+	}
 	switch (d->type) {
 	case CONF_STR:
 	case CONF_LIST:
@@ -271,6 +306,12 @@ store(struct conf *c, const struct conf_def *d, const char *value, char *err, si
 	}
 	}
 	return -1;
+}
+
+static int
+store(struct conf *c, const struct conf_def *d, const char *value, char *err, size_t errlen)
+{
+	return store_at((char *)c, d, value, err, errlen);
 }
 
 void
@@ -571,6 +612,54 @@ conf_list_check(const char *name, const char *value, char *canon, size_t canonle
 		return -1;
 	}
 	return check_value(d, value, canon, canonlen, err, errlen);
+}
+
+void
+conf_list_init(struct list_conf *lc)
+{
+	memset(lc, 0, sizeof(*lc));
+	for (size_t i = 0; i < conf_list_ndefs; i++)
+		if (store_at((char *)lc, &conf_list_defs[i], conf_list_defs[i].def, NULL, 0) < 0)
+			abort(); /* a bad default in list_settings.def: cannot happen */
+}
+
+int
+conf_list_set(struct list_conf *lc, const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct conf_def *d = conf_list_def(name);
+
+	if (d == NULL) {
+		errf(err, errlen, "%s: unknown list setting", name);
+		return -1;
+	}
+	/* store_at() checks before it writes: a bad value leaves the field. */
+	return store_at((char *)lc, d, value, err, errlen);
+}
+
+void
+conf_list_free(struct list_conf *lc)
+{
+	for (size_t i = 0; i < conf_list_ndefs; i++) {
+		const struct conf_def *d = &conf_list_defs[i];
+		if (d->type == CONF_STR || d->type == CONF_LIST) {
+			char **p = (char **)((char *)lc + d->offset);
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
+
+const char *
+conf_list_choice(const char *name, int value)
+{
+	const struct conf_def *d = conf_list_def(name);
+
+	if (d == NULL || d->choices == NULL || value < 0)
+		return "";
+	for (int i = 0; d->choices[i] != NULL; i++)
+		if (i == value)
+			return d->choices[i];
+	return "";
 }
 
 const char *

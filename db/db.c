@@ -311,11 +311,46 @@ db_open(const char *path, int flags, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, db->err);
 		goto fail;
 	}
+	if ((db->path = strdup(path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	db_files_check(db); /* records the files as they are now */
 	db_ok(db);
 	return db;
 fail:
 	db_close(db);
 	return NULL;
+}
+
+int
+db_files_check(struct db *db)
+{
+	static const char *const suffix[2] = {"", "-wal"};
+	char path[4200];
+	struct stat st;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s%s", db->path, suffix[i]);
+		if (stat(path, &st) < 0) {
+			if (db->ino[i] == 0)
+				continue; /* the -wal is made on the first write */
+			return db_failf(db, DB_ERR, "%s: %s since it was opened", path,
+			                errno == ENOENT ? "deleted" : strerror(errno));
+		}
+		if (db->ino[i] == 0) {
+			db->dev[i] = (unsigned long long)st.st_dev;
+			db->ino[i] = (unsigned long long)st.st_ino;
+		} else if (db->dev[i] != (unsigned long long)st.st_dev ||
+		           db->ino[i] != (unsigned long long)st.st_ino) {
+			return db_failf(
+			    db, DB_ERR,
+			    "%s: replaced by another file since it was opened (inode %llu, "
+			    "was %llu)",
+			    path, (unsigned long long)st.st_ino, db->ino[i]);
+		}
+	}
+	return 0;
 }
 
 void
@@ -328,6 +363,7 @@ db_close(struct db *db)
 			sqlite3_finalize(db->cache[i].stmt);
 	if (db->sql != NULL)
 		sqlite3_close(db->sql);
+	free(db->path);
 	free(db);
 }
 

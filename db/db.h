@@ -18,6 +18,7 @@
  *   replies.c    reply_log (rate limits of automatic replies)
  *   archive.c    archive
  *   engine.c     dmarc_cache, events; the engine runner's connection
+ *   secrets.c    secrets (server keys the schema makes)
  *   retention.c  the retention pass (each table's purge is in its file)
  *   schema.c     migrations; db.c: open, transactions, errors, statements
  *
@@ -104,6 +105,12 @@ int db_sync_normal(struct db *db);
 
 /* Seconds since the epoch, the time stamps stored everywhere. */
 int64_t db_now(void);
+
+/* 0 when the database file and its -wal at the path opened are still the
+ * files this connection opened; -1 (DB_ERR, with a message saying which)
+ * when one was deleted or replaced: whatever is committed now goes into a
+ * file nobody will read again. Two stat() calls. */
+int db_files_check(struct db *db);
 
 /* PRAGMA integrity_check; 0 when it answers ok. */
 int db_check(struct db *db);

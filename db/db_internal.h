@@ -17,6 +17,13 @@ struct db {
 	enum db_status status;
 	char err[512];
 	int in_tx;
+	char *path;
+	/* db_spool_tune(): the busy handler stops waiting when this says so */
+	int (*cancel)(void *arg);
+	void *cancel_arg;
+	/* The files opened (db_files_check): device and inode of the
+	 * database and of its -wal, 0 while not known yet. */
+	unsigned long long dev[2], ino[2];
 	/* Prepared statements, keyed by the address of their SQL text (a
 	 * string literal), prepared once per connection. */
 	struct {

@@ -279,8 +279,7 @@ db_list_setting_stored(struct db *db, int64_t list_id, const char *key, char *bu
 }
 
 int
-db_engine_settings(struct db *db, int64_t list_id,
-                   void (*fn)(void *arg, const char *key, const char *value), void *arg)
+db_list_settings_each(struct db *db, int64_t list_id, db_setting_fn fn, void *arg)
 {
 	static const char sql[] = "SELECT key, value FROM list_settings WHERE list_id = ?1";
 	sqlite3_stmt *st = db_stmt(db, sql);

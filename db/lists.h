@@ -68,9 +68,11 @@ int db_list_set(struct db *db, int64_t list_id, const char *key, const char *val
  * set (its value is then the default, which the caller knows), or -1. */
 int db_list_setting_stored(struct db *db, int64_t list_id, const char *key, char *buf, size_t len);
 
-/* Calls fn for each stored setting of the list. */
-int db_engine_settings(struct db *db, int64_t list_id,
-                       void (*fn)(void *arg, const char *key, const char *value), void *arg);
+/* Calls fn with every stored setting of the list (raw key and value text;
+ * unset settings are not stored). lists/list_conf.c turns them into a
+ * typed struct list_conf: the one place settings are read at run time. */
+typedef void (*db_setting_fn)(void *arg, const char *key, const char *value);
+int db_list_settings_each(struct db *db, int64_t list_id, db_setting_fn fn, void *arg);
 
 /* ---- roles ---- */
 

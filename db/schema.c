@@ -265,6 +265,15 @@ static const char *const migrations[] = {
     ");"
     "INSERT INTO spool_body (id, message) SELECT id, message FROM spool;"
     "ALTER TABLE spool DROP COLUMN message;",
+    /* 4: server secrets, made once here and never printed: "report" keys
+     * the signatures on VERP addresses and on the report tag of list mail
+     * (lists/verp.h), so that forged bounces and ARF reports are told
+     * apart. randomblob() draws on SQLite's CSPRNG, seeded from the OS. */
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL CHECK (length(value) >= 32)"
+    ");"
+    "INSERT INTO secrets (name, value) VALUES ('report', randomblob(32));",
 };
 
 int

@@ -82,9 +82,11 @@ static int
 spool_busy(void *arg, int count)
 {
 	static __thread struct timespec t0;
+	struct db *db = arg;
 	struct timespec now;
 
-	(void)arg;
+	if (db->cancel != NULL && db->cancel(db->cancel_arg))
+		return 0;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if (count == 0)
 		t0 = now;
@@ -96,11 +98,13 @@ spool_busy(void *arg, int count)
 }
 
 int
-db_spool_tune(struct db *db)
+db_spool_tune(struct db *db, int (*cancel)(void *arg), void *arg)
 {
 	char sql[64];
 
-	sqlite3_busy_handler(db->sql, spool_busy, NULL);
+	db->cancel = cancel;
+	db->cancel_arg = arg;
+	sqlite3_busy_handler(db->sql, spool_busy, db);
 	snprintf(sql, sizeof(sql), "PRAGMA wal_autocheckpoint = %d", SPOOL_CHECKPOINT_PAGES);
 	return db_exec(db, sql);
 }

@@ -59,8 +59,10 @@ struct spool_msg {
  * the WAL into the database file and its fsyncs are seldom in the way of
  * the commit that sessions wait for; and when another connection holds
  * the write lock it tries again every 100 us (for up to 5 s), not after
- * SQLite's sleeps of 1, 2, 5, 10... ms. */
-int db_spool_tune(struct db *db);
+ * SQLite's sleeps of 1, 2, 5, 10... ms, unless cancel(arg) (called between
+ * tries, from the connection's thread) says to give up: the statement then
+ * fails with DB_BUSY at once (at shutdown, nobody waits for it). */
+int db_spool_tune(struct db *db, int (*cancel)(void *arg), void *arg);
 
 /* Inserts m and its recipients. Inside a transaction of the caller's, the
  * message is inserted under a savepoint: on failure nothing of it remains

@@ -15,40 +15,23 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/addr.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 
 #define MAX_RCPTS 256
 #define MAX_TEXT (512 * 1024)
 
-struct sbuf {
-	char *p;
-	size_t n, cap;
-	int oom;
-};
-
+/* Appends to a part's text; past MAX_TEXT the text is cut: what explains a
+ * bounce comes first. */
 static void
-sb_add(struct sbuf *b, const char *s, size_t n)
+add_capped(struct strbuf *b, const char *s, size_t n)
 {
-	if (b->oom || b->n + 2 >= MAX_TEXT)
+	if (b->len + 2 >= MAX_TEXT)
 		return;
-	/* Past the limit the text is cut: what explains a bounce comes first. */
-	if (b->n + n + 2 > MAX_TEXT)
-		n = MAX_TEXT - b->n - 2;
-	if (b->n + n + 2 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-		while (cap < b->n + n + 2)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
+	if (b->len + n + 2 > MAX_TEXT)
+		n = MAX_TEXT - b->len - 2;
+	strbuf_add(b, s, n);
 }
 
 /* ---------- classification ---------- */
@@ -611,12 +594,12 @@ bounce_report_free(struct bounce_report *r)
 /* ---------- collecting the parts ---------- */
 
 struct ctx {
-	struct sbuf dsn;   /* delivery-status parts */
-	struct sbuf arf;   /* feedback-report parts */
-	struct sbuf human; /* readable text outside the returned message */
-	struct sbuf html;  /* text/html, tags removed, when there is no plain text */
-	struct sbuf orig;  /* the returned message's header block */
-	int report;        /* top-level multipart/report */
+	struct strbuf dsn;   /* delivery-status parts */
+	struct strbuf arf;   /* feedback-report parts */
+	struct strbuf human; /* readable text outside the returned message */
+	struct strbuf html;  /* text/html, tags removed, when there is no plain text */
+	struct strbuf orig;  /* the returned message's header block */
+	int report;          /* top-level multipart/report */
 	int oom;
 };
 
@@ -633,7 +616,7 @@ in_original(const struct msg_part *p)
 }
 
 static void
-add_decoded(struct sbuf *b, const struct msg_part *p, int strip_tags)
+add_decoded(struct strbuf *b, const struct msg_part *p, int strip_tags)
 {
 	const struct msg_header *h = msg_header_get(p->headers, "Content-Transfer-Encoding", 0);
 	char *cte = h ? msg_unfold(h->value, h->value_len) : NULL;
@@ -662,8 +645,8 @@ add_decoded(struct sbuf *b, const struct msg_part *p, int strip_tags)
 	for (size_t i = 0; i < n; i++)
 		if (d[i] == '\r')
 			d[i] = (i + 1 < n && d[i + 1] == '\n') ? ' ' : '\n';
-	sb_add(b, d, n);
-	sb_add(b, "\n\n", 2);
+	add_capped(b, d, n);
+	add_capped(b, "\n\n", 2);
 	free(d);
 }
 
@@ -686,10 +669,10 @@ walk_cb(const struct msg_part *p, void *arg)
 	else if (msg_ctype_is(ct, "message", "rfc822") || msg_ctype_is(ct, "message", "global") ||
 	         msg_ctype_is(ct, "message", "rfc822-headers") ||
 	         msg_ctype_is(ct, "text", "rfc822-headers")) {
-		if (c->orig.n == 0) {
+		if (c->orig.len == 0) {
 			size_t n = p->body_len < 65536 ? p->body_len : 65536;
-			sb_add(&c->orig, p->body, n);
-			sb_add(&c->orig, "\n", 1);
+			add_capped(&c->orig, p->body, n);
+			add_capped(&c->orig, "\n", 1);
 		}
 	} else if (strcmp(ct->type, "text") == 0 && strcmp(ct->subtype, "html") == 0)
 		add_decoded(&c->html, p, 1);
@@ -758,15 +741,138 @@ struct dsn_state {
 	int oom;
 };
 
-/* The address after "rfc822;" (or the whole value when there is no type). */
+/* Appends the UTF-8 encoding of code point cp to out[*o..len); 0, or -1
+ * when cp is no character or does not fit. */
+static int
+put_utf8(char *out, size_t *o, size_t len, unsigned long cp)
+{
+	unsigned char u[4];
+	size_t n;
+
+	if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return -1;
+	if (cp < 0x80) {
+		u[0] = (unsigned char)cp, n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (unsigned char)(0xc0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (unsigned char)(0xe0 | cp >> 12);
+		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (unsigned char)(0xf0 | cp >> 18);
+		u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	if (*o + n >= len)
+		return -1;
+	memcpy(out + *o, u, n);
+	*o += n;
+	return 0;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes the address part of a DSN address field into out: for "rfc822"
+ * the xtext of RFC 3461 ("+2B" is '+'; only the characters xtext must
+ * encode are decoded, so that "bob+41@x" stays as written), for "utf-8"
+ * the \x{HEX} escapes of RFC 6533's utf-8-addr-xtext and -unitext (raw
+ * UTF-8 is kept). Returns 0, or -1 when an escape is broken. */
+static int
+decode_dsn_addr(const char *s, size_t n, int utf8, char *out, size_t len)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!utf8 && s[i] == '+' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
+		    hexval(s[i + 2]) >= 0) {
+			int c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+			if (c == '+' || c == '=' || c == ' ' || c == '"' || c == '\\') {
+				if (o + 1 >= len)
+					return -1;
+				out[o++] = (char)c;
+				i += 2;
+				continue;
+			}
+		}
+		if (utf8 && s[i] == '\\' && i + 2 < n && s[i + 1] == 'x' && s[i + 2] == '{') {
+			unsigned long cp = 0;
+			size_t j = i + 3;
+			while (j < n && j - i < 10 && hexval(s[j]) >= 0)
+				cp = cp * 16 + (unsigned long)hexval(s[j++]);
+			if (j == i + 3 || j >= n || s[j] != '}' || put_utf8(out, &o, len, cp) < 0)
+				return -1;
+			i = j;
+			continue;
+		}
+		if (o + 1 >= len)
+			return -1;
+		out[o++] = s[i];
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* The address of a DSN address field ("type; address"): RFC 3464's rfc822
+ * type xtext-decoded, RFC 6533's utf-8 type (which Postfix and fanmail
+ * write for SMTPUTF8 recipients) with its escapes decoded; out is "" when
+ * the field names no address. Other types, and words around the address,
+ * fall back to the first address-looking token. */
 static void
 dsn_addr(const char *val, char *out)
 {
 	const char *semi = strchr(val, ';');
 	const char *p = semi ? semi + 1 : val;
-	size_t pos = 0, as, al, n = strlen(p);
+	char dec[2 * BOUNCE_ADDR_MAX];
+	size_t pos = 0, as, al, n, tl = 0;
+	int utf8 = 0;
+	struct addr a;
+	const char *why;
 
 	out[0] = '\0';
+	if (semi != NULL) {
+		const char *t = val;
+		while (*t == ' ')
+			t++;
+		tl = (size_t)(semi - t);
+		while (tl > 0 && t[tl - 1] == ' ')
+			tl--;
+		utf8 = tl == 5 && strncasecmp(t, "utf-8", 5) == 0;
+		if (!utf8 && !(tl == 6 && strncasecmp(t, "rfc822", 6) == 0))
+			tl = 0; /* a type we do not know: no decoding */
+	}
+	while (*p == ' ' || *p == '<')
+		p++;
+	n = strlen(p);
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '>'))
+		n--;
+	if (tl > 0) {
+		if (decode_dsn_addr(p, n, utf8, dec, sizeof(dec)) < 0)
+			return; /* a broken escape names nobody we could trust */
+		p = dec;
+		n = strlen(dec);
+	}
+	/* The whole value as one address first: next_addr() reads only
+	 * ASCII local parts. */
+	if (n > 0 && n < BOUNCE_ADDR_MAX && addr_parse(p, n, ADDR_UTF8, &a, &why) == 0) {
+		memcpy(out, p, n);
+		out[n] = '\0';
+		return;
+	}
 	if (next_addr(p, n, &pos, &as, &al))
 		addr_copy(out, p + as, al);
 }
@@ -786,8 +892,18 @@ dsn_field(const char *name, size_t nl, const char *val, size_t vl, void *arg)
 	    msg_word_eq(name, nl, "X-Actual-Recipient")) {
 		int final = msg_word_eq(name, nl, "Final-Recipient");
 		dsn_addr(val, addr);
-		if (addr[0] == '\0')
+		if (addr[0] == '\0') {
+			/* A recipient we cannot read opens a block of its own all
+			 * the same: its Action and Status must not land on the
+			 * recipient before it. */
+			if (!msg_word_eq(name, nl, "X-Actual-Recipient") &&
+			    (d->cur == NULL || d->newgroup || (final && d->cur->addr[0]) ||
+			     (!final && d->cur->orig[0]))) {
+				d->newgroup = 0;
+				d->cur = NULL;
+			}
 			return;
+		}
 		if (msg_word_eq(name, nl, "X-Actual-Recipient")) {
 			if (d->cur && d->cur->orig[0] == '\0')
 				snprintf(d->cur->orig, sizeof(d->cur->orig), "%s", addr);
@@ -1561,33 +1677,34 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 	}
 	/* A multipart whose boundary never comes (a broken MIME structure):
 	 * its body is read as text. */
-	if (c.human.n == 0 && c.html.n == 0 && c.dsn.n == 0 && c.arf.n == 0 && top.body_len > 0) {
-		sb_add(&c.human, top.body, top.body_len);
+	if (c.human.len == 0 && c.html.len == 0 && c.dsn.len == 0 && c.arf.len == 0 &&
+	    top.body_len > 0) {
+		add_capped(&c.human, top.body, top.body_len);
 		if (c.human.oom)
 			goto out;
 	}
-	if (c.human.n)
-		dequote(c.human.p, &c.human.n);
-	text = c.human.n ? c.human.p : (c.html.n ? c.html.p : "");
-	tn = c.human.n ? c.human.n : c.html.n;
+	if (c.human.len)
+		dequote(c.human.p, &c.human.len);
+	text = c.human.len ? c.human.p : (c.html.len ? c.html.p : "");
+	tn = c.human.len ? c.human.len : c.html.len;
 
-	if (c.arf.n > 0) {
+	if (c.arf.len > 0) {
 		r->kind = BOUNCE_KIND_ARF;
 		r->detector = "arf";
-		each_field(c.arf.p, c.arf.n, arf_field, r);
+		each_field(c.arf.p, c.arf.len, arf_field, r);
 		if (r->n == 0)
-			arf_from_original(r, c.orig.p, c.orig.n);
+			arf_from_original(r, c.orig.p, c.orig.len);
 		rc = 0;
 		goto out;
 	}
 	/* A delivery-status block pasted into the text (a broken MIME
 	 * structure, or an MTA that writes no MIME at all). */
-	if (c.dsn.n == 0 && tn > 0) {
+	if (c.dsn.len == 0 && tn > 0) {
 		const char *p = text;
 		while (p != NULL && *p) {
 			if (strncasecmp(p, "Final-Recipient:", 16) == 0 ||
 			    strncasecmp(p, "Reporting-MTA:", 14) == 0) {
-				sb_add(&c.dsn, p, tn - (size_t)(p - text));
+				add_capped(&c.dsn, p, tn - (size_t)(p - text));
 				break;
 			}
 			p = strchr(p, '\n');
@@ -1597,12 +1714,12 @@ bounce_parse(const char *buf, size_t len, struct bounce_report *r)
 		if (c.dsn.oom)
 			goto out;
 	}
-	if (c.dsn.n > 0) {
+	if (c.dsn.len > 0) {
 		struct dsn_state d = {.r = r};
 		size_t cut = cut_point(text, tn);
 		int temporary = is_delay(subject, text, cut);
 
-		each_field(c.dsn.p, c.dsn.n, dsn_field, &d);
+		each_field(c.dsn.p, c.dsn.len, dsn_field, &d);
 		if (d.oom)
 			goto out;
 		/* Results with no recipient at all are of no use. */

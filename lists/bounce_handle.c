@@ -2,12 +2,22 @@
  * bounce_handle.c - the list engine's handler for mail to LIST-bounces
  * (see lists/inbound.h for the contract).
  *
- * A VERP extension (LIST-bounces+local=domain) names the member whatever
- * the bounce says; without one the bounce is parsed and each failed
- * recipient it names is looked up among the list's members (by its final
- * address, else its original one). Each result then goes to score_bounce().
- * Auto-replies, delay warnings and mail that is no bounce change nothing.
- * Afterwards the timed step runs for this list's disabled members.
+ * Only a report about mail the list really sent counts (lists/verp.h):
+ * - to a VERP address (LIST-bounces+local=domain+SIG), the signature must
+ *   be right; the member is the one the address names, whatever the bounce
+ *   says;
+ * - to LIST-bounces itself (a DSN, an ARF report), the report must quote a
+ *   correctly signed VERP address of this list (the returned message's
+ *   Return-Path: that member only) or the signed X-Fanmail-Report tag every
+ *   post carries, of a post sent without VERP (a VERP'd post's copies each
+ *   had a signed return path: a report must name one); then each failed
+ *   recipient it names is looked up among the list's members (by its final
+ *   address, else its original one).
+ * Anything else (unsigned, wrongly signed, or a tag too old) is ignored
+ * with an outcome that says why, which the runner logs. Each believed
+ * result goes to score_bounce(). Auto-replies, delay warnings and mail that
+ * is no bounce change nothing. Afterwards the timed step runs for this
+ * list's disabled members.
  */
 #include "lists/bounce.h"
 
@@ -153,8 +163,10 @@ bounce_handle(struct db *db, const struct conf *conf, const struct inbound *in, 
 	struct bounce_report r;
 	struct score_list l = {in->list_id, in->list_local, in->list_domain};
 	char addr[BOUNCE_ADDR_MAX];
+	struct verp_key key;
+	enum verp_tag_found tag;
 	int64_t now = db_now();
-	int rc;
+	int rc, v;
 
 	if (in->list_id <= 0) {
 		snprintf(outcome, outcomelen, "ignored: the list is gone");
@@ -164,11 +176,45 @@ bounce_handle(struct db *db, const struct conf *conf, const struct inbound *in, 
 		snprintf(outcome, outcomelen, "failed: out of memory parsing the bounce");
 		return -1;
 	}
-	if (in->extension != NULL && *in->extension &&
-	    verp_decode(in->extension, strlen(in->extension), addr, sizeof(addr)) > 0)
+	if (verp_key_load(db, &key) < 0) {
+		bounce_report_free(&r);
+		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		return -1;
+	}
+	v = in->extension != NULL && *in->extension
+	        ? verp_check(&key, in->list_local, in->list_domain, in->extension,
+	                     strlen(in->extension), addr, sizeof(addr))
+	        : -1;
+	if (v > 0) {
 		rc = handle_verp(db, conf, in, &l, &r, addr, now, outcome, outcomelen);
-	else
+	} else if (v == 0) {
+		snprintf(outcome, outcomelen,
+		         "ignored: %s to <%s> without a valid signature (forged, or sent before "
+		         "VERP addresses were signed)",
+		         bounce_kind_name(r.kind), in->rcpt);
+		rc = 0;
+	} else if (verp_find_signed(&key, in->list_local, in->list_domain, in->message, in->len,
+	                            addr, sizeof(addr)) > 0) {
+		rc = handle_verp(db, conf, in, &l, &r, addr, now, outcome, outcomelen);
+	} else if ((tag = verp_tag_find(&key, in->list_local, in->list_domain, in->message, in->len,
+	                                now)) == VERP_TAG_BATCHED) {
 		rc = handle_parsed(db, conf, in, &l, &r, now, outcome, outcomelen);
+	} else if (tag == VERP_TAG_VERPED) {
+		/* Every copy of that post had its own signed return path: a
+		 * report that names none of them could be about anyone. */
+		snprintf(outcome, outcomelen,
+		         "ignored: unverified %s: it quotes a VERP'd post of this list but no "
+		         "signed VERP address",
+		         bounce_kind_name(r.kind));
+		rc = 0;
+	} else {
+		snprintf(outcome, outcomelen,
+		         "ignored: unverified %s: it quotes no signed VERP address or %s tag of "
+		         "this list",
+		         bounce_kind_name(r.kind), VERP_TAG_HEADER);
+		rc = 0;
+	}
+	memset(&key, 0, sizeof(key));
 	bounce_report_free(&r);
 	if (rc < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));

@@ -26,10 +26,12 @@
 #include "db/lists.h"
 #include "db/members.h"
 #include "db/queue.h"
+#include "lists/list_conf.h"
 #include "lists/store.h"
 #include "mail/addr.h"
 #include "mail/build.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 
 #define DAY (24 * 60 * 60)
 
@@ -43,72 +45,32 @@ commands_may_reply(struct db *db, const struct conf *conf, const char *addr_key)
 	return n < conf->auto_reply_limit;
 }
 
-/* ---- settings ---- */
-
-long long
-commands_setting_num(struct db *db, int64_t list_id, const char *name)
-{
-	const struct conf_def *d = conf_list_def(name);
-	char buf[256];
-	long long v = 0;
-	int b = 0;
-
-	if (d == NULL)
-		return 0;
-	if (store_setting_get(db, list_id, name, buf, sizeof(buf), NULL) < 0)
-		snprintf(buf, sizeof(buf), "%s", d->def);
-	for (int pass = 0; pass < 2; pass++) {
-		int rc = -1;
-		switch (d->type) {
-		case CONF_BOOL:
-			rc = conf_parse_bool(buf, &b);
-			v = b;
-			break;
-		case CONF_TIME:
-			rc = conf_parse_time(buf, &v);
-			break;
-		case CONF_SIZE:
-			rc = conf_parse_size(buf, &v);
-			break;
-		default:
-			rc = conf_parse_int(buf, &v);
-			break;
-		}
-		if (rc == 0)
-			return v;
-		/* A stored value this build cannot read: the default. */
-		snprintf(buf, sizeof(buf), "%s", d->def);
-	}
-	return 0;
-}
-
-void
-commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf, size_t len)
-{
-	const struct conf_def *d = conf_list_def(name);
-
-	if (store_setting_get(db, list_id, name, buf, len, NULL) < 0)
-		snprintf(buf, len, "%s", d ? d->def : "");
-}
-
 /* ---- addresses ---- */
 
 int
-commands_mailbox(const char *text, char *addr, size_t addrlen, char *key, size_t keylen, char *name,
-                 size_t namelen)
+commands_sender(const struct msg *m, const char *mail_from, char *addr, size_t addrlen, char *key,
+                size_t keylen, char *name, size_t namelen)
 {
+	const struct msg_header *h = msg_header_get(m, "From", 0);
 	struct addr a;
-	const char *why;
 
-	if (text == NULL)
-		return -1;
-	if (addr_parse_line(text, strlen(text), ADDR_UTF8, &a, name, namelen, &why) < 0)
-		return -1;
-	if (a.literal)
-		return -1;
-	if (addr_format(&a, addr, addrlen) < 0 || addr_key(&a, key, keylen) < 0)
-		return -1;
-	return 0;
+	if (namelen > 0)
+		name[0] = '\0';
+	/* An address literal gets no confirmation or reply. */
+	if (h != NULL && addr_parse_mailbox(h->value, h->value_len, &a, name, namelen, NULL) == 0 &&
+	    !a.literal && addr_format(&a, addr, addrlen) >= 0 && addr_key(&a, key, keylen) >= 0)
+		return 0;
+	if (namelen > 0)
+		name[0] = '\0';
+	if (mail_from != NULL &&
+	    addr_parse_mailbox(mail_from, strlen(mail_from), &a, NULL, 0, NULL) == 0 &&
+	    !a.literal && addr_format(&a, addr, addrlen) >= 0 && addr_key(&a, key, keylen) >= 0)
+		return 0;
+	if (addrlen > 0)
+		addr[0] = '\0';
+	if (keylen > 0)
+		key[0] = '\0';
+	return -1;
 }
 
 static int
@@ -165,40 +127,6 @@ commands_send(struct db *db, const struct conf *conf, const struct commands_mail
 
 /* ---- the handler ---- */
 
-struct text {
-	char *p;
-	size_t len, cap;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-text_add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (t->len + (size_t)n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 1024;
-		char *np;
-		while (cap < t->len + (size_t)n + 1)
-			cap *= 2;
-		if ((np = realloc(t->p, cap)) == NULL)
-			return;
-		t->p = np;
-		t->cap = cap;
-	}
-	va_start(ap, fmt);
-	vsnprintf(t->p + t->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	t->len += (size_t)n;
-}
-
 struct ctx {
 	struct db *db;
 	const struct conf *conf;
@@ -212,8 +140,9 @@ struct ctx {
 	char from_name[256];
 	char list[DB_ADDR_MAX]; /* LIST@DOMAIN */
 	char request[DB_ADDR_MAX];
-	struct text results; /* the reply to LIST-request */
-	struct text outcome;
+	struct list_conf lc;   /* the list's settings */
+	struct strbuf results; /* the reply to LIST-request */
+	struct strbuf outcome;
 	int answered; /* a mail other than the results already answers */
 };
 
@@ -228,7 +157,7 @@ outcome_add(struct ctx *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	text_add(&c->outcome, "%s%s", c->outcome.len ? "; " : "", line);
+	strbuf_printf(&c->outcome, "%s%s", c->outcome.len ? "; " : "", line);
 }
 
 /* Builds and queues one automatic mail from LIST-request. */
@@ -280,19 +209,19 @@ static int
 confirm_allowed(struct ctx *c, const char *addr_key, const char **why)
 {
 	int64_t list_id = c->in->list_id;
-	int64_t since = db_now() - commands_setting_num(c->db, list_id, "confirm_limit_window");
+	int64_t since = db_now() - c->lc.confirm_limit_window;
 	int64_t n;
 	int ok;
 
 	if (db_reply_log_count(c->db, addr_key, list_id, "confirm", since, &n) < 0)
 		return -1;
-	if (n >= commands_setting_num(c->db, list_id, "confirm_limit_per_address")) {
+	if (n >= c->lc.confirm_limit_per_address) {
 		*why = "confirm_limit_per_address";
 		return 0;
 	}
 	if (db_reply_log_count(c->db, NULL, list_id, "confirm", since, &n) < 0)
 		return -1;
-	if (n >= commands_setting_num(c->db, list_id, "confirm_limit_per_list")) {
+	if (n >= c->lc.confirm_limit_per_list) {
 		*why = "confirm_limit_per_list";
 		return 0;
 	}
@@ -308,20 +237,20 @@ static int
 send_confirmation(struct ctx *c, const char *action)
 {
 	int64_t list_id = c->in->list_id;
-	int64_t expires = db_now() + commands_setting_num(c->db, list_id, "confirm_token_lifetime");
+	int64_t expires = db_now() + c->lc.confirm_token_lifetime;
 	char token[DB_TOKEN_LEN], qid[DB_QID_LEN], date[40], subject[80];
 	char confirm_addr[DB_ADDR_MAX];
 	const char *why = NULL;
-	struct text body = {0};
+	struct strbuf body = {0};
 	int ok;
 
 	if ((ok = confirm_allowed(c, c->from_key, &why)) < 0)
 		return -1;
 	if (!ok) {
 		outcome_add(c, "%s %s: no confirmation sent (%s reached)", action, c->from, why);
-		text_add(&c->results,
-		         "Too many confirmation requests for %s lately; try again later.\n\n",
-		         c->from);
+		strbuf_printf(&c->results,
+		              "Too many confirmation requests for %s lately; try again later.\n\n",
+		              c->from);
 		c->answered = 1; /* and never answer past a limit */
 		return 0;
 	}
@@ -332,22 +261,22 @@ send_confirmation(struct ctx *c, const char *action)
 	snprintf(confirm_addr, sizeof(confirm_addr), "%s-confirm+%s@%s", c->in->list_local, token,
 	         c->in->list_domain);
 	snprintf(subject, sizeof(subject), "confirm %s", token);
-	text_add(&body,
-	         "Someone, probably you, asked to %s %s %s the mailing list %s.\n"
-	         "\n"
-	         "To confirm, reply to this message (the reply goes to\n"
-	         "%s),\n"
-	         "or send a message to %s with this line in its\n"
-	         "subject or body:\n"
-	         "\n"
-	         "    confirm %s\n"
-	         "\n"
-	         "This request expires on %s.\n"
-	         "If you did not ask for this, ignore this message: nothing changes\n"
-	         "without your confirmation.\n",
-	         strcmp(action, "subscribe") == 0 ? "subscribe" : "unsubscribe", c->from,
-	         strcmp(action, "subscribe") == 0 ? "to" : "from", c->list, confirm_addr,
-	         c->request, token, date);
+	strbuf_printf(&body,
+	              "Someone, probably you, asked to %s %s %s the mailing list %s.\n"
+	              "\n"
+	              "To confirm, reply to this message (the reply goes to\n"
+	              "%s),\n"
+	              "or send a message to %s with this line in its\n"
+	              "subject or body:\n"
+	              "\n"
+	              "    confirm %s\n"
+	              "\n"
+	              "This request expires on %s.\n"
+	              "If you did not ask for this, ignore this message: nothing changes\n"
+	              "without your confirmation.\n",
+	              strcmp(action, "subscribe") == 0 ? "subscribe" : "unsubscribe", c->from,
+	              strcmp(action, "subscribe") == 0 ? "to" : "from", c->list, confirm_addr,
+	              c->request, token, date);
 	if (body.p == NULL) {
 		outcome_add(c, "out of memory");
 		return -1;
@@ -358,7 +287,7 @@ send_confirmation(struct ctx *c, const char *action)
 	}
 	free(body.p);
 	outcome_add(c, "%s %s: confirmation sent qid=%s", action, c->from, qid);
-	text_add(&c->results, "A confirmation request was sent to %s.\n\n", c->from);
+	strbuf_printf(&c->results, "A confirmation request was sent to %s.\n\n", c->from);
 	c->answered = 1;
 	return 0;
 }
@@ -382,23 +311,22 @@ member_status(struct ctx *c, const char *addr, char *status, size_t len)
 static int
 do_subscribe(struct ctx *c)
 {
-	char policy[32], status[16];
+	char status[16];
 	int r;
 
-	commands_setting_str(c->db, c->in->list_id, "subscribe_policy", policy, sizeof(policy));
-	if (strcmp(policy, "closed") == 0) {
+	if (c->lc.subscribe_policy == list_subscribe_policy_closed) {
 		outcome_add(c, "subscribe %s: refused (subscribe_policy closed)", c->from);
-		text_add(&c->results,
-		         "%s does not take subscriptions by email; ask its owners at\n"
-		         "%s-owner@%s.\n\n",
-		         c->list, c->in->list_local, c->in->list_domain);
+		strbuf_printf(&c->results,
+		              "%s does not take subscriptions by email; ask its owners at\n"
+		              "%s-owner@%s.\n\n",
+		              c->list, c->in->list_local, c->in->list_domain);
 		return 0;
 	}
 	if ((r = member_status(c, c->from, status, sizeof(status))) < 0)
 		return -1;
 	if (r == 1 && strcmp(status, "enabled") == 0) {
 		outcome_add(c, "subscribe %s: already a member", c->from);
-		text_add(&c->results, "%s is already subscribed to %s.\n\n", c->from, c->list);
+		strbuf_printf(&c->results, "%s is already subscribed to %s.\n\n", c->from, c->list);
 		return 0;
 	}
 	return send_confirmation(c, "subscribe");
@@ -424,7 +352,7 @@ static int
 leave(struct ctx *c, const char *addr, const char *key, const char *how)
 {
 	char detail[600], subject[400];
-	struct text body = {0};
+	struct strbuf body = {0};
 	int rc = 0;
 
 	struct addr a;
@@ -435,20 +363,20 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 		if (db_status(c->db) != DB_NOTFOUND && db_status(c->db) != DB_OK)
 			return -1;
 		outcome_add(c, "unsubscribe %s: not a member", addr);
-		text_add(&c->results, "%s is not subscribed to %s.\n\n", addr, c->list);
+		strbuf_printf(&c->results, "%s is not subscribed to %s.\n\n", addr, c->list);
 		return 0;
 	}
 	snprintf(detail, sizeof(detail), "%s unsubscribed (%s)", addr, how);
 	if (db_engine_event(c->db, c->in->list_id, "unsubscribe", detail) < 0)
 		return -1;
 	outcome_add(c, "unsubscribe %s: done", addr);
-	text_add(&c->results, "%s has left %s.\n\n", addr, c->list);
-	if (commands_setting_num(c->db, c->in->list_id, "send_goodbye")) {
+	strbuf_printf(&c->results, "%s has left %s.\n\n", addr, c->list);
+	if (c->lc.send_goodbye) {
 		snprintf(subject, sizeof(subject), "You have left %s", c->list);
-		text_add(&body,
-		         "%s is no longer subscribed to %s.\n\n"
-		         "To subscribe again, write to %s-join@%s.\n",
-		         addr, c->list, c->in->list_local, c->in->list_domain);
+		strbuf_printf(&body,
+		              "%s is no longer subscribed to %s.\n\n"
+		              "To subscribe again, write to %s-join@%s.\n",
+		              addr, c->list, c->in->list_local, c->in->list_domain);
 		rc = body.p ? send_notice(c, addr, key, subject, body.p) : -1;
 		free(body.p);
 		c->answered = 1;
@@ -466,10 +394,10 @@ do_unsubscribe(struct ctx *c)
 		return -1;
 	if (r == 0) {
 		outcome_add(c, "unsubscribe %s: not a member", c->from);
-		text_add(&c->results, "%s is not subscribed to %s.\n\n", c->from, c->list);
+		strbuf_printf(&c->results, "%s is not subscribed to %s.\n\n", c->from, c->list);
 		return 0;
 	}
-	if (commands_setting_num(c->db, c->in->list_id, "unsubscribe_confirm"))
+	if (c->lc.unsubscribe_confirm)
 		return send_confirmation(c, "unsubscribe");
 	return leave(c, c->from, c->from_key, "by email");
 }
@@ -478,7 +406,7 @@ static int
 use_token(struct ctx *c, const struct db_token *t)
 {
 	char detail[700], subject[400];
-	struct text body = {0};
+	struct strbuf body = {0};
 	struct addr a;
 	const char *why;
 	int rc = 0;
@@ -503,20 +431,19 @@ use_token(struct ctx *c, const struct db_token *t)
 	if (db_engine_event(c->db, c->in->list_id, "subscribe", detail) < 0)
 		return -1;
 	outcome_add(c, "subscribe %s: confirmed", t->address);
-	text_add(&c->results, "%s is now subscribed to %s.\n\n", t->address, c->list);
-	if (commands_setting_num(c->db, c->in->list_id, "send_welcome")) {
-		char desc[300];
-		commands_setting_str(c->db, c->in->list_id, "description", desc, sizeof(desc));
+	strbuf_printf(&c->results, "%s is now subscribed to %s.\n\n", t->address, c->list);
+	if (c->lc.send_welcome) {
+		const char *desc = c->lc.description;
 		snprintf(subject, sizeof(subject), "Welcome to %s", c->list);
-		text_add(&body,
-		         "Welcome to %s%s%s.\n\n"
-		         "%s is now subscribed.\n\n"
-		         "To post, write to %s.\n"
-		         "To leave, write to %s-leave@%s, or send \"unsubscribe\"\n"
-		         "to %s.\n"
-		         "For help, send \"help\" to %s.\n",
-		         c->list, *desc ? ": " : "", desc, t->address, c->list, c->in->list_local,
-		         c->in->list_domain, c->request, c->request);
+		strbuf_printf(&body,
+		              "Welcome to %s%s%s.\n\n"
+		              "%s is now subscribed.\n\n"
+		              "To post, write to %s.\n"
+		              "To leave, write to %s-leave@%s, or send \"unsubscribe\"\n"
+		              "to %s.\n"
+		              "For help, send \"help\" to %s.\n",
+		              c->list, *desc ? ": " : "", desc, t->address, c->list,
+		              c->in->list_local, c->in->list_domain, c->request, c->request);
 		rc = body.p ? send_notice(c, t->address, t->addr_key, subject, body.p) : -1;
 		free(body.p);
 		c->answered = 1;
@@ -535,7 +462,7 @@ decide_hold(struct ctx *c, const char *token, enum moderate_action a, const char
 		return db_status(c->db) == DB_NOTFOUND ? 1 : -1;
 	if (h.list_id != c->in->list_id) {
 		outcome_add(c, "%s: token of another list", moderate_action_name(a));
-		text_add(&c->results, "That token does not belong to %s.\n\n", c->list);
+		strbuf_printf(&c->results, "That token does not belong to %s.\n\n", c->list);
 		return 0;
 	}
 	rc = moderate_decide(c->db, c->conf, h.list_id, h.id, a, c->from, why, result,
@@ -545,7 +472,7 @@ decide_hold(struct ctx *c, const char *token, enum moderate_action a, const char
 		return -1;
 	}
 	outcome_add(c, "%s", result);
-	text_add(&c->results, "%s\n\n", result);
+	strbuf_printf(&c->results, "%s\n\n", result);
 	return 0;
 }
 
@@ -558,14 +485,15 @@ do_confirm(struct ctx *c, const char *token)
 	if (db_token_get(c->db, token, &t) == 0) {
 		if (t.list_id != c->in->list_id) {
 			outcome_add(c, "confirm: token of another list");
-			text_add(&c->results, "That token does not belong to %s.\n\n", c->list);
+			strbuf_printf(&c->results, "That token does not belong to %s.\n\n",
+			              c->list);
 			return 0;
 		}
 		if (t.expires < db_now()) {
 			if (db_token_delete(c->db, token) < 0)
 				return -1;
 			outcome_add(c, "confirm %s: token expired", t.address);
-			text_add(
+			strbuf_printf(
 			    &c->results,
 			    "That confirmation has expired. Send your request again to %s.\n\n",
 			    c->request);
@@ -579,10 +507,10 @@ do_confirm(struct ctx *c, const char *token)
 	if ((r = decide_hold(c, token, MODERATE_APPROVE, NULL)) <= 0)
 		return r;
 	outcome_add(c, "confirm: unknown token");
-	text_add(&c->results,
-	         "The token %s is unknown: it was used already, or it expired.\n"
-	         "Send your request again to %s.\n\n",
-	         token, c->request);
+	strbuf_printf(&c->results,
+	              "The token %s is unknown: it was used already, or it expired.\n"
+	              "Send your request again to %s.\n\n",
+	              token, c->request);
 	return 0;
 }
 
@@ -629,42 +557,41 @@ confirm_by_address(struct ctx *c, const char *token)
 }
 
 static void
-help_text(struct ctx *c, struct text *t)
+help_text(struct ctx *c, struct strbuf *t)
 {
 	const char *l = c->in->list_local, *d = c->in->list_domain;
-	char desc[300];
+	const char *desc = c->lc.description;
 
-	commands_setting_str(c->db, c->in->list_id, "description", desc, sizeof(desc));
-	text_add(t,
-	         "This is the command address of the mailing list %s%s%s.\n"
-	         "\n"
-	         "Send commands to %s, one per line, in the subject or in\n"
-	         "the body of a message:\n"
-	         "\n"
-	         "  subscribe (or join)      subscribe the address you write from; a\n"
-	         "                           confirmation is mailed to it first\n"
-	         "  unsubscribe (or leave)   leave the list\n"
-	         "  confirm TOKEN            confirm a request with the token you got\n"
-	         "  help                     this text\n"
-	         "  end                      stop reading commands here\n"
-	         "\n"
-	         "Or just write to:\n"
-	         "  %s-join@%s     to subscribe\n"
-	         "  %s-leave@%s    to leave\n"
-	         "  %s-owner@%s    to reach the people who run the list\n"
-	         "\n"
-	         "Moderators decide held posts with the token of the notice:\n"
-	         "  approve TOKEN, reject TOKEN [reason], discard TOKEN\n",
-	         c->list, *desc ? ": " : "", desc, c->request, l, d, l, d, l, d);
+	strbuf_printf(t,
+	              "This is the command address of the mailing list %s%s%s.\n"
+	              "\n"
+	              "Send commands to %s, one per line, in the subject or in\n"
+	              "the body of a message:\n"
+	              "\n"
+	              "  subscribe (or join)      subscribe the address you write from; a\n"
+	              "                           confirmation is mailed to it first\n"
+	              "  unsubscribe (or leave)   leave the list\n"
+	              "  confirm TOKEN            confirm a request with the token you got\n"
+	              "  help                     this text\n"
+	              "  end                      stop reading commands here\n"
+	              "\n"
+	              "Or just write to:\n"
+	              "  %s-join@%s     to subscribe\n"
+	              "  %s-leave@%s    to leave\n"
+	              "  %s-owner@%s    to reach the people who run the list\n"
+	              "\n"
+	              "Moderators decide held posts with the token of the notice:\n"
+	              "  approve TOKEN, reject TOKEN [reason], discard TOKEN\n",
+	              c->list, *desc ? ": " : "", desc, c->request, l, d, l, d, l, d);
 }
 
 static int
 run_command(struct ctx *c, const struct commands_cmd *cmd)
 {
-	text_add(&c->results, "> %s\n", cmd->line);
+	strbuf_printf(&c->results, "> %s\n", cmd->line);
 	if (cmd->bad) {
 		outcome_add(c, "%s: no valid token", cmd->line);
-		text_add(&c->results, "This command needs a token (letters and digits).\n\n");
+		strbuf_printf(&c->results, "This command needs a token (letters and digits).\n\n");
 		return 0;
 	}
 	switch (cmd->verb) {
@@ -676,7 +603,7 @@ run_command(struct ctx *c, const struct commands_cmd *cmd)
 		return do_confirm(c, cmd->token);
 	case CMD_HELP:
 		help_text(c, &c->results);
-		text_add(&c->results, "\n");
+		strbuf_printf(&c->results, "\n");
 		outcome_add(c, "help");
 		return 0;
 	case CMD_APPROVE:
@@ -688,7 +615,8 @@ run_command(struct ctx *c, const struct commands_cmd *cmd)
 		int r = decide_hold(c, cmd->token, a, cmd->rest);
 		if (r == 1) {
 			outcome_add(c, "%s: unknown token", moderate_action_name(a));
-			text_add(&c->results, "No held message has the token %s.\n\n", cmd->token);
+			strbuf_printf(&c->results, "No held message has the token %s.\n\n",
+			              cmd->token);
 			r = 0;
 		}
 		return r;
@@ -727,7 +655,7 @@ find_text(const struct msg_part *p, void *arg)
 static int
 send_results(struct ctx *c)
 {
-	struct text body = {0};
+	struct strbuf body = {0};
 	char subject[400], qid[DB_QID_LEN];
 	int ok = commands_may_reply(c->db, c->conf, c->from_key);
 
@@ -739,8 +667,8 @@ send_results(struct ctx *c)
 	}
 	snprintf(subject, sizeof(subject), "Re: %s",
 	         c->subject && *c->subject ? c->subject : "your request");
-	text_add(&body, "The results of your email to %s:\n\n%s", c->in->rcpt,
-	         c->results.p ? c->results.p : "");
+	strbuf_printf(&body, "The results of your email to %s:\n\n%s", c->in->rcpt,
+	              c->results.p ? c->results.p : "");
 	if (body.p == NULL)
 		return -1;
 	ok = send_mail(c, c->from, c->from_key, "reply", subject, NULL, body.p, qid);
@@ -766,7 +694,7 @@ handle_request(struct ctx *c)
 	free(bf.text);
 	if (cl.n == 0) {
 		outcome_add(c, "request: no command found");
-		text_add(&c->results, "No command was found in your message.\n\n");
+		strbuf_printf(&c->results, "No command was found in your message.\n\n");
 		help_text(c, &c->results);
 	}
 	for (size_t i = 0; i < cl.n && rc == 0; i++)
@@ -811,7 +739,7 @@ handle_owner(struct ctx *c)
 {
 	struct owners *o = calloc(1, sizeof(*o));
 	char loop[DB_ADDR_MAX + 16], env_from[DB_ADDR_MAX], qid[DB_QID_LEN];
-	struct text body = {0};
+	struct strbuf body = {0};
 	struct outq_msg m = {
 	    .list_id = c->in->list_id,
 	    .spool_id = c->in->spool_id,
@@ -850,7 +778,7 @@ handle_owner(struct ctx *c)
 	}
 	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", c->in->list_local,
 	         c->in->list_domain);
-	text_add(&body, "X-Loop: %s\r\n", loop);
+	strbuf_printf(&body, "X-Loop: %s\r\n", loop);
 	if (body.p == NULL || (body.len + c->in->len) < body.len) {
 		free(o);
 		return -1;
@@ -887,12 +815,13 @@ ctx_free(struct ctx *c)
 	free(c->references);
 	free(c->results.p);
 	free(c->outcome.p);
+	list_conf_free(&c->lc);
 }
 
 static int
 ctx_init(struct ctx *c)
 {
-	char *from, *raw;
+	char *raw;
 
 	if (msg_parse(&c->m, c->in->message, c->in->len) < 0)
 		return -1;
@@ -906,17 +835,9 @@ ctx_init(struct ctx *c)
 	snprintf(c->request, sizeof(c->request), "%s-request@%s", c->in->list_local,
 	         c->in->list_domain);
 	/* Who the commands are for: the From address, else the envelope
-	 * sender. */
-	from = msg_header_text(&c->m, "From");
-	if (from == NULL ||
-	    commands_mailbox(from, c->from, sizeof(c->from), c->from_key, sizeof(c->from_key),
-	                     c->from_name, sizeof(c->from_name)) < 0) {
-		c->from_name[0] = '\0';
-		if (commands_mailbox(c->in->mail_from, c->from, sizeof(c->from), c->from_key,
-		                     sizeof(c->from_key), NULL, 0) < 0)
-			c->from[0] = '\0';
-	}
-	free(from);
+	 * sender (docs/commands.md). */
+	commands_sender(&c->m, c->in->mail_from, c->from, sizeof(c->from), c->from_key,
+	                sizeof(c->from_key), c->from_name, sizeof(c->from_name));
 	return 0;
 }
 
@@ -934,6 +855,11 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 	}
 	if (ctx_init(&c) < 0) {
 		snprintf(outcome, outcomelen, "out of memory");
+		ctx_free(&c);
+		return -1;
+	}
+	if (list_conf_load(db, in->list_id, &c.lc) < 0) {
+		snprintf(outcome, outcomelen, "list settings: %s", db_errmsg(db));
 		ctx_free(&c);
 		return -1;
 	}

@@ -117,17 +117,13 @@ struct commands_mail {
 int commands_send(struct db *db, const struct conf *conf, const struct commands_mail *cm, char *qid,
                   const char **why);
 
-/* Per-list settings as commands and moderation read them: the stored
- * value, else the default of conf/list_settings.def. _num gives INT, TIME
- * and SIZE values in their unit and BOOL as 0/1. */
-long long commands_setting_num(struct db *db, int64_t list_id, const char *name);
-void commands_setting_str(struct db *db, int64_t list_id, const char *name, char *buf, size_t len);
-
-/* The address of mailbox text such as `"Name" <a@b>`, `a@b (Name)` or
- * `a@b`: writes the address, its lookup key and the display name (may be
- * empty). Returns 0, or -1 when there is no valid address in it. */
-int commands_mailbox(const char *text, char *addr, size_t addrlen, char *key, size_t keylen,
-                     char *name, size_t namelen);
+/* Who a command mail or a held post is from: the first mailbox of m's From
+ * field (addr_parse_mailbox(), the parser the posting path uses too), else
+ * the envelope sender mail_from. Writes the address, its lookup key and
+ * the display name ("" for the envelope sender). Returns 0, or -1 (all
+ * three empty) when neither gives a usable address. */
+int commands_sender(const struct msg *m, const char *mail_from, char *addr, size_t addrlen,
+                    char *key, size_t keylen, char *name, size_t namelen);
 
 /* Housekeeping, called by the engine runner once a minute:
  * held posts past hold_lifetime get hold_expire_action, expired tokens and

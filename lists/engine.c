@@ -17,6 +17,7 @@
 #include "db/members.h"
 #include "db/queue.h"
 #include "db/spool.h"
+#include "lists/list_conf.h"
 #include "lists/post.h"
 #include "lists/verp.h"
 #include "mail/msg.h"
@@ -26,20 +27,16 @@
 #define ENGINE_HAVE_MODERATE 1
 #endif
 
-static void
-apply_setting(void *arg, const char *key, const char *value)
-{
-	/* A value this build cannot read keeps the default: `fanmail list
-	 * set` checks values, so this happens only after a downgrade. */
-	post_cfg_set(arg, key, value);
-}
-
 static int
 load_cfg(struct db *db, int64_t list_id, const char *local, const char *domain,
          struct post_cfg *cfg)
 {
-	post_cfg_init(cfg, local, domain);
-	return db_engine_settings(db, list_id, apply_setting, cfg);
+	struct list_conf lc;
+	int rc = list_conf_load(db, list_id, &lc);
+
+	post_cfg_init(cfg, local, domain, &lc);
+	list_conf_free(&lc);
+	return rc;
 }
 
 /* The policy that applies to from_domain, into buf; NULL when the lookup
@@ -68,13 +65,41 @@ dmarc_policy(struct db *db, const struct engine_dmarc *dmarc, const char *from_d
 static int
 from_of(const struct msg *m, char *addr, size_t addrlen, char *key, size_t keylen)
 {
-	const struct msg_header *h = msg_header_get(m, "From", 0);
-	char name[512];
-
-	if (h == NULL ||
-	    post_parse_mailbox(h->value, h->value_len, name, sizeof(name), addr, addrlen) < 0)
+	if (post_from(m, NULL, 0, addr, addrlen) < 0)
 		return -1;
 	return post_addr_key(addr, key, keylen);
+}
+
+/* The post as queued: the list's signed report tag on top (lists/verp.h),
+ * so that a bounce or an ARF report quoting it can be believed, and forged
+ * ones told apart. The archive keeps the post without it. NULL with the
+ * store's error set, or with *len 0 when out of memory. */
+static char *
+tagged(struct db *db, const struct post_cfg *cfg, const char *qid, int64_t now, int verp,
+       const struct post_out *out, size_t *len)
+{
+	struct verp_key key;
+	char tag[160];
+	int n;
+	char *b;
+
+	*len = 0;
+	if (verp_key_load(db, &key) < 0)
+		return NULL;
+	if (verp_tag_make(&key, cfg->local, cfg->domain, qid && *qid ? qid : "post", now, verp, tag,
+	                  sizeof(tag)) < 0 &&
+	    verp_tag_make(&key, cfg->local, cfg->domain, "post", now, verp, tag, sizeof(tag)) < 0)
+		return NULL;
+	n = (int)strlen(VERP_TAG_HEADER ": \r\n") + (int)strlen(tag);
+	if ((b = malloc((size_t)n + out->len + 1)) == NULL) {
+		*len = 1;
+		return NULL;
+	}
+	snprintf(b, (size_t)n + 1, "%s: %s\r\n", VERP_TAG_HEADER, tag);
+	memcpy(b + n, out->data, out->len);
+	b[(size_t)n + out->len] = '\0';
+	*len = (size_t)n + out->len;
+	return b;
 }
 
 /* Rewrites and queues a post that passed: the common end of the handler
@@ -92,8 +117,11 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	struct db_engine_post p;
 	int have_from = from_of(m, from, sizeof(from), key, sizeof(key)) == 0;
 	int64_t msg_id, nrcpt, k;
+	char *body;
+	size_t blen;
+	int verp;
 
-	if (cfg->dmarc_when == DMARC_WHEN_ALWAYS || cfg->dmarc_when == DMARC_WHEN_NEVER) {
+	if (cfg->dmarc_when == list_dmarc_when_always || cfg->dmarc_when == list_dmarc_when_never) {
 		env.mitigate = post_dmarc_applies(cfg, "");
 	} else if (have_from) {
 		pol = dmarc_policy(db, dmarc, strrchr(from, '@') + 1, policy, sizeof(policy));
@@ -104,26 +132,34 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		snprintf(outcome, outcomelen, "failed: out of memory rewriting the post");
 		return -1;
 	}
-	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cfg->local, cfg->domain);
-	memset(&p, 0, sizeof(p));
-	p.list_id = list_id;
-	p.spool_id = spool_id;
-	p.env_from = env_from;
-	p.body = out.data;
-	p.len = out.len;
-	p.lifetime = conf->max_queue_lifetime;
-	p.poster_key = have_from ? key : NULL;
 	if (db_engine_count_post(db, list_id, &k) < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
 		post_out_free(&out);
 		return -1;
 	}
-	p.verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
+	verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
+	if ((body = tagged(db, cfg, qid, env.now, verp, &out, &blen)) == NULL) {
+		snprintf(outcome, outcomelen, "failed: %s",
+		         blen ? "out of memory tagging the post" : db_errmsg(db));
+		post_out_free(&out);
+		return -1;
+	}
+	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", cfg->local, cfg->domain);
+	memset(&p, 0, sizeof(p));
+	p.list_id = list_id;
+	p.spool_id = spool_id;
+	p.env_from = env_from;
+	p.body = body;
+	p.len = blen;
+	p.lifetime = conf->max_queue_lifetime;
+	p.poster_key = have_from ? key : NULL;
+	p.verp = verp;
 	if (db_engine_queue_post(db, &p, oqid, &msg_id, &nrcpt) < 0 ||
 	    (cfg->archive &&
 	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,
 	                           out.data, out.len) < 0)) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		free(body);
 		post_out_free(&out);
 		return -1;
 	}
@@ -133,6 +169,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	         out.dmarc == 1   ? " (From rewritten)"
 	         : out.dmarc == 2 ? " (wrapped)"
 	                          : "");
+	free(body);
 	post_out_free(&out);
 	return 0;
 }
@@ -146,9 +183,9 @@ hold_post(struct db *db, const struct conf *conf, const struct inbound *in,
 	/* Moderation keeps a short word for why (moderate.h). */
 	(void)reason;
 	return moderate_hold(db, conf, in,
-	                     cfg->policy == POLICY_MODERATED  ? "moderated"
-	                     : cfg->policy == POLICY_ANNOUNCE ? "announce"
-	                                                      : "non-member",
+	                     cfg->policy == list_policy_moderated  ? "moderated"
+	                     : cfg->policy == list_policy_announce ? "announce"
+	                                                           : "non-member",
 	                     outcome, outcomelen);
 #else
 	(void)db;

@@ -28,6 +28,7 @@
 #include "db/engine.h"
 #include "db/lists.h"
 #include "db/queue.h"
+#include "lists/list_conf.h"
 #include "mail/addr.h"
 #include "mail/build.h"
 #include "mail/msg.h"
@@ -86,14 +87,8 @@ post_info_read(struct post_info *p, const char *message, size_t len, const char 
 	}
 	p->message_id = msg_header_text(&p->m, "Message-ID");
 	p->references = msg_header_text(&p->m, "References");
-	raw = msg_header_text(&p->m, "From");
-	if (raw == NULL || commands_mailbox(raw, p->from, sizeof(p->from), p->from_key,
-	                                    sizeof(p->from_key), name, sizeof(name)) < 0) {
-		if (commands_mailbox(mail_from, p->from, sizeof(p->from), p->from_key,
-		                     sizeof(p->from_key), NULL, 0) < 0)
-			p->from[0] = p->from_key[0] = '\0';
-	}
-	free(raw);
+	commands_sender(&p->m, mail_from, p->from, sizeof(p->from), p->from_key,
+	                sizeof(p->from_key), name, sizeof(name));
 	return 0;
 }
 
@@ -205,13 +200,14 @@ add_rcpt(const char *address, void *arg)
 /* Mails the moderators (else the owners) the held post and what to do. */
 static int
 notify_moderators(struct db *db, const struct conf *conf, const struct inbound *in,
-                  struct post_info *p, int64_t id, const char *token, const char *reason,
-                  int64_t expires, char *note, size_t notelen)
+                  const struct list_conf *lc, struct post_info *p, int64_t id, const char *token,
+                  const char *reason, int64_t expires, char *note, size_t notelen)
 {
 	struct rcpts *r = calloc(1, sizeof(*r));
 	const char *l = in->list_local, *d = in->list_domain;
 	char request[DB_ADDR_MAX], owner[DB_ADDR_MAX], confirm[DB_ADDR_MAX], env_from[DB_ADDR_MAX];
-	char date[40], action[16], qid[DB_QID_LEN];
+	char date[40], qid[DB_QID_LEN];
+	const char *action = conf_list_choice("hold_expire_action", (int)lc->hold_expire_action);
 	char *subject = NULL, *body = NULL, *out = NULL;
 	const char *who = "moderators", *why;
 	struct build_msg bm = {0};
@@ -238,7 +234,6 @@ notify_moderators(struct db *db, const struct conf *conf, const struct inbound *
 	snprintf(confirm, sizeof(confirm), "%s-confirm+%s@%s", l, token, d);
 	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", l, d);
 	build_date((time_t)expires, date, sizeof(date));
-	commands_setting_str(db, in->list_id, "hold_expire_action", action, sizeof(action));
 	subject = textf("%s@%s: held for approval: %s", l, d,
 	                p->subject && *p->subject ? p->subject : "(no subject)");
 	body = textf("A post to %s@%s waits for a moderator.\n"
@@ -311,6 +306,7 @@ moderate_hold(struct db *db, const struct conf *conf, const struct inbound *in, 
 {
 	struct post_info p;
 	struct db_hold_new h = {0};
+	struct list_conf lc;
 	char token[DB_TOKEN_LEN], mods[300] = "", poster[300] = "";
 	int64_t id;
 	int rc = -1;
@@ -319,9 +315,15 @@ moderate_hold(struct db *db, const struct conf *conf, const struct inbound *in, 
 		snprintf(outcome, outcomelen, "hold: expiring holds: %s", db_errmsg(db));
 		return -1;
 	}
+	if (list_conf_load(db, in->list_id, &lc) < 0) {
+		snprintf(outcome, outcomelen, "hold: list settings: %s", db_errmsg(db));
+		list_conf_free(&lc);
+		return -1;
+	}
 	if (post_info_read(&p, in->message, in->len, in->mail_from) < 0) {
 		snprintf(outcome, outcomelen, "hold: out of memory");
 		post_info_free(&p);
+		list_conf_free(&lc);
 		return -1;
 	}
 	h.list_id = in->list_id;
@@ -331,17 +333,17 @@ moderate_hold(struct db *db, const struct conf *conf, const struct inbound *in, 
 	h.subject = p.subject;
 	h.message_id = p.message_id;
 	h.reason = reason;
-	h.expires = db_now() + commands_setting_num(db, in->list_id, "hold_lifetime");
+	h.expires = db_now() + lc.hold_lifetime;
 	if (db_hold_add(db, &h, &id, token) < 0) {
 		snprintf(outcome, outcomelen, "hold: %s", db_errmsg(db));
 		goto out;
 	}
-	if (notify_moderators(db, conf, in, &p, id, token, reason, h.expires, mods, sizeof(mods)) <
-	    0) {
+	if (notify_moderators(db, conf, in, &lc, &p, id, token, reason, h.expires, mods,
+	                      sizeof(mods)) < 0) {
 		snprintf(outcome, outcomelen, "hold: %s", mods[0] ? mods : db_errmsg(db));
 		goto out;
 	}
-	if (commands_setting_num(db, in->list_id, "hold_notify_poster")) {
+	if (lc.hold_notify_poster) {
 		char subject[400];
 		char *body = textf("Your message to %s@%s%s%s%s waits for a moderator's approval\n"
 		                   "(reason: %s). You will hear from us if it is rejected.\n",
@@ -364,6 +366,7 @@ moderate_hold(struct db *db, const struct conf *conf, const struct inbound *in, 
 	rc = 0;
 out:
 	post_info_free(&p);
+	list_conf_free(&lc);
 	return rc;
 }
 
@@ -434,17 +437,19 @@ static int
 expire_one(struct db *db, const struct conf *conf, struct db_hold *h, const char *local,
            const char *domain, char *note, size_t notelen)
 {
-	char action[16];
+	struct list_conf lc;
+	int rc;
 
 	if (db_hold_decide(db, h->id, "expired", "expiry", db_now()) < 0)
 		return db_status(db) == DB_NOTFOUND ? 0 : -1;
 	if (log_event(db, h->list_id, "hold-expired", h, "expiry") < 0)
 		return -1;
-	commands_setting_str(db, h->list_id, "hold_expire_action", action, sizeof(action));
+	rc = list_conf_load(db, h->list_id, &lc);
 	note[0] = '\0';
-	if (strcmp(action, "reject") == 0)
-		return reject_notice(db, conf, h, local, domain, NULL, 1, note, notelen);
-	return 0;
+	if (rc == 0 && lc.hold_expire_action == list_hold_expire_action_reject)
+		rc = reject_notice(db, conf, h, local, domain, NULL, 1, note, notelen);
+	list_conf_free(&lc);
+	return rc;
 }
 
 int

@@ -3,7 +3,8 @@
  * post into the message that goes out. See post.h.
  *
  * The rewrite copies the original header fields in order (line ends made
- * CRLF), drops the ones the list owns (List-*, Precedence, Return-Path),
+ * CRLF), drops the ones the list owns (List-*, Precedence, Return-Path,
+ * X-Fanmail-Report),
  * rewrites Subject in place, From/Reply-To as the settings say, and adds
  * the list's fields after the last original one. The body is copied as is
  * unless a footer goes in; the footer never breaks the MIME structure: it
@@ -14,7 +15,6 @@
 #include "lists/post.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <libpsl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,57 +25,8 @@
 #include "conf/conf.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
-
-/* --- growing buffer --- */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-b_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 4096;
-		char *np;
-
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-b_str(struct buf *b, const char *s)
-{
-	b_add(b, s, strlen(s));
-}
-
-static void __attribute__((format(printf, 2, 3))) b_printf(struct buf *b, const char *fmt, ...)
-{
-	char tmp[2048];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	b_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
+#include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 /* 1 when every CR in s[0..n) starts a CRLF and every LF ends one: mail
  * from SMTP always (smtp_in refuses bare CR and LF), so it is copied whole. */
@@ -95,12 +46,12 @@ crlf_only(const char *s, size_t n)
 
 /* Copies s[0..n) with every line end (LF, CR, CRLF) made CRLF. */
 static void
-b_crlf(struct buf *b, const char *s, size_t n)
+b_crlf(struct strbuf *b, const char *s, size_t n)
 {
 	const char *p = s, *end = s + n;
 
 	if (crlf_only(s, n)) {
-		b_add(b, s, n);
+		strbuf_add(b, s, n);
 		return;
 	}
 	while (p < end) {
@@ -108,10 +59,10 @@ b_crlf(struct buf *b, const char *s, size_t n)
 
 		while (q < end && *q != '\r' && *q != '\n')
 			q++;
-		b_add(b, p, (size_t)(q - p));
+		strbuf_add(b, p, (size_t)(q - p));
 		if (q == end)
 			break;
-		b_add(b, "\r\n", 2);
+		strbuf_add(b, "\r\n", 2);
 		if (*q == '\r' && q + 1 < end && q[1] == '\n')
 			q++;
 		p = q + 1;
@@ -172,88 +123,32 @@ expand(const struct post_cfg *c, const char *src, char *dst, size_t dstlen, int 
 	dst[o] = '\0';
 }
 
+/* post_cfg.verp is read by verp_post_is_verp() as an enum verp_mode. */
+_Static_assert((int)list_verp_never == VERP_NEVER && (int)list_verp_always == VERP_ALWAYS &&
+                   (int)list_verp_every == VERP_EVERY,
+               "enum list_verp (list_settings.def) and enum verp_mode (verp.h) differ");
+
 void
-post_cfg_init(struct post_cfg *c, const char *local, const char *domain)
+post_cfg_init(struct post_cfg *c, const char *local, const char *domain, const struct list_conf *lc)
 {
 	memset(c, 0, sizeof(*c));
 	lower_copy(c->local, sizeof(c->local), local);
 	lower_copy(c->domain, sizeof(c->domain), domain);
 	snprintf(c->address, sizeof(c->address), "%s@%s", c->local, c->domain);
-	for (size_t i = 0; i < conf_list_ndefs; i++)
-		post_cfg_set(c, conf_list_defs[i].name, conf_list_defs[i].def);
-}
-
-static int
-pick(const char *value, const char *const *choices, int *out)
-{
-	for (int i = 0; choices[i]; i++)
-		if (strcasecmp(value, choices[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-	return -1;
-}
-
-int
-post_cfg_set(struct post_cfg *c, const char *key, const char *value)
-{
-	static const char *const policies[] = {"open", "members", "moderated", "announce", NULL};
-	static const char *const nonmember[] = {"hold", "reject", "discard", NULL};
-	static const char *const reply_to[] = {"none", "list", "explicit", NULL};
-	static const char *const actions[] = {"munge", "wrap", NULL};
-	static const char *const when[] = {"quarantine", "reject", "always", "never", NULL};
-	static const char *const fallback[] = {"mitigate", "skip", NULL};
-	int v;
-
-	if (strcmp(key, "policy") == 0) {
-		if (pick(value, policies, &v) < 0)
-			return -1;
-		c->policy = (enum post_policy)v;
-	} else if (strcmp(key, "nonmember_action") == 0) {
-		if (pick(value, nonmember, &v) < 0)
-			return -1;
-		c->nonmember = (enum post_nonmember)v;
-	} else if (strcmp(key, "reply_to") == 0) {
-		if (pick(value, reply_to, &v) < 0)
-			return -1;
-		c->reply_to = (enum post_reply_to)v;
-	} else if (strcmp(key, "dmarc_mitigation") == 0) {
-		if (pick(value, actions, &v) < 0)
-			return -1;
-		c->dmarc_action = (enum post_dmarc_action)v;
-	} else if (strcmp(key, "dmarc_when") == 0) {
-		if (pick(value, when, &v) < 0)
-			return -1;
-		c->dmarc_when = (enum post_dmarc_when)v;
-	} else if (strcmp(key, "dmarc_fallback") == 0) {
-		if (pick(value, fallback, &v) < 0)
-			return -1;
-		c->dmarc_fallback = (enum post_dmarc_fallback)v;
-	} else if (strcmp(key, "display_name") == 0) {
-		snprintf(c->display_name, sizeof(c->display_name), "%s", value);
-	} else if (strcmp(key, "subject_prefix") == 0) {
-		expand(c, value, c->subject_prefix, sizeof(c->subject_prefix), 0);
-	} else if (strcmp(key, "reply_to_address") == 0) {
-		snprintf(c->reply_to_address, sizeof(c->reply_to_address), "%s", value);
-	} else if (strcmp(key, "footer") == 0) {
-		expand(c, value, c->footer, sizeof(c->footer), 1);
-	} else if (strcmp(key, "archive_url") == 0) {
-		snprintf(c->archive_url, sizeof(c->archive_url), "%s", value);
-	} else if (strcmp(key, "verp") == 0) {
-		enum verp_mode m;
-
-		if (verp_mode_parse(value, &m) < 0)
-			return -1;
-		c->verp = (int)m;
-	} else if (strcmp(key, "verp_every") == 0) {
-		if (conf_parse_int(value, &c->verp_every) < 0)
-			return -1;
-	} else if (strcmp(key, "archive") == 0) {
-		if (conf_parse_bool(value, &v) < 0)
-			return -1;
-		c->archive = v;
-	}
-	return 0;
+	snprintf(c->display_name, sizeof(c->display_name), "%s", lc->display_name);
+	c->policy = lc->policy;
+	c->nonmember = lc->nonmember_action;
+	expand(c, lc->subject_prefix, c->subject_prefix, sizeof(c->subject_prefix), 0);
+	c->reply_to = lc->reply_to;
+	snprintf(c->reply_to_address, sizeof(c->reply_to_address), "%s", lc->reply_to_address);
+	expand(c, lc->footer, c->footer, sizeof(c->footer), 1);
+	snprintf(c->archive_url, sizeof(c->archive_url), "%s", lc->archive_url);
+	c->archive = lc->archive;
+	c->dmarc_action = lc->dmarc_mitigation;
+	c->dmarc_when = lc->dmarc_when;
+	c->dmarc_fallback = lc->dmarc_fallback;
+	c->verp = (int)lc->verp;
+	c->verp_every = lc->verp_every;
 }
 
 static const char *
@@ -267,23 +162,23 @@ list_name(const struct post_cfg *c)
 enum post_verdict
 post_policy(const struct post_cfg *c, int is_member, int is_privileged, const char **reason)
 {
-	enum post_verdict refuse = c->nonmember == NONMEMBER_HOLD     ? POST_HOLD
-	                           : c->nonmember == NONMEMBER_REJECT ? POST_REJECT
-	                                                              : POST_DISCARD;
+	enum post_verdict refuse = c->nonmember == list_nonmember_action_hold     ? POST_HOLD
+	                           : c->nonmember == list_nonmember_action_reject ? POST_REJECT
+	                                                                          : POST_DISCARD;
 
 	*reason = NULL;
 	switch (c->policy) {
-	case POLICY_OPEN:
+	case list_policy_open:
 		return POST_PASS;
-	case POLICY_MEMBERS:
+	case list_policy_members:
 		if (is_member || is_privileged)
 			return POST_PASS;
 		*reason = "post from a non-member";
 		return refuse;
-	case POLICY_MODERATED:
+	case list_policy_moderated:
 		*reason = "the list is moderated";
 		return POST_HOLD;
-	case POLICY_ANNOUNCE:
+	case list_policy_announce:
 		if (is_privileged)
 			return POST_PASS;
 		*reason = "only owners and moderators post to this list";
@@ -337,112 +232,18 @@ post_is_loop(const struct msg *m, const struct post_cfg *c)
 /* --- addresses --- */
 
 int
-post_parse_mailbox(const char *value, size_t len, char *name, size_t namelen, char *addr,
-                   size_t addrlen)
+post_from(const struct msg *m, char *name, size_t namelen, char *addr, size_t addrlen)
 {
-	char *v = msg_unfold(value, len), *lt, *gt, *p, *at;
-	char nm[1024];
-	size_t o = 0;
-	int quoted = 0;
+	const struct msg_header *h = msg_header_get(m, "From", 0);
+	struct addr a;
 
-	if (v == NULL)
+	if (namelen > 0)
+		name[0] = '\0';
+	if (addrlen > 0)
+		addr[0] = '\0';
+	if (h == NULL || addr_parse_mailbox(h->value, h->value_len, &a, name, namelen, NULL) < 0 ||
+	    addr_format(&a, addr, addrlen) < 0)
 		return -1;
-	name[0] = addr[0] = '\0';
-	nm[0] = '\0';
-	/* The first mailbox only: cut at a comma outside quotes and brackets. */
-	{
-		int q = 0, ang = 0;
-
-		for (p = v; *p; p++) {
-			if (*p == '\\' && q && p[1]) {
-				p++;
-			} else if (*p == '"') {
-				q = !q;
-			} else if (!q && *p == '<') {
-				ang = 1;
-			} else if (!q && *p == '>') {
-				ang = 0;
-			} else if (!q && !ang && *p == ',') {
-				*p = '\0';
-				break;
-			}
-		}
-	}
-	lt = NULL;
-	{
-		int q = 0;
-
-		for (p = v; *p; p++) {
-			if (*p == '\\' && q && p[1])
-				p++;
-			else if (*p == '"')
-				q = !q;
-			else if (!q && *p == '<') {
-				lt = p;
-				break;
-			}
-		}
-	}
-	if (lt != NULL && (gt = strchr(lt, '>')) != NULL) {
-		size_t al = (size_t)(gt - lt - 1);
-
-		if (al + 1 > addrlen || al == 0) {
-			free(v);
-			return -1;
-		}
-		memcpy(addr, lt + 1, al);
-		addr[al] = '\0';
-		/* The phrase before '<', unquoted. */
-		for (p = v; p < lt && o + 1 < sizeof(nm); p++) {
-			if (*p == '"') {
-				quoted = !quoted;
-				continue;
-			}
-			if (*p == '\\' && quoted && p + 1 < lt)
-				p++;
-			nm[o++] = *p;
-		}
-		nm[o] = '\0';
-	} else {
-		/* addr-spec, perhaps with a (comment) name. */
-		char *cmt = strchr(v, '(');
-
-		p = v;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (cmt != NULL) {
-			char *ce = strrchr(cmt, ')');
-
-			if (ce != NULL && ce > cmt)
-				snprintf(nm, sizeof(nm), "%.*s", (int)(ce - cmt - 1), cmt + 1);
-			*cmt = '\0';
-		}
-		snprintf(addr, addrlen, "%s", p);
-	}
-	/* Trim. */
-	for (p = addr; *p == ' '; p++)
-		;
-	memmove(addr, p, strlen(p) + 1);
-	for (o = strlen(addr); o > 0 && (addr[o - 1] == ' ' || addr[o - 1] == '\t'); o--)
-		addr[o - 1] = '\0';
-	at = strrchr(addr, '@');
-	free(v);
-	if (addr[0] == '\0' || at == NULL || at == addr || at[1] == '\0' || strchr(addr, ' '))
-		return -1;
-	{
-		char *t = nm, *dec;
-		size_t tl = strlen(nm);
-
-		while (*t == ' ' || *t == '\t')
-			t++, tl--;
-		while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
-			tl--;
-		dec = msg_decode_words(t, tl, NULL);
-		if (dec != NULL) {
-			snprintf(name, namelen, "%s", dec);
-			free(dec);
-		}
-	}
 	return 0;
 }
 
@@ -542,17 +343,17 @@ int
 post_dmarc_applies(const struct post_cfg *c, const char *policy)
 {
 	switch (c->dmarc_when) {
-	case DMARC_WHEN_NEVER:
+	case list_dmarc_when_never:
 		return 0;
-	case DMARC_WHEN_ALWAYS:
+	case list_dmarc_when_always:
 		return 1;
-	case DMARC_WHEN_QUARANTINE:
+	case list_dmarc_when_quarantine:
 		if (policy == NULL)
-			return c->dmarc_fallback == DMARC_FALLBACK_MITIGATE;
+			return c->dmarc_fallback == list_dmarc_fallback_mitigate;
 		return strcmp(policy, "quarantine") == 0 || strcmp(policy, "reject") == 0;
-	case DMARC_WHEN_REJECT:
+	case list_dmarc_when_reject:
 		if (policy == NULL)
-			return c->dmarc_fallback == DMARC_FALLBACK_MITIGATE;
+			return c->dmarc_fallback == list_dmarc_fallback_mitigate;
 		return strcmp(policy, "reject") == 0;
 	}
 	return 0;
@@ -650,12 +451,13 @@ static const char *const list_owned[] = {"List-Id",
                                          "List-Unsubscribe-Post",
                                          "Precedence",
                                          "Return-Path",
+                                         VERP_TAG_HEADER, /* a post's own tag is added later */
                                          NULL};
 
 /* Writes name and value as a header field, value as a phrase: quoted when
  * it is ASCII, RFC 2047 words otherwise. */
 static void
-b_phrase(struct buf *b, const char *text)
+b_phrase(struct strbuf *b, const char *text)
 {
 	int ascii = 1, atoms = *text != '\0' && *text != ' ';
 
@@ -666,15 +468,15 @@ b_phrase(struct buf *b, const char *text)
 			atoms = 0;
 	}
 	if (ascii && atoms && text[strlen(text) - 1] != ' ') {
-		b_str(b, text);
+		strbuf_str(b, text);
 	} else if (ascii) {
-		b_add(b, "\"", 1);
+		strbuf_add(b, "\"", 1);
 		for (const char *p = text; *p; p++) {
 			if (*p == '"' || *p == '\\')
-				b_add(b, "\\", 1);
-			b_add(b, p, 1);
+				strbuf_add(b, "\\", 1);
+			strbuf_add(b, p, 1);
 		}
-		b_add(b, "\"", 1);
+		strbuf_add(b, "\"", 1);
 	} else {
 		char *enc = msg_encode_words(text, strlen(text), "\r\n", 60);
 
@@ -682,46 +484,46 @@ b_phrase(struct buf *b, const char *text)
 			b->oom = 1;
 			return;
 		}
-		b_str(b, enc);
+		strbuf_str(b, enc);
 		free(enc);
 	}
 }
 
 static void
-list_fields(struct buf *b, const struct post_cfg *c)
+list_fields(struct strbuf *b, const struct post_cfg *c)
 {
-	b_str(b, "List-Id: ");
+	strbuf_str(b, "List-Id: ");
 	b_phrase(b, list_name(c));
-	b_printf(b, " <%s.%s>\r\n", c->local, c->domain);
-	if (c->policy == POLICY_ANNOUNCE)
-		b_str(b, "List-Post: NO\r\n");
+	strbuf_printf(b, " <%s.%s>\r\n", c->local, c->domain);
+	if (c->policy == list_policy_announce)
+		strbuf_str(b, "List-Post: NO\r\n");
 	else
-		b_printf(b, "List-Post: <mailto:%s>\r\n", c->address);
-	b_printf(b, "List-Help: <mailto:%s-request@%s?subject=help>\r\n", c->local, c->domain);
-	b_printf(b, "List-Subscribe: <mailto:%s-join@%s>\r\n", c->local, c->domain);
-	b_printf(b, "List-Unsubscribe: <mailto:%s-leave@%s>\r\n", c->local, c->domain);
-	b_printf(b, "List-Owner: <mailto:%s-owner@%s>\r\n", c->local, c->domain);
+		strbuf_printf(b, "List-Post: <mailto:%s>\r\n", c->address);
+	strbuf_printf(b, "List-Help: <mailto:%s-request@%s?subject=help>\r\n", c->local, c->domain);
+	strbuf_printf(b, "List-Subscribe: <mailto:%s-join@%s>\r\n", c->local, c->domain);
+	strbuf_printf(b, "List-Unsubscribe: <mailto:%s-leave@%s>\r\n", c->local, c->domain);
+	strbuf_printf(b, "List-Owner: <mailto:%s-owner@%s>\r\n", c->local, c->domain);
 	if (c->archive_url[0])
-		b_printf(b, "List-Archive: <%s>\r\n", c->archive_url);
-	b_str(b, "Precedence: list\r\n");
-	b_printf(b, "X-Loop: %s\r\n", c->address);
+		strbuf_printf(b, "List-Archive: <%s>\r\n", c->archive_url);
+	strbuf_str(b, "Precedence: list\r\n");
+	strbuf_printf(b, "X-Loop: %s\r\n", c->address);
 }
 
 /* "Name via List" <list@domain> */
 static void
-munged_from(struct buf *b, const struct post_cfg *c, const char *name, const char *addr)
+munged_from(struct strbuf *b, const struct post_cfg *c, const char *name, const char *addr)
 {
 	char phrase[1200];
 
 	snprintf(phrase, sizeof(phrase), "%s via %s", name[0] ? name : addr, list_name(c));
-	b_str(b, "From: ");
+	strbuf_str(b, "From: ");
 	b_phrase(b, phrase);
-	b_printf(b, " <%s>\r\n", c->address);
+	strbuf_printf(b, " <%s>\r\n", c->address);
 }
 
 /* The Reply-To that goes out, or NULL to keep the original field. */
 static void
-reply_to_field(struct buf *b, const struct post_cfg *c, const struct msg *m, int munged,
+reply_to_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, int munged,
                int *replaced)
 {
 	const struct msg_header *from = msg_header_get(m, "From", 0);
@@ -729,7 +531,7 @@ reply_to_field(struct buf *b, const struct post_cfg *c, const struct msg *m, int
 	char *orig = NULL;
 
 	*replaced = 0;
-	if (!munged && c->reply_to == REPLY_TO_NONE)
+	if (!munged && c->reply_to == list_reply_to_none)
 		return;
 	*replaced = 1;
 	if (munged) {
@@ -740,15 +542,16 @@ reply_to_field(struct buf *b, const struct post_cfg *c, const struct msg *m, int
 		if (h != NULL)
 			orig = msg_unfold(h->value, h->value_len);
 	}
-	if (c->reply_to == REPLY_TO_LIST || c->reply_to == REPLY_TO_EXPLICIT) {
-		const char *a = c->reply_to == REPLY_TO_LIST ? c->address : c->reply_to_address;
+	if (c->reply_to == list_reply_to_list || c->reply_to == list_reply_to_explicit) {
+		const char *a =
+		    c->reply_to == list_reply_to_list ? c->address : c->reply_to_address;
 
 		if (orig && *orig)
-			b_printf(b, "Reply-To: %s, <%s>\r\n", orig, a);
+			strbuf_printf(b, "Reply-To: %s, <%s>\r\n", orig, a);
 		else
-			b_printf(b, "Reply-To: <%s>\r\n", a);
+			strbuf_printf(b, "Reply-To: <%s>\r\n", a);
 	} else if (orig && *orig) {
-		b_printf(b, "Reply-To: %s\r\n", orig);
+		strbuf_printf(b, "Reply-To: %s\r\n", orig);
 	} else {
 		*replaced = 0; /* nothing to say: keep what there is */
 	}
@@ -756,15 +559,6 @@ reply_to_field(struct buf *b, const struct post_cfg *c, const struct msg *m, int
 }
 
 enum footer_mode { FOOTER_NONE, FOOTER_INLINE, FOOTER_APPEND, FOOTER_WRAP };
-
-static int
-is_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
-}
 
 static enum footer_mode
 footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctype *ct,
@@ -791,7 +585,7 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 		if (cte && strncasecmp(cte, "base64", 6) == 0)
 			return FOOTER_WRAP;
 		cs = msg_ctype_param(ct, "charset");
-		if (is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
+		if (utf8_is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
 		    strcasecmp(cs, "us-ascii") == 0)
 			return FOOTER_INLINE;
 		return FOOTER_WRAP;
@@ -801,7 +595,7 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 
 /* Quoted-printable encoding of the footer, lines kept as lines. */
 static void
-b_qp(struct buf *b, const char *s)
+b_qp(struct strbuf *b, const char *s)
 {
 	size_t col = 0;
 
@@ -809,39 +603,39 @@ b_qp(struct buf *b, const char *s)
 		unsigned char ch = (unsigned char)*p;
 
 		if (*p == '\r' && p[1] == '\n') {
-			b_add(b, "\r\n", 2);
+			strbuf_add(b, "\r\n", 2);
 			p++;
 			col = 0;
 			continue;
 		}
 		if (col >= 72) {
-			b_add(b, "=\r\n", 3);
+			strbuf_add(b, "=\r\n", 3);
 			col = 0;
 		}
 		if ((ch >= 33 && ch <= 126 && ch != '=') ||
 		    (ch == ' ' && p[1] != '\r' && p[1] != '\0')) {
-			b_add(b, p, 1);
+			strbuf_add(b, p, 1);
 			col++;
 		} else {
-			b_printf(b, "=%02X", ch);
+			strbuf_printf(b, "=%02X", ch);
 			col += 3;
 		}
 	}
 }
 
 static void
-footer_part(struct buf *b, const struct post_cfg *c, const char *boundary)
+footer_part(struct strbuf *b, const struct post_cfg *c, const char *boundary)
 {
-	int ascii = is_ascii(c->footer);
+	int ascii = utf8_is_ascii(c->footer);
 	size_t fl = strlen(c->footer);
 
-	b_printf(b,
-	         "--%s\r\nContent-Type: text/plain; charset=%s\r\n"
-	         "Content-Transfer-Encoding: %s\r\nContent-Disposition: inline\r\n\r\n",
-	         boundary, ascii ? "us-ascii" : "utf-8", ascii ? "7bit" : "8bit");
-	b_add(b, c->footer, fl);
+	strbuf_printf(b,
+	              "--%s\r\nContent-Type: text/plain; charset=%s\r\n"
+	              "Content-Transfer-Encoding: %s\r\nContent-Disposition: inline\r\n\r\n",
+	              boundary, ascii ? "us-ascii" : "utf-8", ascii ? "7bit" : "8bit");
+	strbuf_add(b, c->footer, fl);
 	if (!ends_with_eol(c->footer, fl))
-		b_add(b, "\r\n", 2);
+		strbuf_add(b, "\r\n", 2);
 }
 
 static void
@@ -863,7 +657,7 @@ is_content_field(const struct msg_header *h)
 }
 
 static void
-subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, struct post_out *out)
+subject_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, struct post_out *out)
 {
 	const struct msg_header *h = msg_header_get(m, "Subject", 0);
 	int enc = 0;
@@ -873,7 +667,7 @@ subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, stru
 		if (h != NULL) {
 			b_crlf(b, h->start, h->len);
 			if (!ends_with_eol(h->start, h->len))
-				b_add(b, "\r\n", 2);
+				strbuf_add(b, "\r\n", 2);
 			out->subject = msg_decode_words(h->value, h->value_len, &enc);
 			if (out->subject) {
 				char *t = msg_unfold(out->subject, strlen(out->subject));
@@ -889,20 +683,20 @@ subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, stru
 		b->oom = 1;
 		return;
 	}
-	b_str(b, "Subject: ");
-	if (enc || !is_ascii(s)) {
+	strbuf_str(b, "Subject: ");
+	if (enc || !utf8_is_ascii(s)) {
 		char *e = msg_encode_words(s, strlen(s), "\r\n", 69);
 
 		if (e == NULL) {
 			b->oom = 1;
 		} else {
-			b_str(b, e);
+			strbuf_str(b, e);
 			free(e);
 		}
 	} else {
-		b_str(b, s);
+		strbuf_str(b, s);
 	}
-	b_str(b, "\r\n");
+	strbuf_str(b, "\r\n");
 	out->subject = s;
 }
 
@@ -910,17 +704,16 @@ subject_field(struct buf *b, const struct post_cfg *c, const struct msg *m, stru
  * Content-* fields too. dmarc_wrap: only the fields that describe the
  * conversation go to the outer message. */
 static void
-copy_fields(struct buf *b, const struct post_cfg *c, const struct msg *m, int munge, int content,
+copy_fields(struct strbuf *b, const struct post_cfg *c, const struct msg *m, int munge, int content,
             int wrap, struct post_out *out)
 {
 	static const char *const outer[] = {"To",          "Cc",         "Date", "Message-ID",
 	                                    "In-Reply-To", "References", NULL};
 	const struct msg_header *from = msg_header_get(m, "From", 0);
 	char name[512], addr[POST_ADDR_MAX];
-	int have_from = from && post_parse_mailbox(from->value, from->value_len, name, sizeof(name),
-	                                           addr, sizeof(addr)) == 0;
+	int have_from = post_from(m, name, sizeof(name), addr, sizeof(addr)) == 0;
 	int rt_replaced = 0, subject_done = 0;
-	struct buf rt = {0};
+	struct strbuf rt = {0};
 
 	if (munge && !have_from)
 		munge = 0; /* nobody to rewrite */
@@ -939,7 +732,7 @@ copy_fields(struct buf *b, const struct post_cfg *c, const struct msg *m, int mu
 		if (h == from && munge) {
 			munged_from(b, c, name, addr);
 			if (rt.len)
-				b_add(b, rt.p, rt.len);
+				strbuf_add(b, rt.p, rt.len);
 			continue;
 		}
 		if (msg_word_eq(h->name, h->name_len, "Reply-To") && rt_replaced)
@@ -950,17 +743,17 @@ copy_fields(struct buf *b, const struct post_cfg *c, const struct msg *m, int mu
 			continue;
 		b_crlf(b, h->start, h->len);
 		if (!ends_with_eol(h->start, h->len))
-			b_add(b, "\r\n", 2);
+			strbuf_add(b, "\r\n", 2);
 	}
 	if (!subject_done)
 		subject_field(b, c, m, out);
 	if (!munge && rt.len)
-		b_add(b, rt.p, rt.len);
+		strbuf_add(b, rt.p, rt.len);
 	free(rt.p);
 }
 
 static void
-add_date_and_id(struct buf *b, const struct msg *m, const struct post_env *env,
+add_date_and_id(struct strbuf *b, const struct msg *m, const struct post_env *env,
                 struct post_out *out)
 {
 	const struct msg_header *id = msg_header_get(m, "Message-ID", 0);
@@ -972,14 +765,14 @@ add_date_and_id(struct buf *b, const struct msg *m, const struct post_env *env,
 
 		gmtime_r(&t, &tm);
 		strftime(d, sizeof(d), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-		b_printf(b, "Date: %s\r\n", d);
+		strbuf_printf(b, "Date: %s\r\n", d);
 	}
 	if (id == NULL) {
 		char mid[300];
 
 		snprintf(mid, sizeof(mid), "<%s.%lld@%s>", env->qid, (long long)env->now,
 		         env->hostname);
-		b_printf(b, "Message-ID: %s\r\n", mid);
+		strbuf_printf(b, "Message-ID: %s\r\n", mid);
 		out->message_id = strdup(mid);
 	} else {
 		out->message_id = msg_unfold(id->value, id->value_len);
@@ -994,10 +787,10 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 	struct msg_ctype ct;
 	const struct msg_header *h;
 	char *cte = NULL, boundary[128];
-	struct buf b = {0};
+	struct strbuf b = {0};
 	enum footer_mode fm;
-	int wrap_dmarc = env->mitigate && c->dmarc_action == DMARC_WRAP;
-	int munge = env->mitigate && c->dmarc_action == DMARC_MUNGE;
+	int wrap_dmarc = env->mitigate && c->dmarc_action == list_dmarc_mitigation_wrap;
+	int munge = env->mitigate && c->dmarc_action == list_dmarc_mitigation_munge;
 
 	memset(out, 0, sizeof(*out));
 	if (msg_parse(&m, raw, len) < 0)
@@ -1008,15 +801,8 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		return -1;
 	}
 	cte = msg_header_text(&m, "Content-Transfer-Encoding");
-	if ((h = msg_header_get(&m, "From", 0)) != NULL) {
-		char name[512];
-
-		if (post_parse_mailbox(h->value, h->value_len, name, sizeof(name), out->sender,
-		                       sizeof(out->sender)) < 0)
-			out->sender[0] = '\0';
-		else if (munge)
-			out->dmarc = 1;
-	}
+	if (post_from(&m, NULL, 0, out->sender, sizeof(out->sender)) == 0 && munge)
+		out->dmarc = 1;
 	if (out->sender[0] == '\0')
 		munge = 0;
 	make_boundary(boundary, sizeof(boundary), raw, len, env->qid);
@@ -1027,28 +813,28 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		out->dmarc = 2;
 		copy_fields(&b, c, &m, 1, 0, 1, out);
 		if (out->sender[0] == '\0') { /* no From to rewrite: add ours */
-			b_str(&b, "From: ");
+			strbuf_str(&b, "From: ");
 			b_phrase(&b, list_name(c));
-			b_printf(&b, " <%s>\r\n", c->address);
+			strbuf_printf(&b, " <%s>\r\n", c->address);
 		}
 		add_date_and_id(&b, &m, env, out);
 		list_fields(&b, c);
-		b_str(&b, "MIME-Version: 1.0\r\n");
+		strbuf_str(&b, "MIME-Version: 1.0\r\n");
 		if (c->footer[0]) {
 			out->footer = 2;
-			b_printf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n",
-			         boundary);
-			b_printf(&b,
-			         "--%s\r\nContent-Type: message/rfc822\r\n"
-			         "Content-Disposition: inline\r\n\r\n",
-			         boundary);
+			strbuf_printf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n",
+			              boundary);
+			strbuf_printf(&b,
+			              "--%s\r\nContent-Type: message/rfc822\r\n"
+			              "Content-Disposition: inline\r\n\r\n",
+			              boundary);
 			b_crlf(&b, raw, len);
 			if (!ends_with_eol(raw, len))
-				b_add(&b, "\r\n", 2);
+				strbuf_add(&b, "\r\n", 2);
 			footer_part(&b, c, boundary);
-			b_printf(&b, "--%s--\r\n", boundary);
+			strbuf_printf(&b, "--%s--\r\n", boundary);
 		} else {
-			b_str(
+			strbuf_str(
 			    &b,
 			    "Content-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n");
 			b_crlf(&b, raw, len);
@@ -1058,7 +844,7 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 
 	fm = footer_mode(c, &m, &ct, cte);
 	out->footer = fm == FOOTER_NONE ? 0 : fm == FOOTER_INLINE ? 1 : fm == FOOTER_APPEND ? 2 : 3;
-	if (fm == FOOTER_INLINE && !is_ascii(c->footer)) {
+	if (fm == FOOTER_INLINE && !utf8_is_ascii(c->footer)) {
 		/* The body is (declared) ASCII or UTF-8: say UTF-8, 8bit. */
 		copy_fields(&b, c, &m, munge, 0, 0, out);
 		add_date_and_id(&b, &m, env, out);
@@ -1073,29 +859,30 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 			b_crlf(&b, f->start, f->len);
 		}
 		if (msg_header_get(&m, "MIME-Version", 0) == NULL)
-			b_str(&b, "MIME-Version: 1.0\r\n");
-		b_str(&b, "Content-Type: text/plain; charset=utf-8");
+			strbuf_str(&b, "MIME-Version: 1.0\r\n");
+		strbuf_str(&b, "Content-Type: text/plain; charset=utf-8");
 		for (size_t i = 0; i < ct.nparams; i++)
 			if (strcmp(ct.params[i].name, "charset") != 0)
-				b_printf(&b, "; %s=\"%s\"", ct.params[i].name, ct.params[i].value);
-		b_str(&b, "\r\n");
+				strbuf_printf(&b, "; %s=\"%s\"", ct.params[i].name,
+				              ct.params[i].value);
+		strbuf_str(&b, "\r\n");
 		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
-			b_str(&b, "Content-Transfer-Encoding: quoted-printable\r\n");
+			strbuf_str(&b, "Content-Transfer-Encoding: quoted-printable\r\n");
 		else
-			b_str(&b, "Content-Transfer-Encoding: 8bit\r\n");
+			strbuf_str(&b, "Content-Transfer-Encoding: 8bit\r\n");
 	} else if (fm == FOOTER_WRAP) {
 		copy_fields(&b, c, &m, munge, 0, 0, out);
 		add_date_and_id(&b, &m, env, out);
 		list_fields(&b, c);
-		b_printf(&b,
-		         "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"%s\"\r\n",
-		         boundary);
+		strbuf_printf(
+		    &b, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"%s\"\r\n",
+		    boundary);
 	} else {
 		copy_fields(&b, c, &m, munge, 1, 0, out);
 		add_date_and_id(&b, &m, env, out);
 		list_fields(&b, c);
 	}
-	b_str(&b, "\r\n");
+	strbuf_str(&b, "\r\n");
 
 	switch (fm) {
 	case FOOTER_NONE:
@@ -1104,20 +891,20 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 	case FOOTER_INLINE:
 		b_crlf(&b, m.body, m.body_len);
 		if (!ends_with_eol(m.body, m.body_len))
-			b_str(&b, "\r\n");
+			strbuf_str(&b, "\r\n");
 		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
 			b_qp(&b, c->footer);
 		else
-			b_str(&b, c->footer);
+			strbuf_str(&b, c->footer);
 		if (!ends_with_eol(c->footer, strlen(c->footer)))
-			b_str(&b, "\r\n");
+			strbuf_str(&b, "\r\n");
 		break;
 	case FOOTER_APPEND: {
 		const char *bd = msg_ctype_param(&ct, "boundary");
 		long off = msg_multipart_close(m.body, m.body_len, bd);
 
 		b_crlf(&b, m.body, (size_t)off);
-		b_str(&b, "\r\n");
+		strbuf_str(&b, "\r\n");
 		footer_part(&b, c, bd);
 		/* The original close delimiter and epilogue follow. */
 		{
@@ -1134,20 +921,20 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		break;
 	}
 	case FOOTER_WRAP:
-		b_printf(&b, "--%s\r\n", boundary);
+		strbuf_printf(&b, "--%s\r\n", boundary);
 		for (size_t i = 0; i < m.nhdrs; i++)
 			if (is_content_field(&m.hdrs[i]) &&
 			    !msg_word_eq(m.hdrs[i].name, m.hdrs[i].name_len, "MIME-Version")) {
 				b_crlf(&b, m.hdrs[i].start, m.hdrs[i].len);
 				if (!ends_with_eol(m.hdrs[i].start, m.hdrs[i].len))
-					b_str(&b, "\r\n");
+					strbuf_str(&b, "\r\n");
 			}
-		b_str(&b, "\r\n");
+		strbuf_str(&b, "\r\n");
 		b_crlf(&b, m.body, m.body_len);
 		if (!ends_with_eol(m.body, m.body_len))
-			b_str(&b, "\r\n");
+			strbuf_str(&b, "\r\n");
 		footer_part(&b, c, boundary);
-		b_printf(&b, "--%s--\r\n", boundary);
+		strbuf_printf(&b, "--%s--\r\n", boundary);
 		break;
 	}
 done:
@@ -1201,33 +988,35 @@ char *
 post_reject_notice(const struct post_cfg *c, const char *to, const char *reason,
                    const struct msg *orig, const struct post_env *env, size_t *len)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	char d[64], *subj = msg_header_text(orig, "Subject");
 	time_t t = (time_t)env->now;
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
 	strftime(d, sizeof(d), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	b_printf(&b, "From: %s-owner@%s\r\n", c->local, c->domain);
-	b_printf(&b, "To: <%s>\r\n", to);
-	b_printf(&b, "Subject: Your post to %s was not accepted\r\n", c->address);
-	b_printf(&b, "Date: %s\r\n", d);
-	b_printf(&b, "Message-ID: <%s.reject.%lld@%s>\r\n", env->qid, (long long)env->now,
-	         env->hostname);
-	b_str(&b, "Auto-Submitted: auto-replied\r\n");
-	b_str(&b, "Precedence: list\r\n");
-	b_printf(&b, "X-Loop: %s\r\n", c->address);
-	b_str(&b, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-	          "Content-Transfer-Encoding: 8bit\r\n\r\n");
-	b_printf(&b, "Your message to %s was not distributed: %s.\r\n\r\n", c->address, reason);
-	b_printf(&b, "If you think this is a mistake, write to the list owners at %s-owner@%s.\r\n",
-	         c->local, c->domain);
-	b_str(&b, "\r\nThe header of your message follows.\r\n\r\n");
+	strbuf_printf(&b, "From: %s-owner@%s\r\n", c->local, c->domain);
+	strbuf_printf(&b, "To: <%s>\r\n", to);
+	strbuf_printf(&b, "Subject: Your post to %s was not accepted\r\n", c->address);
+	strbuf_printf(&b, "Date: %s\r\n", d);
+	strbuf_printf(&b, "Message-ID: <%s.reject.%lld@%s>\r\n", env->qid, (long long)env->now,
+	              env->hostname);
+	strbuf_str(&b, "Auto-Submitted: auto-replied\r\n");
+	strbuf_str(&b, "Precedence: list\r\n");
+	strbuf_printf(&b, "X-Loop: %s\r\n", c->address);
+	strbuf_str(&b, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	               "Content-Transfer-Encoding: 8bit\r\n\r\n");
+	strbuf_printf(&b, "Your message to %s was not distributed: %s.\r\n\r\n", c->address,
+	              reason);
+	strbuf_printf(
+	    &b, "If you think this is a mistake, write to the list owners at %s-owner@%s.\r\n",
+	    c->local, c->domain);
+	strbuf_str(&b, "\r\nThe header of your message follows.\r\n\r\n");
 	for (size_t i = 0; i < orig->nhdrs; i++) {
-		b_str(&b, "> ");
+		strbuf_str(&b, "> ");
 		b_crlf(&b, orig->hdrs[i].start, orig->hdrs[i].len);
 		if (!ends_with_eol(orig->hdrs[i].start, orig->hdrs[i].len))
-			b_str(&b, "\r\n");
+			strbuf_str(&b, "\r\n");
 	}
 	free(subj);
 	if (b.oom) {

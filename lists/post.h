@@ -14,49 +14,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/conf.h"
 #include "mail/msg.h"
-
-enum post_policy { POLICY_OPEN, POLICY_MEMBERS, POLICY_MODERATED, POLICY_ANNOUNCE };
-enum post_nonmember { NONMEMBER_HOLD, NONMEMBER_REJECT, NONMEMBER_DISCARD };
-enum post_reply_to { REPLY_TO_NONE, REPLY_TO_LIST, REPLY_TO_EXPLICIT };
-enum post_dmarc_action { DMARC_MUNGE, DMARC_WRAP };
-enum post_dmarc_when {
-	DMARC_WHEN_QUARANTINE,
-	DMARC_WHEN_REJECT,
-	DMARC_WHEN_ALWAYS,
-	DMARC_WHEN_NEVER
-};
-enum post_dmarc_fallback { DMARC_FALLBACK_MITIGATE, DMARC_FALLBACK_SKIP };
 
 #define POST_ADDR_MAX 322
 
-/* A list's settings as the posting path uses them (conf/list_settings.def,
- * "general" and "list engine" blocks). */
+/* A list's settings as the posting path uses them: the "general" and
+ * "list engine" blocks of struct list_conf with the text settings expanded
+ * (%n, %a, \n) for this list. */
 struct post_cfg {
 	char local[65];   /* the list's name, lower case */
 	char domain[256]; /* its domain, lower case */
 	char address[POST_ADDR_MAX];
 	char display_name[256];
-	enum post_policy policy;
-	enum post_nonmember nonmember;
+	enum list_policy policy;
+	enum list_nonmember_action nonmember;
 	char subject_prefix[256]; /* %n expanded; "" for none */
-	enum post_reply_to reply_to;
+	enum list_reply_to reply_to;
 	char reply_to_address[POST_ADDR_MAX];
 	char footer[4096]; /* escapes and %n/%a expanded, CRLF line ends */
 	char archive_url[1024];
 	int archive;
-	enum post_dmarc_action dmarc_action;
-	enum post_dmarc_when dmarc_when;
-	enum post_dmarc_fallback dmarc_fallback;
-	int verp;             /* enum verp_mode (lists/verp.h) */
+	enum list_dmarc_mitigation dmarc_action;
+	enum list_dmarc_when dmarc_when;
+	enum list_dmarc_fallback dmarc_fallback;
+	int verp;             /* enum verp_mode (lists/verp.h), same order as enum list_verp */
 	long long verp_every; /* with VERP_EVERY */
 };
 
-/* Fills c with every setting's default for list local@domain. */
-void post_cfg_init(struct post_cfg *c, const char *local, const char *domain);
-/* Applies one stored setting. Settings of other areas are ignored (0);
- * returns -1 for a value this build cannot read. */
-int post_cfg_set(struct post_cfg *c, const char *key, const char *value);
+/* Fills c for list local@domain from its settings lc (list_conf_load(), or
+ * conf_list_init() and conf_list_set() where there is no store). */
+void post_cfg_init(struct post_cfg *c, const char *local, const char *domain,
+                   const struct list_conf *lc);
 
 enum post_verdict { POST_PASS, POST_HOLD, POST_REJECT, POST_DISCARD };
 
@@ -70,12 +59,12 @@ enum post_verdict post_policy(const struct post_cfg *c, int is_member, int is_pr
  * X-Loop marker. */
 int post_is_loop(const struct msg *m, const struct post_cfg *c);
 
-/* Parses the first mailbox of an address header value ("Name <a@b>",
- * "a@b (Name)", "a@b"). name gets the display name decoded to UTF-8
- * (possibly ""), addr the address without brackets. Returns 0, or -1 when
- * no address is found. */
-int post_parse_mailbox(const char *value, size_t len, char *name, size_t namelen, char *addr,
-                       size_t addrlen);
+/* The first mailbox of m's From field, read by addr_parse_mailbox() (the
+ * one From parser, shared with the command path): addr gets the address
+ * as written, name (NULL when namelen is 0) the display name in UTF-8,
+ * possibly "". Returns 0, or -1 when there is no From or no valid address
+ * in it. */
+int post_from(const struct msg *m, char *name, size_t namelen, char *addr, size_t addrlen);
 
 /* Lookup key of an address as the members table keeps it: local part
  * case-folded (ASCII) and unquoted when quoting is needless, domain lower

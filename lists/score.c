@@ -13,7 +13,7 @@
 #include "db/bounces.h"
 #include "db/lists.h"
 #include "db/queue.h"
-#include "lists/store.h"
+#include "lists/list_conf.h"
 #include "lists/verp.h"
 #include "mail/build.h"
 
@@ -34,43 +34,21 @@ outf(char *out, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-static long long
-setting_time(struct db *db, int64_t list_id, const char *key, long long def)
-{
-	char buf[64];
-	long long v;
-
-	if (store_setting_get(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
-	    conf_parse_time(buf, &v) < 0)
-		return def;
-	return v;
-}
-
 int
 score_settings_load(struct db *db, int64_t list_id, struct score_settings *s)
 {
-	char buf[32];
+	struct list_conf lc;
+	int rc = list_conf_load(db, list_id, &lc);
 
-	s->threshold = (double)store_setting_int(db, list_id, "bounce_threshold", 5);
-	s->decay_after = setting_time(db, list_id, "bounce_decay_after", 7 * SCORE_DAY);
-	s->disabled_wait = setting_time(db, list_id, "bounce_disabled_wait", 7 * SCORE_DAY);
-	s->notify_owner = store_setting_bool(db, list_id, "bounce_notify_owner", 1);
-	s->notify_member = store_setting_bool(db, list_id, "bounce_notify_member", 1);
-	s->disabled_action = SCORE_PROBE;
-	if (store_setting_get(db, list_id, "bounce_disabled_action", buf, sizeof(buf), NULL) == 0) {
-		if (strcmp(buf, "keep") == 0)
-			s->disabled_action = SCORE_KEEP;
-		else if (strcmp(buf, "remove") == 0)
-			s->disabled_action = SCORE_REMOVE;
-	}
-	s->complaint_action = SCORE_COMPLAINT_NONE;
-	if (store_setting_get(db, list_id, "complaint_action", buf, sizeof(buf), NULL) == 0) {
-		if (strcmp(buf, "disable") == 0)
-			s->complaint_action = SCORE_COMPLAINT_DISABLE;
-		else if (strcmp(buf, "unsubscribe") == 0)
-			s->complaint_action = SCORE_COMPLAINT_UNSUBSCRIBE;
-	}
-	return 0;
+	s->threshold = (double)lc.bounce_threshold;
+	s->decay_after = lc.bounce_decay_after;
+	s->disabled_wait = lc.bounce_disabled_wait;
+	s->notify_owner = lc.bounce_notify_owner;
+	s->notify_member = lc.bounce_notify_member;
+	s->disabled_action = (enum score_disabled_action)lc.bounce_disabled_action;
+	s->complaint_action = (enum score_complaint_action)lc.complaint_action;
+	list_conf_free(&lc);
+	return rc;
 }
 
 double

@@ -28,11 +28,17 @@
 
 #define SCORE_DAY 86400
 
-enum score_disabled_action { SCORE_KEEP, SCORE_REMOVE, SCORE_PROBE };
+/* The choices of bounce_disabled_action and complaint_action, named for
+ * this module; their values are the generated enums' (conf/conf.h). */
+enum score_disabled_action {
+	SCORE_KEEP = list_bounce_disabled_action_keep,
+	SCORE_REMOVE = list_bounce_disabled_action_remove,
+	SCORE_PROBE = list_bounce_disabled_action_probe,
+};
 enum score_complaint_action {
-	SCORE_COMPLAINT_NONE,
-	SCORE_COMPLAINT_DISABLE,
-	SCORE_COMPLAINT_UNSUBSCRIBE
+	SCORE_COMPLAINT_NONE = list_complaint_action_none,
+	SCORE_COMPLAINT_DISABLE = list_complaint_action_disable,
+	SCORE_COMPLAINT_UNSUBSCRIBE = list_complaint_action_unsubscribe,
 };
 
 struct score_settings {
@@ -45,7 +51,8 @@ struct score_settings {
 	enum score_complaint_action complaint_action;
 };
 
-/* The list's settings (defaults from conf/list_settings.def when unset). */
+/* The list's bounce settings, read with list_conf_load(). Returns 0, or -1
+ * when the store failed (s then holds the defaults). */
 int score_settings_load(struct db *db, int64_t list_id, struct score_settings *s);
 
 /* What a bounce of class c adds: 1, 0.5, or 0. */

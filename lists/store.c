@@ -179,27 +179,3 @@ store_setting_get(struct db *db, int64_t list_id, const char *key, char *buf, si
 	}
 	return 0;
 }
-
-long long
-store_setting_int(struct db *db, int64_t list_id, const char *key, long long def)
-{
-	char buf[64];
-	long long v;
-
-	if (store_setting_get(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
-	    conf_parse_int(buf, &v) < 0)
-		return def;
-	return v;
-}
-
-int
-store_setting_bool(struct db *db, int64_t list_id, const char *key, int def)
-{
-	char buf[16];
-	int v;
-
-	if (store_setting_get(db, list_id, key, buf, sizeof(buf), NULL) < 0 ||
-	    conf_parse_bool(buf, &v) < 0)
-		return def;
-	return v;
-}

@@ -8,7 +8,8 @@
  * list address is checked with listaddr_check_list(); display names with
  * addr_check_name(); member fields and setting values with conf/ (a
  * setting is stored in conf_list_check()'s canonical form, and one never
- * set reads as its default from conf/list_settings.def).
+ * set reads as its default from conf/list_settings.def; at run time the
+ * engine reads them all typed, with lists/list_conf.h).
  *
  * Each function is the db/ function of the same name (store_member_add is
  * db_member_add) over those checks; a refusal is reported like one inside
@@ -59,10 +60,5 @@ int store_setting_set(struct db *db, int64_t list_id, const char *key, const cha
  * NULL, tells whether the value is the default. */
 int store_setting_get(struct db *db, int64_t list_id, const char *key, char *buf, size_t len,
                       int *is_default);
-
-/* Typed shortcuts for callers that read settings at run time: the value
- * of an INT/SIZE/TIME or BOOL setting, or def when unset or unreadable. */
-long long store_setting_int(struct db *db, int64_t list_id, const char *key, long long def);
-int store_setting_bool(struct db *db, int64_t list_id, const char *key, int def);
 
 #endif

@@ -16,8 +16,12 @@
 
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "mail/msg.h"
+#include "mail/utf8.h"
 
 static int
 is_atext(unsigned char c)
@@ -39,41 +43,6 @@ lower(unsigned char c)
 	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
 }
 
-/* Length of the well-formed UTF-8 sequence (2..4 octets) at s, or 0.
- * Overlong forms, surrogates and code points past U+10FFFF are refused. */
-static size_t
-utf8_seq(const unsigned char *s, size_t avail)
-{
-	unsigned c = s[0], cp, min;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* Checks a non-ASCII octet at p: returns the length of its UTF-8 sequence,
  * or 0 with *why set. */
 static size_t
@@ -85,7 +54,7 @@ non_ascii(const unsigned char *p, const unsigned char *end, int flags, const cha
 		*why = "non-ASCII characters in an address need SMTPUTF8";
 		return 0;
 	}
-	n = utf8_seq(p, (size_t)(end - p));
+	n = utf8_seq_len(p, (size_t)(end - p));
 	if (n == 0)
 		*why = "the address is not valid UTF-8";
 	return n;
@@ -524,7 +493,7 @@ addr_check_name(const char *s, size_t len, const char **why)
 			return -1;
 		}
 		if (*p >= 0x80) {
-			size_t n = utf8_seq(p, (size_t)(end - p));
+			size_t n = utf8_seq_len(p, (size_t)(end - p));
 			if (n == 0) {
 				*why = "the name is not valid UTF-8";
 				return -1;
@@ -631,4 +600,134 @@ addr_parse_line(const char *line, size_t len, int flags, struct addr *a, char *n
 		trim(&s, &e);
 	}
 	return addr_parse(s, (size_t)(e - s), flags, a, why);
+}
+
+/* ---- header mailboxes ---- */
+
+/* The end of the first mailbox in s..e: the first comma outside quotes,
+ * angle brackets and comments. */
+static const char *
+first_mailbox_end(const char *s, const char *e)
+{
+	int q = 0, ang = 0, cmt = 0;
+
+	for (const char *p = s; p < e; p++) {
+		if (*p == '\\' && (q || cmt) && p + 1 < e)
+			p++;
+		else if (*p == '"' && !cmt)
+			q = !q;
+		else if (q)
+			continue;
+		else if (*p == '(')
+			cmt++;
+		else if (*p == ')' && cmt > 0)
+			cmt--;
+		else if (cmt)
+			continue;
+		else if (*p == '<')
+			ang = 1;
+		else if (*p == '>')
+			ang = 0;
+		else if (*p == ',' && !ang)
+			return p;
+	}
+	return e;
+}
+
+/* The display name s..e into name: quotes and escapes removed, RFC 2047
+ * words decoded, cut to fit at a UTF-8 boundary. A name that is not
+ * readable text is left empty: who the mail is from is the address. */
+static void
+mailbox_name(const char *s, const char *e, char *name, size_t namelen)
+{
+	char *raw, *dec;
+	size_t o = 0, n;
+	int quoted = 0;
+	const char *why;
+
+	if (namelen == 0)
+		return;
+	name[0] = '\0';
+	trim(&s, &e);
+	if ((raw = malloc((size_t)(e - s) + 1)) == NULL)
+		return;
+	for (const char *p = s; p < e; p++) {
+		if (*p == '"') {
+			quoted = !quoted;
+			continue;
+		}
+		if (*p == '\\' && quoted && p + 1 < e)
+			p++;
+		raw[o++] = *p;
+	}
+	raw[o] = '\0';
+	dec = msg_decode_words(raw, o, NULL);
+	free(raw);
+	if (dec == NULL)
+		return;
+	n = strlen(dec);
+	if (addr_check_name(dec, n, &why) == 0) {
+		if (n >= namelen)
+			for (n = namelen - 1; n > 0 && ((unsigned char)dec[n] & 0xc0) == 0x80; n--)
+				;
+		memcpy(name, dec, n);
+		name[n] = '\0';
+	}
+	free(dec);
+}
+
+int
+addr_parse_mailbox(const char *value, size_t len, struct addr *a, char *name, size_t namelen,
+                   const char **why)
+{
+	const char *s, *e, *lt, *gt, *dummy;
+	char *v;
+	size_t n = 0;
+	int rc;
+
+	if (why == NULL)
+		why = &dummy;
+	if (name != NULL && namelen > 0)
+		name[0] = '\0';
+	else
+		namelen = 0;
+	/* Unfolded: a header value holds line ends only where it is folded. */
+	if ((v = malloc(len + 1)) == NULL) {
+		*why = "out of memory";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (value[i] != '\r' && value[i] != '\n')
+			v[n++] = value[i];
+	v[n] = '\0';
+	s = v;
+	e = first_mailbox_end(v, v + n);
+	trim(&s, &e);
+	if (s == e) {
+		*why = "no address";
+		rc = -1;
+	} else if ((lt = find_unquoted(s, e, '<')) != NULL) {
+		/* name-addr; anything after the '>' (a comment) is ignored. */
+		if ((gt = find_unquoted(lt, e, '>')) == NULL) {
+			*why = "'<' without a closing '>'";
+			rc = -1;
+		} else {
+			mailbox_name(s, lt, name, namelen);
+			rc = addr_parse(lt + 1, (size_t)(gt - lt - 1), ADDR_UTF8, a, why);
+		}
+	} else {
+		/* addr-spec, perhaps with a (comment) as the name. */
+		const char *open = e[-1] == ')' ? find_unquoted(s, e, '(') : NULL;
+
+		if (open != NULL) {
+			mailbox_name(open + 1, e - 1, name, namelen);
+			e = open;
+			trim(&s, &e);
+		}
+		rc = addr_parse(s, (size_t)(e - s), ADDR_UTF8, a, why);
+	}
+	if (rc < 0 && namelen > 0)
+		name[0] = '\0';
+	free(v);
+	return rc;
 }

@@ -49,6 +49,17 @@ int addr_domain_key(const struct addr *a, char *buf, size_t len);
 int addr_parse_line(const char *line, size_t len, int flags, struct addr *a, char *name,
                     size_t namelen, const char **why);
 
+/* Reads the first mailbox of an address header field's value (From,
+ * Sender, Reply-To) as it stands in the message: folded or not, possibly a
+ * list of several. Forms: "Name <a@b>", "\"Name\" <a@b>", "a@b (Name)",
+ * "a@b", "<a@b>"; a comment after the '>' is ignored. UTF-8 is allowed
+ * (RFC 6532). name (NULL when namelen is 0) gets the display name,
+ * unquoted and RFC 2047-decoded to UTF-8, or "" when there is none or it
+ * is not readable text. This is the one parser of who sent a message:
+ * posting and commands both use it. Returns 0, or -1 with *why set. */
+int addr_parse_mailbox(const char *value, size_t len, struct addr *a, char *name, size_t namelen,
+                       const char **why);
+
 /* Checks a display name: well-formed UTF-8, no control characters.
  * Returns 0 or -1 with *why set. */
 int addr_check_name(const char *s, size_t len, const char **why);

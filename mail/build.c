@@ -9,7 +9,6 @@
 #include "mail/build.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,62 +16,12 @@
 #include <sys/random.h>
 #include <sys/time.h>
 
+#include "mail/strbuf.h"
+#include "mail/utf8.h"
+
 #define FOLD_AT 78
 #define EW_RAW_MAX 45 /* 45 octets -> 60 base64 chars -> 72-octet encoded-word */
 #define MAX_REFS 10   /* References keeps the newest ids only */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
-static void
-buf_add(struct buf *b, const void *data, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		char *np;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_str(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char tmp[1024];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		b->failed = 1;
-		return;
-	}
-	buf_add(b, tmp, (size_t)n);
-}
 
 int
 build_random_hex(char *buf, size_t n)
@@ -149,29 +98,20 @@ flatten(const char *s)
 	return c;
 }
 
-static int
-is_plain_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
-}
-
 /* "Name: value" folded at spaces: a fold goes before a word that would
  * take the line past FOLD_AT. */
 static void
-put_header(struct buf *b, const char *name, const char *value)
+put_header(struct strbuf *b, const char *name, const char *value)
 {
 	size_t col = strlen(name) + 1;
 	const char *p = value;
 
-	buf_str(b, name);
-	buf_str(b, ":");
+	strbuf_str(b, name);
+	strbuf_str(b, ":");
 	while (*p == ' ')
 		p++;
 	if (*p == '\0') {
-		buf_str(b, " \r\n");
+		strbuf_str(b, " \r\n");
 		return;
 	}
 	while (*p) {
@@ -181,20 +121,20 @@ put_header(struct buf *b, const char *name, const char *value)
 			p++;
 		n = (size_t)(p - w);
 		if (col > strlen(name) + 1 && col + 1 + n > FOLD_AT) {
-			buf_str(b, "\r\n");
+			strbuf_str(b, "\r\n");
 			col = 0;
 		}
-		buf_str(b, " ");
-		buf_add(b, w, n);
+		strbuf_str(b, " ");
+		strbuf_add(b, w, n);
 		col += 1 + n;
 		while (*p == ' ')
 			p++;
 	}
-	buf_str(b, "\r\n");
+	strbuf_str(b, "\r\n");
 }
 
 static void
-base64(struct buf *b, const unsigned char *in, size_t n)
+base64(struct strbuf *b, const unsigned char *in, size_t n)
 {
 	static const char tab[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -210,13 +150,13 @@ base64(struct buf *b, const unsigned char *in, size_t n)
 		out[1] = tab[(v >> 12) & 63];
 		out[2] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
 		out[3] = i + 2 < n ? tab[v & 63] : '=';
-		buf_add(b, out, 4);
+		strbuf_add(b, out, 4);
 	}
 }
 
 /* s as UTF-8 "B" encoded-words separated by spaces (folding points). */
 static void
-encode_words(struct buf *b, const char *s)
+encode_words(struct strbuf *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t left = strlen(s);
@@ -229,10 +169,10 @@ encode_words(struct buf *b, const char *s)
 			while (n > 1 && (p[n] & 0xc0) == 0x80)
 				n--;
 		if (!first)
-			buf_str(b, " ");
-		buf_str(b, "=?UTF-8?B?");
+			strbuf_str(b, " ");
+		strbuf_str(b, "=?UTF-8?B?");
 		base64(b, p, n);
-		buf_str(b, "?=");
+		strbuf_str(b, "?=");
 		p += n;
 		left -= n;
 		first = 0;
@@ -242,21 +182,21 @@ encode_words(struct buf *b, const char *s)
 /* The subject as it goes in the header: as given when it is plain ASCII and
  * could not be mistaken for an encoded-word, else encoded. */
 static void
-put_subject(struct buf *b, const char *subject)
+put_subject(struct strbuf *b, const char *subject)
 {
 	char *s = flatten(subject);
-	struct buf v = {0};
+	struct strbuf v = {0};
 
 	if (s == NULL) {
-		b->failed = 1;
+		b->oom = 1;
 		return;
 	}
-	if (is_plain_ascii(s) && strstr(s, "=?") == NULL)
-		buf_str(&v, s);
+	if (utf8_is_ascii(s) && strstr(s, "=?") == NULL)
+		strbuf_str(&v, s);
 	else
 		encode_words(&v, s);
-	if (v.failed)
-		b->failed = 1;
+	if (v.oom)
+		b->oom = 1;
 	else
 		put_header(b, "Subject", v.p ? v.p : "");
 	free(v.p);
@@ -279,38 +219,38 @@ is_atext_phrase(const char *s)
 /* "Display Name <addr>" with the name as atoms, a quoted-string or
  * encoded-words, whichever it needs; just "addr" without a name. */
 static void
-put_mailbox_header(struct buf *b, const char *hname, const char *name, const char *addr)
+put_mailbox_header(struct strbuf *b, const char *hname, const char *name, const char *addr)
 {
 	char *n = flatten(name);
 	char *a = flatten(addr);
-	struct buf v = {0};
+	struct strbuf v = {0};
 
 	if (n == NULL || a == NULL) {
-		b->failed = 1;
+		b->oom = 1;
 		goto out;
 	}
 	if (*n == '\0') {
-		buf_str(&v, a);
+		strbuf_str(&v, a);
 	} else {
-		if (!is_plain_ascii(n) || strstr(n, "=?") != NULL) {
+		if (!utf8_is_ascii(n) || strstr(n, "=?") != NULL) {
 			encode_words(&v, n);
 		} else if (is_atext_phrase(n)) {
-			buf_str(&v, n);
+			strbuf_str(&v, n);
 		} else {
-			buf_str(&v, "\"");
+			strbuf_str(&v, "\"");
 			for (const char *p = n; *p; p++) {
 				if (*p == '"' || *p == '\\')
-					buf_str(&v, "\\");
-				buf_add(&v, p, 1);
+					strbuf_str(&v, "\\");
+				strbuf_add(&v, p, 1);
 			}
-			buf_str(&v, "\"");
+			strbuf_str(&v, "\"");
 		}
-		buf_str(&v, " <");
-		buf_str(&v, a);
-		buf_str(&v, ">");
+		strbuf_str(&v, " <");
+		strbuf_str(&v, a);
+		strbuf_str(&v, ">");
 	}
-	if (v.failed)
-		b->failed = 1;
+	if (v.oom)
+		b->oom = 1;
 	else
 		put_header(b, hname, v.p);
 out:
@@ -322,16 +262,16 @@ out:
 /* References: the newest MAX_REFS ids of the old References plus the id
  * answered. */
 static void
-put_references(struct buf *b, const char *refs, const char *irt)
+put_references(struct strbuf *b, const char *refs, const char *irt)
 {
 	char *r = flatten(refs);
 	const char *ids[MAX_REFS];
 	size_t nids = 0;
-	struct buf v = {0};
+	struct strbuf v = {0};
 	char *save = NULL;
 
 	if (r == NULL) {
-		b->failed = 1;
+		b->oom = 1;
 		return;
 	}
 	for (char *t = strtok_r(r, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save)) {
@@ -344,12 +284,12 @@ put_references(struct buf *b, const char *refs, const char *irt)
 		ids[nids++] = t;
 	}
 	for (size_t i = 0; i < nids; i++) {
-		buf_str(&v, ids[i]);
-		buf_str(&v, " ");
+		strbuf_str(&v, ids[i]);
+		strbuf_str(&v, " ");
 	}
-	buf_str(&v, irt);
-	if (v.failed)
-		b->failed = 1;
+	strbuf_str(&v, irt);
+	if (v.oom)
+		b->oom = 1;
 	else
 		put_header(b, "References", v.p);
 	free(v.p);
@@ -391,18 +331,18 @@ needs_qp(const char *s, size_t n)
 }
 
 static void
-put_text_crlf(struct buf *b, const char *s, size_t n)
+put_text_crlf(struct strbuf *b, const char *s, size_t n)
 {
 	FOR_EACH_LINE(s, n, line, len, {
-		buf_add(b, line, len);
-		buf_str(b, "\r\n");
+		strbuf_add(b, line, len);
+		strbuf_str(b, "\r\n");
 	});
 }
 
 /* Quoted-printable (RFC 2045 6.7): lines of at most 76 octets with soft
  * breaks; trailing white space encoded. */
 static void
-put_qp(struct buf *b, const char *s, size_t n)
+put_qp(struct strbuf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -425,46 +365,37 @@ put_qp(struct buf *b, const char *s, size_t n)
 			}
 			/* Room for a soft break "=" unless this is the line's end. */
 			if (col + w > (last ? 76u : 75u)) {
-				buf_str(b, "=\r\n");
+				strbuf_str(b, "=\r\n");
 				col = 0;
 			}
-			buf_add(b, enc, w);
+			strbuf_add(b, enc, w);
 			col += w;
 		}
-		buf_str(b, "\r\n");
+		strbuf_str(b, "\r\n");
 	});
 }
 
 static void
-put_body_part(struct buf *b, const char *body)
+put_body_part(struct strbuf *b, const char *body)
 {
 	size_t n = strlen(body);
 
 	if (needs_qp(body, n)) {
-		buf_str(b, "Content-Type: text/plain; charset=utf-8\r\n"
-		           "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+		strbuf_str(b, "Content-Type: text/plain; charset=utf-8\r\n"
+		              "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
 		put_qp(b, body, n);
 	} else {
-		buf_str(b, "Content-Type: text/plain; charset=us-ascii\r\n"
-		           "Content-Transfer-Encoding: 7bit\r\n\r\n");
+		strbuf_str(b, "Content-Type: text/plain; charset=us-ascii\r\n"
+		              "Content-Transfer-Encoding: 7bit\r\n\r\n");
 		put_text_crlf(b, body, n);
 	}
-}
-
-static int
-has_8bit(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return 1;
-	return 0;
 }
 
 int
 build_message(const struct build_msg *m, char **out, size_t *outlen, char msgid[BUILD_MSGID_MAX],
               const char **why)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	char id[BUILD_MSGID_MAX];
 	char date[40];
 	char boundary[40];
@@ -490,7 +421,7 @@ build_message(const struct build_msg *m, char **out, size_t *outlen, char msgid[
 	if (m->in_reply_to != NULL && *m->in_reply_to == '<') {
 		char *irt = flatten(m->in_reply_to);
 		if (irt == NULL) {
-			b.failed = 1;
+			b.oom = 1;
 		} else {
 			put_header(&b, "In-Reply-To", irt);
 			put_references(&b, m->references ? m->references : "", irt);
@@ -506,13 +437,13 @@ build_message(const struct build_msg *m, char **out, size_t *outlen, char msgid[
 	for (size_t i = 0; i < m->nheaders; i++) {
 		char *v = flatten(m->headers[i].value);
 		if (v == NULL) {
-			b.failed = 1;
+			b.oom = 1;
 			break;
 		}
 		put_header(&b, m->headers[i].name, v);
 		free(v);
 	}
-	buf_str(&b, "MIME-Version: 1.0\r\n");
+	strbuf_str(&b, "MIME-Version: 1.0\r\n");
 	if (m->attach == NULL) {
 		put_body_part(&b, m->body ? m->body : "");
 	} else {
@@ -526,20 +457,21 @@ build_message(const struct build_msg *m, char **out, size_t *outlen, char msgid[
 				return -1;
 			}
 		} while (memmem(m->attach, m->attach_len, boundary, strlen(boundary)) != NULL);
-		buf_printf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n", boundary);
-		buf_str(&b, "This is a MIME-formatted message.\r\n");
-		buf_printf(&b, "\r\n--%s\r\n", boundary);
+		strbuf_printf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n",
+		              boundary);
+		strbuf_str(&b, "This is a MIME-formatted message.\r\n");
+		strbuf_printf(&b, "\r\n--%s\r\n", boundary);
 		put_body_part(&b, m->body ? m->body : "");
-		buf_printf(&b, "\r\n--%s\r\n", boundary);
-		buf_printf(&b,
-		           "Content-Type: message/rfc822\r\n"
-		           "Content-Disposition: inline\r\n"
-		           "Content-Transfer-Encoding: %s\r\n\r\n",
-		           has_8bit(m->attach, m->attach_len) ? "8bit" : "7bit");
+		strbuf_printf(&b, "\r\n--%s\r\n", boundary);
+		strbuf_printf(&b,
+		              "Content-Type: message/rfc822\r\n"
+		              "Content-Disposition: inline\r\n"
+		              "Content-Transfer-Encoding: %s\r\n\r\n",
+		              utf8_is_ascii_n(m->attach, m->attach_len) ? "7bit" : "8bit");
 		put_text_crlf(&b, m->attach, m->attach_len);
-		buf_printf(&b, "\r\n--%s--\r\n", boundary);
+		strbuf_printf(&b, "\r\n--%s--\r\n", boundary);
 	}
-	if (b.failed) {
+	if (b.oom) {
 		free(b.p);
 		*why = "out of memory";
 		return -1;

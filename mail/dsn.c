@@ -4,59 +4,17 @@
 #include "mail/dsn.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "mail/strbuf.h"
+#include "mail/utf8.h"
+
 #define ORIG_HEADER_MAX (64 * 1024)
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-#define SB_LIT(b, lit) sb_add((b), (lit), sizeof(lit) - 1)
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *p;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	char tmp[2048];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(tmp))
-		n = sizeof(tmp) - 1;
-	sb_add(b, tmp, (size_t)n);
-}
+#define SB_LIT(b, lit) strbuf_add((b), (lit), sizeof(lit) - 1)
 
 static void
 rfc5322_date(int64_t t, char *buf, size_t len)
@@ -70,26 +28,17 @@ rfc5322_date(int64_t t, char *buf, size_t len)
 
 /* Text that goes into a header field or DSN field: one line, no controls. */
 static void
-sb_field(struct sbuf *b, const char *s)
+sb_field(struct strbuf *b, const char *s)
 {
 	for (; *s; s++) {
 		char c = (*s == '\r' || *s == '\n' || *s == '\t') ? ' ' : *s;
-		sb_add(b, &c, 1);
+		strbuf_add(b, &c, 1);
 	}
-}
-
-static int
-is_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
 }
 
 /* The header section of orig with CRLF line ends, bare CR/LF normalised. */
 static void
-add_orig_header(struct sbuf *b, const char *orig, size_t len)
+add_orig_header(struct strbuf *b, const char *orig, size_t len)
 {
 	size_t i = 0, start;
 
@@ -99,8 +48,8 @@ add_orig_header(struct sbuf *b, const char *orig, size_t len)
 			i++;
 		if (i == start)
 			break; /* the empty line: end of the header */
-		sb_add(b, orig + start, i - start);
-		sb_add(b, "\r\n", 2);
+		strbuf_add(b, orig + start, i - start);
+		strbuf_add(b, "\r\n", 2);
 		if (i < len && orig[i] == '\r')
 			i++;
 		if (i < len && orig[i] == '\n')
@@ -112,7 +61,7 @@ char *
 dsn_build(const struct dsn_info *info, const struct dsn_rcpt *rcpts, size_t n, const char *orig,
           size_t origlen, size_t *len)
 {
-	struct sbuf b = {0};
+	struct strbuf b = {0};
 	char date[64], boundary[96];
 	int delayed_only = 1;
 
@@ -123,30 +72,30 @@ dsn_build(const struct dsn_info *info, const struct dsn_rcpt *rcpts, size_t n, c
 	snprintf(boundary, sizeof(boundary), "%s/%lld/%s", info->qid, (long long)info->now,
 	         info->reporting_mta);
 
-	sb_printf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", info->reporting_mta);
+	strbuf_printf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", info->reporting_mta);
 	SB_LIT(&b, "To: ");
 	sb_field(&b, info->to);
 	SB_LIT(&b, "\r\n");
-	sb_printf(&b, "Subject: %s\r\n",
-	          delayed_only ? "Delayed Mail (still being retried)"
-	                       : "Undelivered Mail Returned to Sender");
-	sb_printf(&b, "Date: %s\r\n", date);
-	sb_printf(&b, "Message-ID: %s\r\n", info->message_id);
+	strbuf_printf(&b, "Subject: %s\r\n",
+	              delayed_only ? "Delayed Mail (still being retried)"
+	                           : "Undelivered Mail Returned to Sender");
+	strbuf_printf(&b, "Date: %s\r\n", date);
+	strbuf_printf(&b, "Message-ID: %s\r\n", info->message_id);
 	SB_LIT(&b, "Auto-Submitted: auto-replied\r\n");
 	SB_LIT(&b, "MIME-Version: 1.0\r\n");
-	sb_printf(&b,
-	          "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-	          "\tboundary=\"%s\"\r\n",
-	          boundary);
+	strbuf_printf(&b,
+	              "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	              "\tboundary=\"%s\"\r\n",
+	              boundary);
 	SB_LIT(&b, "Content-Transfer-Encoding: 8bit\r\n\r\n");
 	SB_LIT(&b, "This is a MIME-encapsulated message.\r\n\r\n");
 
 	/* 1: for people. */
-	sb_printf(&b, "--%s\r\n", boundary);
+	strbuf_printf(&b, "--%s\r\n", boundary);
 	SB_LIT(&b, "Content-Description: Notification\r\n");
 	SB_LIT(&b, "Content-Type: text/plain; charset=utf-8\r\n");
 	SB_LIT(&b, "Content-Transfer-Encoding: 8bit\r\n\r\n");
-	sb_printf(&b, "This is the mail system at host %s.\r\n\r\n", info->reporting_mta);
+	strbuf_printf(&b, "This is the mail system at host %s.\r\n\r\n", info->reporting_mta);
 	if (delayed_only)
 		SB_LIT(&b, "Your message could not be delivered yet to the recipients below.\r\n"
 		           "The mail system will go on trying.\r\n\r\n");
@@ -168,23 +117,23 @@ dsn_build(const struct dsn_info *info, const struct dsn_rcpt *rcpts, size_t n, c
 	SB_LIT(&b, "\r\n");
 
 	/* 2: for programs (RFC 3464 section 2). */
-	sb_printf(&b, "--%s\r\n", boundary);
+	strbuf_printf(&b, "--%s\r\n", boundary);
 	SB_LIT(&b, "Content-Description: Delivery report\r\n");
 	SB_LIT(&b, "Content-Type: message/delivery-status\r\n\r\n");
-	sb_printf(&b, "Reporting-MTA: dns; %s\r\n", info->reporting_mta);
-	sb_printf(&b, "X-Fanmail-Queue-ID: %s\r\n", info->qid);
+	strbuf_printf(&b, "Reporting-MTA: dns; %s\r\n", info->reporting_mta);
+	strbuf_printf(&b, "X-Fanmail-Queue-ID: %s\r\n", info->qid);
 	if (info->arrival > 0) {
 		rfc5322_date(info->arrival, date, sizeof(date));
-		sb_printf(&b, "Arrival-Date: %s\r\n", date);
+		strbuf_printf(&b, "Arrival-Date: %s\r\n", date);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct dsn_rcpt *r = &rcpts[i];
-		const char *type = is_ascii(r->addr) ? "rfc822" : "utf-8";
+		const char *type = utf8_is_ascii(r->addr) ? "rfc822" : "utf-8";
 		SB_LIT(&b, "\r\n");
-		sb_printf(&b, "Final-Recipient: %s; ", type);
+		strbuf_printf(&b, "Final-Recipient: %s; ", type);
 		sb_field(&b, r->addr);
 		/* No Original-Recipient: we never get an ORCPT to report. */
-		sb_printf(&b, "\r\nAction: %s\r\nStatus: %s\r\n", r->action, r->status);
+		strbuf_printf(&b, "\r\nAction: %s\r\nStatus: %s\r\n", r->action, r->status);
 		if (r->remote_mta != NULL) {
 			SB_LIT(&b, "Remote-MTA: dns; ");
 			sb_field(&b, r->remote_mta);
@@ -197,19 +146,19 @@ dsn_build(const struct dsn_info *info, const struct dsn_rcpt *rcpts, size_t n, c
 		}
 		if (r->last_attempt > 0) {
 			rfc5322_date(r->last_attempt, date, sizeof(date));
-			sb_printf(&b, "Last-Attempt-Date: %s\r\n", date);
+			strbuf_printf(&b, "Last-Attempt-Date: %s\r\n", date);
 		}
 	}
 	SB_LIT(&b, "\r\n");
 
 	/* 3: the header of what was sent. */
-	sb_printf(&b, "--%s\r\n", boundary);
+	strbuf_printf(&b, "--%s\r\n", boundary);
 	SB_LIT(&b, "Content-Description: Undelivered Message Headers\r\n");
 	SB_LIT(&b, "Content-Type: text/rfc822-headers\r\n");
 	SB_LIT(&b, "Content-Transfer-Encoding: 8bit\r\n\r\n");
 	add_orig_header(&b, orig, origlen);
 	SB_LIT(&b, "\r\n");
-	sb_printf(&b, "--%s--\r\n", boundary);
+	strbuf_printf(&b, "--%s--\r\n", boundary);
 
 	if (b.oom) {
 		free(b.p);

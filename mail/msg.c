@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/strbuf.h"
+
 int
 msg_word_eq(const char *s, size_t len, const char *word)
 {
@@ -185,49 +187,6 @@ msg_header_text(const struct msg *m, const char *name)
 	return h ? msg_unfold(h->value, h->value_len) : NULL;
 }
 
-/* --- growing strings --- */
-
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap : 64;
-		char *np;
-
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((np = realloc(b->p, ncap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static char *
-sb_done(struct sbuf *b)
-{
-	if (b->oom) {
-		free(b->p);
-		return NULL;
-	}
-	if (b->p == NULL)
-		return strdup("");
-	return b->p;
-}
-
 /* --- charsets --- */
 
 static int
@@ -245,14 +204,14 @@ hexval(int c)
 /* Appends in[0..len) in charset cs to b as UTF-8; -1 if the charset is
  * unknown or the text cannot be converted. */
 static int
-sb_add_charset(struct sbuf *b, const char *cs, const char *in, size_t len)
+sb_add_charset(struct strbuf *b, const char *cs, const char *in, size_t len)
 {
 	iconv_t cd;
 	char tmp[256];
 
 	if (strcasecmp(cs, "utf-8") == 0 || strcasecmp(cs, "utf8") == 0 ||
 	    strcasecmp(cs, "us-ascii") == 0 || strcasecmp(cs, "ascii") == 0) {
-		sb_add(b, in, len);
+		strbuf_add(b, in, len);
 		return 0;
 	}
 	if (strcasecmp(cs, "iso-8859-1") == 0 || strcasecmp(cs, "latin1") == 0) {
@@ -261,11 +220,11 @@ sb_add_charset(struct sbuf *b, const char *cs, const char *in, size_t len)
 			char u[2];
 
 			if (c < 0x80) {
-				sb_add(b, (const char *)&in[i], 1);
+				strbuf_add(b, (const char *)&in[i], 1);
 			} else {
 				u[0] = (char)(0xc0 | (c >> 6));
 				u[1] = (char)(0x80 | (c & 0x3f));
-				sb_add(b, u, 2);
+				strbuf_add(b, u, 2);
 			}
 		}
 		return 0;
@@ -282,7 +241,7 @@ sb_add_charset(struct sbuf *b, const char *cs, const char *in, size_t len)
 			size_t ol = sizeof(tmp);
 			size_t r = iconv(cd, &ip, &il, &op, &ol);
 
-			sb_add(b, tmp, (size_t)(op - tmp));
+			strbuf_add(b, tmp, (size_t)(op - tmp));
 			if (r == (size_t)-1 && errno != E2BIG) {
 				b->len = start;
 				if (b->p)
@@ -301,7 +260,7 @@ sb_add_charset(struct sbuf *b, const char *cs, const char *in, size_t len)
 /* Decodes one encoded-word at p (which starts with "=?"); on success
  * appends its text and returns its length, else returns 0. */
 static size_t
-decode_word(struct sbuf *b, const char *p, const char *end)
+decode_word(struct strbuf *b, const char *p, const char *end)
 {
 	const char *cs = p + 2, *q, *enc, *text, *te;
 	char charset[64], *dec;
@@ -362,7 +321,7 @@ decode_word(struct sbuf *b, const char *p, const char *end)
 char *
 msg_decode_words(const char *s, size_t len, int *had_words)
 {
-	struct sbuf b = {0};
+	struct strbuf b = {0};
 	const char *p = s, *end = s + len;
 	int last_was_word = 0;
 
@@ -386,7 +345,7 @@ msg_decode_words(const char *s, size_t len, int *had_words)
 				p++;
 			/* White space between two encoded-words goes. */
 			if (last_was_word && p + 1 < end && p[0] == '=' && p[1] == '?') {
-				struct sbuf probe = {0};
+				struct strbuf probe = {0};
 				size_t m = decode_word(&probe, p, end);
 
 				free(probe.p);
@@ -395,14 +354,14 @@ msg_decode_words(const char *s, size_t len, int *had_words)
 			}
 			for (; ws < p; ws++)
 				if (*ws != '\r' && *ws != '\n')
-					sb_add(&b, ws, 1);
+					strbuf_add(&b, ws, 1);
 			continue;
 		}
-		sb_add(&b, p, 1);
+		strbuf_add(&b, p, 1);
 		p++;
 		last_was_word = 0;
 	}
-	return sb_done(&b);
+	return strbuf_done(&b);
 }
 
 static int
@@ -447,15 +406,15 @@ q_len(const unsigned char *s, size_t n)
 char *
 msg_encode_words(const char *utf8, size_t len, const char *eol, size_t first_room)
 {
-	struct sbuf b = {0};
+	struct strbuf b = {0};
 	const unsigned char *s = (const unsigned char *)utf8;
 	int use_b;
 	size_t i = 0, room = first_room < 20 ? 75 : (first_room > 75 ? 75 : first_room);
 	const size_t overhead = 12; /* "=?utf-8?q?" + "?=" */
 
 	if (!needs_encoding(utf8, len)) {
-		sb_add(&b, utf8, len);
-		return sb_done(&b);
+		strbuf_add(&b, utf8, len);
+		return strbuf_done(&b);
 	}
 	use_b = q_len(s, len) > (len + 2) / 3 * 4;
 	while (i < len) {
@@ -477,10 +436,10 @@ msg_encode_words(const char *utf8, size_t len, const char *eol, size_t first_roo
 			j += sl;
 		}
 		if (i > 0) {
-			sb_add(&b, eol, strlen(eol));
-			sb_add(&b, " ", 1);
+			strbuf_add(&b, eol, strlen(eol));
+			strbuf_add(&b, " ", 1);
 		}
-		sb_add(&b, use_b ? "=?utf-8?b?" : "=?utf-8?q?", 10);
+		strbuf_add(&b, use_b ? "=?utf-8?b?" : "=?utf-8?q?", 10);
 		if (use_b) {
 			for (size_t k = i; k < j; k += 3) {
 				unsigned v = (unsigned)s[k] << 16;
@@ -494,29 +453,29 @@ msg_encode_words(const char *utf8, size_t len, const char *eol, size_t first_roo
 				o[1] = b64chars[(v >> 12) & 63];
 				o[2] = k + 1 < j ? b64chars[(v >> 6) & 63] : '=';
 				o[3] = k + 2 < j ? b64chars[v & 63] : '=';
-				sb_add(&b, o, 4);
+				strbuf_add(&b, o, 4);
 			}
 		} else {
 			for (size_t k = i; k < j; k++) {
 				char o[4];
 
 				if (s[k] == ' ') {
-					sb_add(&b, "_", 1);
+					strbuf_add(&b, "_", 1);
 				} else if (isalnum(s[k]) || strchr("!*+-/", s[k])) {
-					sb_add(&b, (const char *)&s[k], 1);
+					strbuf_add(&b, (const char *)&s[k], 1);
 				} else {
 					o[0] = '=';
 					o[1] = "0123456789ABCDEF"[s[k] >> 4];
 					o[2] = "0123456789ABCDEF"[s[k] & 15];
-					sb_add(&b, o, 3);
+					strbuf_add(&b, o, 3);
 				}
 			}
 		}
-		sb_add(&b, "?=", 2);
+		strbuf_add(&b, "?=", 2);
 		i = j;
 		room = 74; /* after the folding space */
 	}
-	return sb_done(&b);
+	return strbuf_done(&b);
 }
 
 /* --- Content-Type --- */
@@ -566,7 +525,7 @@ struct rawparam {
 
 /* Percent-decodes an RFC 2231 extended value section into b. */
 static void
-sb_add_pct(struct sbuf *b, const char *v)
+sb_add_pct(struct strbuf *b, const char *v)
 {
 	for (; *v; v++) {
 		int hi, lo;
@@ -574,10 +533,10 @@ sb_add_pct(struct sbuf *b, const char *v)
 		if (*v == '%' && (hi = hexval(v[1])) >= 0 && (lo = hexval(v[2])) >= 0) {
 			char c = (char)(hi * 16 + lo);
 
-			sb_add(b, &c, 1);
+			strbuf_add(b, &c, 1);
 			v += 2;
 		} else {
-			sb_add(b, v, 1);
+			strbuf_add(b, v, 1);
 		}
 	}
 }
@@ -598,7 +557,7 @@ join_params(struct msg_ctype *ct, struct rawparam *raw, size_t n)
 	qsort(raw, n, sizeof(*raw), cmp_section);
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
-		struct sbuf bytes = {0}, out = {0};
+		struct strbuf bytes = {0}, out = {0};
 		char charset[64] = "";
 		struct msg_param *np;
 
@@ -628,10 +587,10 @@ join_params(struct msg_ctype *ct, struct rawparam *raw, size_t n)
 			if (raw[k].extended)
 				sb_add_pct(&bytes, v);
 			else
-				sb_add(&bytes, v, strlen(v));
+				strbuf_add(&bytes, v, strlen(v));
 		}
 		if (bytes.p == NULL)
-			sb_add(&bytes, "", 0);
+			strbuf_add(&bytes, "", 0);
 		if (charset[0] == '\0' ||
 		    sb_add_charset(&out, charset, bytes.p ? bytes.p : "", bytes.len) < 0) {
 			free(out.p);
@@ -689,7 +648,7 @@ msg_ctype_parse(const char *value, size_t len, struct msg_ctype *ct)
 	p = t;
 	for (;;) {
 		const char *ns, *ne;
-		struct sbuf v = {0};
+		struct strbuf v = {0};
 		struct rawparam rp;
 		const char *star;
 
@@ -715,7 +674,7 @@ msg_ctype_parse(const char *value, size_t len, struct msg_ctype *ct)
 				if (*p == '\\' && p + 1 < end)
 					p++;
 				if (*p != '\r' && *p != '\n')
-					sb_add(&v, p, 1);
+					strbuf_add(&v, p, 1);
 			}
 			if (p < end)
 				p++;
@@ -724,10 +683,10 @@ msg_ctype_parse(const char *value, size_t len, struct msg_ctype *ct)
 
 			while (p < end && is_token_char((unsigned char)*p))
 				p++;
-			sb_add(&v, vs, (size_t)(p - vs));
+			strbuf_add(&v, vs, (size_t)(p - vs));
 		}
 		if (v.p == NULL)
-			sb_add(&v, "", 0);
+			strbuf_add(&v, "", 0);
 		if (v.oom) {
 			rc = -1;
 			break;

@@ -21,7 +21,7 @@ struct ssl_ctx_st;
 struct daemon {
 	struct event_base *base;
 	const struct conf *conf;
-	struct db *db;              /* the loop thread's own connection */
+	struct db *db;              /* opens and migrates the store at start */
 	struct spool_writer *spool; /* commits accepted messages */
 	struct ssl_ctx_st *tls;     /* NULL when STARTTLS is not offered */
 	int *listen_fds;            /* bound before privileges were dropped */

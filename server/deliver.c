@@ -246,7 +246,8 @@ struct deliver {
 	char scan_after[256];
 	int stopping;
 	int finished;
-	int writes_out; /* result jobs at the writer */
+	int writes_out;      /* result jobs at the writer */
+	struct verp_key key; /* signs VERP senders; read-only after the start */
 };
 
 static void pump(struct dom *d);
@@ -575,8 +576,6 @@ copy_orig(void *arg, const unsigned char *body, size_t len)
 	}
 }
 
-static void verp_sender(const char *from, const char *rcpt, char *out, size_t len);
-
 /* One DSN to env_to for the failed rows res[0..n) of message qm. */
 static int
 queue_dsn_to(struct worker *w, const struct db_qmsg *qm, const struct dsn_acc *a, struct wres *res,
@@ -655,7 +654,7 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 		rc = queue_dsn_to(w, &qm, &a, res, n, qm.env_from);
 	} else {
 		for (int i = 0; i < n && rc == 0; i++) {
-			verp_sender(qm.env_from, res[i].rcpt, to, sizeof(to));
+			verp_sender(&w->dl->key, qm.env_from, res[i].rcpt, to, sizeof(to));
 			rc = queue_dsn_to(w, &qm, &a, res + i, 1, to);
 		}
 	}
@@ -737,7 +736,7 @@ local_deliver(struct worker *w, struct job *j)
 	if (nsr > 0) {
 		db_qid_make(qid);
 		if (m->verp && m->env_from[0] != '\0')
-			verp_sender(m->env_from, j->res[0].to, from, sizeof(from));
+			verp_sender(&w->dl->key, m->env_from, j->res[0].to, from, sizeof(from));
 		else
 			snprintf(from, sizeof(from), "%s", m->env_from);
 		memset(&sm, 0, sizeof(sm));
@@ -1381,29 +1380,6 @@ pool_find(struct dom *d)
 
 static void on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok);
 
-/* LIST-bounces@LISTDOMAIN for rcpt local@domain becomes
- * LIST-bounces+local=domain@LISTDOMAIN (lists/verp.h); another sender gets
- * the same +local=domain extension. */
-static void
-verp_sender(const char *from, const char *rcpt, char *out, size_t len)
-{
-	static const char suffix[] = "-bounces";
-	const char *at = strrchr(from, '@'), *rat = strrchr(rcpt, '@');
-	size_t ll = at ? (size_t)(at - from) : 0, sl = sizeof(suffix) - 1;
-	char list_local[ADDR_LOCAL_MAX + 16];
-
-	if (at == NULL || rat == NULL) {
-		snprintf(out, len, "%s", from);
-		return;
-	}
-	if (ll > sl && ll - sl < sizeof(list_local) && strncasecmp(at - sl, suffix, sl) == 0) {
-		snprintf(list_local, sizeof(list_local), "%.*s", (int)(ll - sl), from);
-		if (verp_encode(list_local, at + 1, rcpt, out, len) >= 0)
-			return;
-	}
-	snprintf(out, len, "%.*s+%.*s=%s%s", (int)ll, from, (int)(rat - rcpt), rcpt, rat + 1, at);
-}
-
 static void
 batch_send(struct batch *b, struct smtp_sess *s)
 {
@@ -1411,7 +1387,8 @@ batch_send(struct batch *b, struct smtp_sess *s)
 	for (int i = 0; i < b->n; i++)
 		b->rcpts[i] = b->rows[i].rcpt;
 	if (b->m->verp && b->m->env_from[0] != '\0')
-		verp_sender(b->m->env_from, b->rows[0].rcpt, b->from, sizeof(b->from));
+		verp_sender(&b->d->dl->key, b->m->env_from, b->rows[0].rcpt, b->from,
+		            sizeof(b->from));
 	else
 		snprintf(b->from, sizeof(b->from), "%s", b->m->env_from);
 	b->txn.from = b->from;
@@ -1951,6 +1928,7 @@ struct deliver *
 deliver_start(struct event_base *base, const struct conf *conf)
 {
 	struct deliver *dl = calloc(1, sizeof(*dl));
+	struct db *w0;
 	char err[512], path[4200];
 
 	if (dl == NULL)
@@ -1998,6 +1976,13 @@ deliver_start(struct event_base *base, const struct conf *conf)
 	dl->timer = evtimer_new(base, on_timer, dl);
 	event_add(dl->done_ev, NULL);
 	event_add(dl->kick_ev, NULL);
+	if ((w0 = db_open(conf->database, 0, err, sizeof(err))) == NULL ||
+	    verp_key_load(w0, &dl->key) < 0) {
+		log_warnx("delivery: no key to sign VERP addresses: %s", w0 ? db_errmsg(w0) : err);
+		db_close(w0);
+		goto fail;
+	}
+	db_close(w0);
 	if (worker_start(&dl->reader, dl, reader_main, "queue-reader") < 0 ||
 	    worker_start(&dl->writer, dl, writer_main, "queue-writer") < 0)
 		goto fail;

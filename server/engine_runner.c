@@ -115,16 +115,13 @@ from_domain(struct db *db, int64_t id, char *dom, size_t len)
 {
 	struct db_engine_entry e;
 	struct msg m;
-	const struct msg_header *h;
-	char name[512], addr[POST_ADDR_MAX];
+	char addr[POST_ADDR_MAX];
 
 	dom[0] = '\0';
 	if (db_engine_load(db, id, &e) < 0)
 		return;
 	if (msg_parse(&m, e.message, e.len) == 0) {
-		h = msg_header_get(&m, "From", 0);
-		if (h != NULL && post_parse_mailbox(h->value, h->value_len, name, sizeof(name),
-		                                    addr, sizeof(addr)) == 0)
+		if (post_from(&m, NULL, 0, addr, sizeof(addr)) == 0)
 			snprintf(dom, len, "%s", strrchr(addr, '@') + 1);
 		msg_free(&m);
 	}

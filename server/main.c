@@ -199,6 +199,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	d->stopping = 1;
 	log_info("terminating on signal %d", (int)sig);
+	spool_writer_shutdown(d->spool);
 	for (size_t i = 0; i < NSUBSYSTEMS; i++)
 		subsystems[i].shutdown(d);
 	evtimer_add(deadline_ev, &tv);
@@ -314,6 +315,13 @@ main(int argc, char **argv)
 
 	if ((conf.tls_cert_file[0] != '\0') != (conf.tls_key_file[0] != '\0')) {
 		log_errorx("tls_cert_file and tls_key_file must be set together");
+		rc = EX_CONFIG;
+		goto out;
+	}
+	if (conf.max_data_memory < conf.max_message_size) {
+		log_errorx("max_data_memory (%lld) is smaller than max_message_size (%lld): no "
+		           "message that big could be received",
+		           conf.max_data_memory, conf.max_message_size);
 		rc = EX_CONFIG;
 		goto out;
 	}

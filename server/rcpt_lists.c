@@ -1,11 +1,17 @@
 /*
- * rcpt_lists.c - an in-memory table of list addresses for RCPT checks.
+ * rcpt_lists.c - the table of list addresses RCPT is checked against, and
+ * the thread that refreshes it (see rcpt_lists.h).
+ *
+ * Ownership: the loop thread owns `cur`; the refresher builds a new table
+ * and leaves it in `fresh` under the mutex, where the loop takes it. The
+ * refresher alone uses the connection and the stamp.
  */
 #include "server/rcpt_lists.h"
 #include "db/lists.h"
 #include "server/log.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,20 +19,45 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 /* Open addressing; keys are "local@domain" and "@domain", lower-cased. */
 struct slot {
 	char *key;
 	int64_t id;
 };
 
-struct rcpt_lists {
-	struct db *db;
-	char *default_domain;
-	struct db_list_stamp stamp;
+struct table {
 	struct slot *slots;
 	size_t nslots, used;
+};
+
+struct rcpt_lists {
+	/* the loop thread's */
+	struct table *cur; /* NULL until the first load */
+	int64_t fresh_ms;  /* when a refresh last succeeded (CLOCK_MONOTONIC) */
+	uint64_t asked;    /* the latest refresh asked for */
+	uint64_t answered; /* the latest refresh whose result came back */
+	uint64_t given_up; /* refreshes not waited for any longer (late) */
+	int answered_ok;   /* that result was a success */
+	int64_t asked_ms;  /* when the oldest unanswered refresh was asked */
+	struct event *done_ev, *late_ev;
+	void (*on_refresh)(void *arg);
+	void *arg;
+	char *default_domain;
+	/* shared, under mu */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t want; /* highest refresh asked for */
+	uint64_t done; /* highest refresh finished */
+	int done_ok;
+	struct table *fresh; /* a new table for the loop, or NULL */
+	int stop;
+	/* the refresher's */
+	struct db *db;
+	struct db_list_stamp stamp;
 	int loaded;
-	int64_t checked_ms; /* when the store was last asked (CLOCK_MONOTONIC) */
 };
 
 #define RECHECK_MS 1000
@@ -42,14 +73,14 @@ hash(const char *s, size_t n)
 }
 
 static struct slot *
-find(struct rcpt_lists *rl, const char *key, size_t n)
+find(struct table *t, const char *key, size_t n)
 {
-	size_t mask = rl->nslots - 1, i = hash(key, n) & mask;
+	size_t mask = t->nslots - 1, i = hash(key, n) & mask;
 
-	if (rl->nslots == 0)
+	if (t->nslots == 0)
 		return NULL;
 	for (;; i = (i + 1) & mask) {
-		struct slot *s = &rl->slots[i];
+		struct slot *s = &t->slots[i];
 		if (s->key == NULL)
 			return s;
 		if (strlen(s->key) == n && strncasecmp(s->key, key, n) == 0)
@@ -58,37 +89,38 @@ find(struct rcpt_lists *rl, const char *key, size_t n)
 }
 
 static void
-clear(struct rcpt_lists *rl)
+table_free(struct table *t)
 {
-	for (size_t i = 0; i < rl->nslots; i++)
-		free(rl->slots[i].key);
-	free(rl->slots);
-	rl->slots = NULL;
-	rl->nslots = rl->used = 0;
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nslots; i++)
+		free(t->slots[i].key);
+	free(t->slots);
+	free(t);
 }
 
 static int
-grow(struct rcpt_lists *rl)
+grow(struct table *t)
 {
-	struct slot *old = rl->slots;
-	size_t oldn = rl->nslots;
+	struct slot *old = t->slots;
+	size_t oldn = t->nslots;
 
-	rl->nslots = oldn ? oldn * 2 : 64;
-	rl->slots = calloc(rl->nslots, sizeof(*rl->slots));
-	if (rl->slots == NULL) {
-		rl->slots = old;
-		rl->nslots = oldn;
+	t->nslots = oldn ? oldn * 2 : 64;
+	t->slots = calloc(t->nslots, sizeof(*t->slots));
+	if (t->slots == NULL) {
+		t->slots = old;
+		t->nslots = oldn;
 		return -1;
 	}
 	for (size_t i = 0; i < oldn; i++)
 		if (old[i].key != NULL)
-			*find(rl, old[i].key, strlen(old[i].key)) = old[i];
+			*find(t, old[i].key, strlen(old[i].key)) = old[i];
 	free(old);
 	return 0;
 }
 
 static int
-put(struct rcpt_lists *rl, const char *local, const char *domain, int64_t id)
+put(struct table *t, const char *local, const char *domain, int64_t id)
 {
 	size_t n = strlen(local) + strlen(domain) + 2;
 	char *key = malloc(n);
@@ -99,69 +131,216 @@ put(struct rcpt_lists *rl, const char *local, const char *domain, int64_t id)
 	snprintf(key, n, "%s@%s", local, domain);
 	for (char *p = key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
-	if ((rl->used + 1) * 2 > rl->nslots && grow(rl) < 0) {
+	if ((t->used + 1) * 2 > t->nslots && grow(t) < 0) {
 		free(key);
 		return -1;
 	}
-	s = find(rl, key, n - 1);
+	s = find(t, key, n - 1);
 	if (s->key != NULL) {
 		free(key);
 		return 0;
 	}
 	s->key = key;
 	s->id = id;
-	rl->used++;
+	t->used++;
 	return 0;
 }
 
 static int
 load_one(void *arg, int64_t id, const char *local, const char *domain)
 {
-	struct rcpt_lists *rl = arg;
+	struct table *t = arg;
 
-	if (put(rl, local, domain, id) < 0 || put(rl, "", domain, 1) < 0)
+	if (put(t, local, domain, id) < 0 || put(t, "", domain, 1) < 0)
 		return -1;
 	return 0;
 }
 
+/* On the refresher thread: 0 and *out a new table (or NULL when the lists
+ * did not change), or -1 when the store could not be read. */
 static int
-refresh(struct rcpt_lists *rl)
+refresh(struct rcpt_lists *rl, struct table **out)
 {
 	int changed = db_spool_lists_changed(rl->db, &rl->stamp);
+	struct table *t;
 
+	*out = NULL;
 	if (changed < 0) {
 		log_warnx("cannot check the lists table: %s", db_errmsg(rl->db));
-		return rl->loaded ? 0 : -1;
+		return -1;
 	}
 	if (!changed && rl->loaded)
 		return 0;
-	clear(rl);
-	if (put(rl, "", rl->default_domain, 1) < 0 ||
-	    db_spool_lists_load(rl->db, load_one, rl) < 0) {
-		log_warnx("cannot load the lists table: %s", db_errmsg(rl->db));
+	if ((t = calloc(1, sizeof(*t))) == NULL || put(t, "", rl->default_domain, 1) < 0 ||
+	    db_spool_lists_load(rl->db, load_one, t) < 0) {
+		log_warnx("cannot load the lists table: %s",
+		          t ? db_errmsg(rl->db) : "out of memory");
+		table_free(t);
 		rl->loaded = 0;
 		rl->stamp.valid = 0;
 		return -1;
 	}
 	rl->loaded = 1;
-	log_debug("list table loaded: %zu entries", rl->used);
+	log_debug("list table loaded: %zu entries", t->used);
+	*out = t;
 	return 0;
 }
 
+static void *
+refresher_main(void *arg)
+{
+	struct rcpt_lists *rl = arg;
+	uint64_t served = 0;
+
+	pthread_mutex_lock(&rl->mu);
+	for (;;) {
+		uint64_t seq;
+		struct table *t;
+		int rc;
+
+		while (!rl->stop && rl->want == served)
+			pthread_cond_wait(&rl->cv, &rl->mu);
+		if (rl->stop)
+			break;
+		seq = rl->want;
+		pthread_mutex_unlock(&rl->mu);
+
+		rc = refresh(rl, &t);
+
+		pthread_mutex_lock(&rl->mu);
+		served = seq;
+		rl->done = seq;
+		rl->done_ok = rc == 0;
+		if (t != NULL) {
+			table_free(rl->fresh);
+			rl->fresh = t;
+		}
+		event_active(rl->done_ev, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&rl->mu);
+	return NULL;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* On the loop thread: asks for a refresh that starts after now. */
+static uint64_t
+ask(struct rcpt_lists *rl)
+{
+	struct timeval tv = {0, RCPT_LISTS_WAIT_MS * 1000};
+
+	if (rl->answered == rl->asked) {
+		rl->asked_ms = now_ms();
+		evtimer_add(rl->late_ev, &tv);
+	}
+	rl->asked++;
+	pthread_mutex_lock(&rl->mu);
+	rl->want = rl->asked;
+	pthread_cond_signal(&rl->cv);
+	pthread_mutex_unlock(&rl->mu);
+	return rl->asked;
+}
+
+/* On the loop thread: a refresh finished. */
+static void
+refreshed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rcpt_lists *rl = arg;
+	struct table *t;
+	uint64_t done;
+	int ok;
+
+	pthread_mutex_lock(&rl->mu);
+	t = rl->fresh;
+	rl->fresh = NULL;
+	done = rl->done;
+	ok = rl->done_ok;
+	pthread_mutex_unlock(&rl->mu);
+	if (t != NULL) {
+		table_free(rl->cur);
+		rl->cur = t;
+	}
+	if (done <= rl->answered)
+		return;
+	rl->answered = done;
+	rl->answered_ok = ok;
+	if (ok)
+		rl->fresh_ms = now_ms();
+	if (rl->answered == rl->asked) {
+		evtimer_del(rl->late_ev);
+	} else {
+		/* The next one has just started: it gets its own time. */
+		struct timeval tv = {0, RCPT_LISTS_WAIT_MS * 1000};
+		rl->asked_ms = now_ms();
+		evtimer_add(rl->late_ev, &tv);
+	}
+	rl->on_refresh(rl->arg);
+}
+
+/* On the loop thread: the refresher is slow (stuck in SQLite): whoever
+ * waits is answered from the table as it is. */
+static void
+late_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct rcpt_lists *rl = arg;
+
+	if (rl->answered == rl->asked)
+		return;
+	log_warnx("the lists table did not answer within %d ms; RCPT is answered from the"
+	          " last table read",
+	          RCPT_LISTS_WAIT_MS);
+	rl->given_up = rl->asked;
+	rl->on_refresh(rl->arg);
+}
+
 struct rcpt_lists *
-rcpt_lists_new(struct db *db, const char *default_domain)
+rcpt_lists_new(struct event_base *base, const char *db_path, const char *default_domain,
+               void (*on_refresh)(void *arg), void *arg, char *err, size_t errlen)
 {
 	struct rcpt_lists *rl = calloc(1, sizeof(*rl));
 
-	if (rl == NULL)
-		return NULL;
-	rl->db = db;
-	rl->default_domain = strdup(default_domain ? default_domain : "");
-	if (rl->default_domain == NULL) {
-		free(rl);
+	if (rl == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	rl->on_refresh = on_refresh;
+	rl->arg = arg;
+	rl->default_domain = strdup(default_domain ? default_domain : "");
+	rl->done_ev = event_new(base, -1, 0, refreshed_cb, rl);
+	rl->late_ev = evtimer_new(base, late_cb, rl);
+	if (rl->default_domain == NULL || rl->done_ev == NULL || rl->late_ev == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((rl->db = db_open(db_path, 0, err, errlen)) == NULL)
+		goto fail;
+	pthread_mutex_init(&rl->mu, NULL);
+	pthread_cond_init(&rl->cv, NULL);
+	if (pthread_create(&rl->thread, NULL, refresher_main, rl) != 0) {
+		snprintf(err, errlen, "cannot start the lists table thread");
+		pthread_mutex_destroy(&rl->mu);
+		pthread_cond_destroy(&rl->cv);
+		goto fail;
+	}
+	pthread_setname_np(rl->thread, "rcpt-lists");
+	ask(rl); /* the first load, before the first RCPT */
 	return rl;
+fail:
+	if (rl->done_ev)
+		event_free(rl->done_ev);
+	if (rl->late_ev)
+		event_free(rl->late_ev);
+	db_close(rl->db);
+	free(rl->default_domain);
+	free(rl);
+	return NULL;
 }
 
 void
@@ -169,13 +348,24 @@ rcpt_lists_free(struct rcpt_lists *rl)
 {
 	if (rl == NULL)
 		return;
-	clear(rl);
+	pthread_mutex_lock(&rl->mu);
+	rl->stop = 1;
+	pthread_cond_signal(&rl->cv);
+	pthread_mutex_unlock(&rl->mu);
+	pthread_join(rl->thread, NULL);
+	pthread_mutex_destroy(&rl->mu);
+	pthread_cond_destroy(&rl->cv);
+	event_free(rl->done_ev);
+	event_free(rl->late_ev);
+	table_free(rl->cur);
+	table_free(rl->fresh);
+	db_close(rl->db);
 	free(rl->default_domain);
 	free(rl);
 }
 
 struct lookup_ctx {
-	struct rcpt_lists *rl;
+	struct table *t;
 	const char *domain;
 	size_t dlen;
 };
@@ -192,19 +382,19 @@ lookup(void *arg, const char *local, size_t len)
 	memcpy(key, local, len);
 	key[len] = '@';
 	memcpy(key + len + 1, c->domain, c->dlen);
-	s = find(c->rl, key, len + 1 + c->dlen);
+	s = find(c->t, key, len + 1 + c->dlen);
 	return s && s->key ? s->id : 0;
 }
 
 static enum rcpt_verdict
-verdict(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m)
+verdict(struct table *t, const struct addr *a, struct listaddr_match *m)
 {
 	char dkey[ADDR_DOMAIN_MAX + 2];
-	struct lookup_ctx c = {rl, a->domain, strlen(a->domain)};
+	struct lookup_ctx c = {t, a->domain, strlen(a->domain)};
 	struct slot *s;
 
 	snprintf(dkey, sizeof(dkey), "@%s", a->domain);
-	s = find(rl, dkey, strlen(dkey));
+	s = find(t, dkey, strlen(dkey));
 	if (s == NULL || s->key == NULL)
 		return RCPT_RELAY;
 	if (a->local[0] == '"')
@@ -214,29 +404,39 @@ verdict(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m)
 	return RCPT_LIST;
 }
 
-static int64_t
-now_ms(void)
+/* The table as it is, when the store cannot say better: a list address
+ * it knows is taken, anything else waits (451). */
+static enum rcpt_verdict
+from_cache(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (rl->cur != NULL && verdict(rl->cur, a, m) == RCPT_LIST)
+		return RCPT_LIST;
+	return RCPT_TEMPFAIL;
 }
 
 enum rcpt_verdict
-rcpt_lists_check(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m)
+rcpt_lists_check(struct rcpt_lists *rl, const struct addr *a, struct listaddr_match *m,
+                 uint64_t *ticket)
 {
 	int64_t now = now_ms();
 
-	/* A list address found in a table checked less than a second ago is
-	 * taken as it is (under load the store changes all the time, and
-	 * each check is a read transaction); anything else is checked
-	 * against the store first, so that a list just created is never
-	 * refused. */
-	if (rl->loaded && now - rl->checked_ms < RECHECK_MS && verdict(rl, a, m) == RCPT_LIST)
+	if (*ticket != 0) {
+		if (rl->answered >= *ticket && rl->answered_ok && rl->cur != NULL)
+			return verdict(rl->cur, a, m);
+		if (rl->answered >= *ticket || rl->given_up >= *ticket)
+			return from_cache(rl, a, m);
+		return RCPT_PENDING;
+	}
+	/* A list address found in a table refreshed less than a second ago
+	 * is taken as it is (under load the store changes all the time);
+	 * anything else waits for a refresh that starts after this RCPT,
+	 * so that a list just created is never refused. */
+	if (rl->cur != NULL && now - rl->fresh_ms < RECHECK_MS &&
+	    verdict(rl->cur, a, m) == RCPT_LIST)
 		return RCPT_LIST;
-	if (refresh(rl) < 0)
-		return RCPT_TEMPFAIL;
-	rl->checked_ms = now;
-	return verdict(rl, a, m);
+	/* The refresher is stuck in SQLite: do not wait for it. */
+	if (rl->answered != rl->asked && now - rl->asked_ms >= RCPT_LISTS_WAIT_MS)
+		return from_cache(rl, a, m);
+	*ticket = ask(rl);
+	return RCPT_PENDING;
 }

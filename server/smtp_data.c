@@ -1,6 +1,6 @@
 /*
  * smtp_data.c - DATA reader: end detection, dot-unstuffing, bare CR/LF
- * refusal, size and line limits, Received counting.
+ * refusal, NUL detection, size and line limits, Received counting.
  */
 #include "server/smtp_data.h"
 
@@ -46,8 +46,11 @@ flush(struct run *r, const char *end, size_t skip)
 		if (d->size + n > d->max_size)
 			d->too_big = 1;
 		else {
+			/* Counted even after a NUL, so that too_big does not
+			 * depend on where the input was cut. */
 			d->size += n;
-			r->emit(r->arg, r->start, n);
+			if (!d->has_nul)
+				r->emit(r->arg, r->start, n);
 		}
 	}
 	r->start = end + skip;
@@ -89,6 +92,8 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, size_t *used,
 
 			if (lf != NULL)
 				stop = lf;
+			if (!d->has_nul && memchr(p, '\0', (size_t)(stop - p)) != NULL)
+				d->has_nul = 1;
 			d->line_len += (size_t)(stop - p);
 			if (d->line_len > SMTP_DATA_LINE_MAX)
 				d->line_too_long = 1;
@@ -99,6 +104,8 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, size_t *used,
 		}
 		c = *p;
 
+		if (c == '\0')
+			d->has_nul = 1;
 		if (++d->line_len > SMTP_DATA_LINE_MAX)
 			d->line_too_long = 1;
 		switch (d->state) {

@@ -10,7 +10,10 @@
  * The reader keeps going after a message grows past max_size or a line
  * past SMTP_DATA_LINE_MAX octets: it stops passing bytes on, sets too_big
  * or line_too_long, and finds the real end, so that the rest of the message
- * is never taken for commands. It also counts Received header fields in the
+ * is never taken for commands. A NUL octet is handled the same way
+ * (has_nul): the message is refused (554 5.6.0), never stored or relayed,
+ * since receivers treat NUL differently (C strings end there, dot-stuffing
+ * can miss a "\0." line). It also counts Received header fields in the
  * header section, for the mail-loop check.
  *
  * Pure code over bytes: no I/O, no allocation; tests feed it directly.
@@ -39,6 +42,7 @@ struct smtp_data {
 	int received; /* Received: fields in the header section */
 	int too_big;
 	int line_too_long;
+	int has_nul; /* a NUL octet was seen; nothing more is passed on */
 };
 
 /* Passes n message octets at p on; p is valid only during the call. */

@@ -6,16 +6,23 @@
  * spool writer. The 250 after DATA is written only when the spool writer
  * reports the commit.
  *
- * Ownership: a session owns its bufferevent, its transaction (sender,
- * recipients, message buffer) and, while a commit is pending, its spool
+ * Ownership: a session owns its bufferevent, its deadline timer, its
+ * transaction (sender, recipients, message buffer, the arguments of a RCPT
+ * waiting for the lists table) and, while a commit is pending, its spool
  * job; it is freed only from the reaper event, never from inside one of
  * its own callbacks, and never while a commit is pending.
+ *
+ * Limits beyond the per-read timeouts: data_deadline and session_deadline
+ * (one timer per session), and max_data_memory over all sessions: every
+ * octet of message data a session holds (from the Received line to the
+ * commit's end) is counted in srv->data_held.
  */
 #include "server/smtp_in.h"
 #include "db/queue.h"
 #include "db/spool.h"
 #include "lists/listaddr.h"
 #include "mail/addr.h"
+#include "mail/utf8.h"
 #include "server/daemon.h"
 #include "server/log.h"
 #include "server/rcpt_lists.h"
@@ -105,8 +112,10 @@ struct session {
 	struct session *prev, *next; /* all sessions */
 	struct session *reap_next;
 	struct bufferevent *bev;
-	struct event *greet_ev; /* only with greeting_delay */
-	struct event *flush_ev; /* only when closing a TLS session */
+	struct event *greet_ev;          /* only with greeting_delay */
+	struct event *flush_ev;          /* only when closing a TLS session */
+	struct event *deadline_ev;       /* session_deadline, data_deadline */
+	struct timespec t_start, t_data; /* the connection, the 354 */
 	struct ipcount *ipc;
 	enum state state;
 	char ip[INET6_ADDRSTRLEN];
@@ -118,6 +127,7 @@ struct session {
 	/* flags */
 	int closing, reaped, discard_line, throttled, greeted_cmd;
 	int direct;     /* plaintext: replies are written straight to the socket */
+	int tls_shut;   /* close_notify sent */
 	unsigned bad;   /* refused commands, for max_bad_commands */
 	unsigned fails; /* refused or failed commands, for the counts */
 	unsigned n_ok[CMD_COUNT], n_all[CMD_COUNT];
@@ -129,7 +139,12 @@ struct session {
 	struct rcpt *rcpts;
 	size_t nrcpt, rcpt_cap;
 	struct evbuffer *msg;
+	size_t held;  /* octets of msg (or of the job's body): srv->data_held */
+	int over_cap; /* max_data_memory reached: the rest is not kept */
 	struct smtp_data data;
+	/* a RCPT waiting for the lists table (rcpt_lists.h) */
+	char *rcpt_args;
+	uint64_t rcpt_ticket;
 	struct spool_job *job;
 	struct spool_rcpt *job_rcpts;
 };
@@ -145,6 +160,7 @@ struct smtp_in {
 	struct session *reap;
 	struct event *reap_ev;
 	struct ipcount *ips[IP_BUCKETS];
+	size_t data_held; /* message octets all sessions hold, for max_data_memory */
 	int stopping;
 };
 
@@ -247,6 +263,12 @@ tx_reset(struct session *s)
 	s->mail_from = NULL;
 	s->smtputf8 = 0;
 	s->qid[0] = '\0';
+	free(s->rcpt_args);
+	s->rcpt_args = NULL;
+	s->rcpt_ticket = 0;
+	s->srv->data_held -= s->held;
+	s->held = 0;
+	s->over_cap = 0;
 	if (s->msg != NULL) {
 		evbuffer_free(s->msg);
 		s->msg = NULL;
@@ -278,12 +300,54 @@ set_timeout(struct session *s, long long secs)
 	bufferevent_set_timeouts(s->bev, &tv, &tv);
 }
 
+static double
+secs_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* The next deadline: the session's, or the DATA's when it comes first.
+ * Unlike the timeouts, which a byte every few seconds keeps resetting,
+ * these count from the connection and from the 354. */
+static void
+arm_deadline(struct session *s)
+{
+	const struct conf *c = s->srv->conf;
+	double left = -1;
+	struct timeval tv;
+
+	if (c->session_deadline > 0)
+		left = (double)c->session_deadline - secs_since(&s->t_start);
+	if (s->state == S_DATA && c->data_deadline > 0) {
+		double d = (double)c->data_deadline - secs_since(&s->t_data);
+		if (left < 0 || d < left)
+			left = d;
+	}
+	if (left < 0 && c->session_deadline <= 0 && (s->state != S_DATA || c->data_deadline <= 0)) {
+		evtimer_del(s->deadline_ev);
+		return;
+	}
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	evtimer_add(s->deadline_ev, &tv);
+}
+
 static void
 enter_state(struct session *s, enum state st)
 {
 	const struct conf *c = s->srv->conf;
+	int was_data = s->state == S_DATA;
 
 	s->state = st;
+	if (st == S_DATA)
+		clock_gettime(CLOCK_MONOTONIC, &s->t_data);
+	if ((st == S_DATA) != was_data)
+		arm_deadline(s);
 	switch (st) {
 	case S_DATA:
 		set_timeout(s, c->data_timeout);
@@ -357,6 +421,8 @@ session_free(struct session *s)
 		event_free(s->greet_ev);
 	if (s->flush_ev != NULL)
 		event_free(s->flush_ev);
+	if (s->deadline_ev != NULL)
+		event_free(s->deadline_ev);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	ip_put(srv, s->ipc);
@@ -556,15 +622,6 @@ split_path(char *arg, const char **path, size_t *plen, char **params)
 	return 0;
 }
 
-static int
-has_8bit(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] & 0x80)
-			return 1;
-	return 0;
-}
-
 /* The next space-separated parameter; NULL at the end. */
 static char *
 next_param(char **cur)
@@ -710,8 +767,7 @@ proceed_starttls(struct session *s, char *args)
 	bufferevent_setcb(tls, session_read, session_write, session_event, s);
 	bufferevent_setwatermark(tls, EV_READ, 0, IN_HIGH);
 	bufferevent_setwatermark(tls, EV_WRITE, OUT_LOW, 0);
-	s->state = S_TLS;
-	set_timeout(s, s->srv->conf->command_timeout);
+	enter_state(s, S_TLS);
 	bufferevent_enable(tls, EV_READ | EV_WRITE);
 }
 
@@ -735,6 +791,13 @@ check_mail(struct session *s, char *args)
 	}
 	if (s->srv->stopping) {
 		reply(s, "421 4.3.2 %s Service shutting down", c->hostname);
+		session_close(s);
+		return -1;
+	}
+	if (spool_writer_broken(s->srv->d->spool)) {
+		/* The spool writer logged why (the database files were replaced
+		 * under us): nothing taken now could be stored durably. */
+		reply(s, "421 4.3.0 %s Error: cannot store mail now; try again later", c->hostname);
 		session_close(s);
 		return -1;
 	}
@@ -773,7 +836,7 @@ check_mail(struct session *s, char *args)
 		}
 	}
 	if (plen > 0 && addr_parse(path, plen, utf8 ? ADDR_UTF8 : 0, &a, &why) < 0) {
-		if (!utf8 && has_8bit(path, plen))
+		if (!utf8 && !utf8_is_ascii_n(path, plen))
 			reply_bad(s, "553 5.6.7 Non-ASCII sender address needs SMTPUTF8");
 		else
 			reply_bad(s, "501 5.1.7 Bad sender address syntax: %s", why);
@@ -864,7 +927,7 @@ proceed_rcpt(struct session *s, char *args)
 		return;
 	}
 	if (addr_parse(path, plen, s->smtputf8 ? ADDR_UTF8 : 0, &a, &why) < 0) {
-		if (!s->smtputf8 && has_8bit(path, plen))
+		if (!s->smtputf8 && !utf8_is_ascii_n(path, plen))
 			reply_bad(s, "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8");
 		else
 			reply_bad(s, "501 5.1.3 Bad recipient address syntax: %s", why);
@@ -874,20 +937,32 @@ proceed_rcpt(struct session *s, char *args)
 		reject(s, shown, "452 4.5.3 Too many recipients");
 		return;
 	}
-	switch (rcpt_lists_check(s->srv->lists, &a, &m)) {
+	switch (rcpt_lists_check(s->srv->lists, &a, &m, &s->rcpt_ticket)) {
+	case RCPT_PENDING:
+		/* Wait for the lists table (lists_refreshed() asks again);
+		 * process() reads nothing more meanwhile. */
+		if (s->rcpt_args == NULL && (s->rcpt_args = strdup(args)) == NULL) {
+			s->rcpt_ticket = 0;
+			reply(s, "451 4.3.0 Out of memory");
+		}
+		return;
 	case RCPT_LIST:
 		break;
 	case RCPT_UNKNOWN:
+		s->rcpt_ticket = 0;
 		reject(s, shown, "550 5.1.1 <%s>: Recipient address rejected: no such list address",
 		       shown);
 		return;
 	case RCPT_RELAY:
+		s->rcpt_ticket = 0;
 		reject(s, shown, "550 5.7.1 <%s>: Relay access denied", shown);
 		return;
 	case RCPT_TEMPFAIL:
+		s->rcpt_ticket = 0;
 		reject(s, shown, "451 4.3.0 <%s>: Temporary lookup failure", shown);
 		return;
 	}
+	s->rcpt_ticket = 0;
 	if (addr_key(&a, key, sizeof(key)) < 0 || add_rcpt(s, path, plen, key, &m) < 0) {
 		reply(s, "451 4.3.0 Out of memory");
 		return;
@@ -943,6 +1018,8 @@ proceed_data(struct session *s, char *args)
 		return;
 	}
 	add_received(s);
+	s->held = evbuffer_get_length(s->msg);
+	s->srv->data_held += s->held;
 	smtp_data_init(&s->data, (size_t)s->srv->conf->max_message_size);
 	enter_state(s, S_DATA);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -1063,8 +1140,8 @@ dispatch(struct session *s, char *line, int more_input)
 		return;
 	}
 	cmd->proceed(s, args);
-	if (s->fails == fails_before)
-		s->n_ok[cmd->id]++;
+	if (s->fails == fails_before && s->rcpt_ticket == 0)
+		s->n_ok[cmd->id]++; /* a waiting RCPT is counted by resume_rcpt() */
 }
 
 /* --- reading --- */
@@ -1129,8 +1206,26 @@ static void
 emit_data(void *arg, const char *p, size_t n)
 {
 	struct session *s = arg;
+	struct smtp_in *srv = s->srv;
 
+	if (s->over_cap)
+		return;
+	if (srv->data_held + n > (size_t)srv->conf->max_data_memory) {
+		/* All sessions together hold as much message data as they may:
+		 * keep none of this one (it is answered 452 at its end), and
+		 * give back what it had. */
+		log_warnx("%s: max_data_memory (%lld) reached by %zu sessions' messages; refusing "
+		          "this one",
+		          s->qid, srv->conf->max_data_memory, srv->nsessions);
+		s->over_cap = 1;
+		evbuffer_drain(s->msg, evbuffer_get_length(s->msg));
+		srv->data_held -= s->held;
+		s->held = 0;
+		return;
+	}
 	evbuffer_add(s->msg, p, n);
+	s->held += n;
+	srv->data_held += n;
 }
 
 static void commit_done(struct spool_job *job, void *arg);
@@ -1150,8 +1245,16 @@ end_data(struct session *s)
 		reject(s, NULL, "500 5.5.2 Message has a line longer than 1000 octets");
 		goto reset;
 	}
+	if (s->data.has_nul) {
+		reject(s, NULL, "554 5.6.0 Message contains NUL characters");
+		goto reset;
+	}
 	if (s->data.received > c->max_received_headers) {
 		reject(s, NULL, "554 5.4.6 Too many Received headers: mail loop detected");
+		goto reset;
+	}
+	if (s->over_cap) {
+		reject(s, NULL, "452 4.3.1 Insufficient system storage");
 		goto reset;
 	}
 	job = calloc(1, sizeof(*job));
@@ -1187,7 +1290,9 @@ reset:
 	enter_state(s, S_READY);
 }
 
-/* Returns 1 when the message ended (or the session did), 0 for more. */
+/* Reads what the input holds of the message, up to 8 chunks at a time.
+ * Returns 1 when the message ended (or the session did), 0 when the input
+ * is used up and more must come, -1 when input is left: call again. */
 static int
 read_data(struct session *s)
 {
@@ -1233,7 +1338,8 @@ process(struct session *s)
 	while (!s->closing) {
 		int r;
 
-		if (s->state == S_COMMIT || s->state == S_TLS || s->state == S_GREETING)
+		if (s->state == S_COMMIT || s->state == S_TLS || s->state == S_GREETING ||
+		    s->rcpt_ticket != 0)
 			break;
 		if (s->state == S_DATA) {
 			while ((r = read_data(s)) < 0)
@@ -1295,6 +1401,13 @@ session_write(struct bufferevent *bev, void *arg)
 	if (s->closing) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 			return;
+		if (s->tls && !s->tls_shut) {
+			/* The last reply is through the TLS layer: end the TLS
+			 * session properly (close_notify, RFC 8446 §6.1) so that
+			 * the client can tell our close from a truncation. */
+			s->tls_shut = 1;
+			SSL_shutdown(bufferevent_openssl_get_ssl(bev));
+		}
 		if (flushed(s)) {
 			session_reap(s);
 		} else if (s->flush_ev == NULL &&
@@ -1364,7 +1477,7 @@ commit_done(struct spool_job *job, void *arg)
 	struct session *s = arg;
 	const struct conf *c = s->srv->conf;
 
-	s->state = S_READY; /* no longer pinned by the commit */
+	enter_state(s, S_READY); /* no longer pinned by the commit */
 	if (job->result == 0) {
 		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", s->qid, s->mail_from,
 		         job->msg.len, s->nrcpt);
@@ -1378,7 +1491,12 @@ commit_done(struct spool_job *job, void *arg)
 			reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else {
 		log_warnx("%s: cannot store the message: %s", s->qid, job->err);
-		if (!s->closing) {
+		if (!s->closing && spool_writer_broken(s->srv->d->spool)) {
+			reject(s, NULL,
+			       "421 4.3.0 %s Error: cannot store mail now; try again later",
+			       c->hostname);
+			session_close(s);
+		} else if (!s->closing) {
 			if (job->status == DB_BUSY || job->status == DB_FULL)
 				reject(s, NULL, "452 4.3.1 Insufficient system storage");
 			else
@@ -1390,13 +1508,71 @@ commit_done(struct spool_job *job, void *arg)
 		session_reap(s);
 		return;
 	}
-	enter_state(s, S_READY);
 	if (s->srv->stopping) {
 		reply(s, "421 4.3.2 %s Service shutting down", c->hostname);
 		session_close(s);
 		return;
 	}
 	process(s);
+}
+
+/* --- deadlines --- */
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	const char *which = s->state == S_DATA ? "DATA" : "session";
+
+	if (s->closing)
+		return;
+	if (s->state == S_COMMIT) {
+		/* The message is being stored: its answer comes first. */
+		struct timeval tv = {1, 0};
+		evtimer_add(s->deadline_ev, &tv);
+		return;
+	}
+	log_info("%s deadline exceeded after %s from %s", which, cmd_log_names[s->last_cmd],
+	         s->client);
+	bufferevent_disable(s->bev, EV_READ);
+	tx_reset(s);
+	if (s->state == S_TLS) {
+		session_drop(s, NULL);
+		return;
+	}
+	reply(s, "421 4.4.2 %s Error: %s time limit exceeded", s->srv->conf->hostname, which);
+	session_close(s);
+}
+
+/* --- RCPT waiting for the lists table --- */
+
+static void
+resume_rcpt(struct session *s)
+{
+	unsigned fails_before = s->fails;
+
+	proceed_rcpt(s, s->rcpt_args);
+	if (s->rcpt_ticket != 0)
+		return; /* still waiting */
+	free(s->rcpt_args);
+	s->rcpt_args = NULL;
+	if (s->fails == fails_before)
+		s->n_ok[CMD_RCPT]++;
+	process(s);
+}
+
+/* The lists table was refreshed (or is late): answer the waiting RCPTs. */
+static void
+lists_refreshed(void *arg)
+{
+	struct smtp_in *srv = arg;
+	struct session *s, *next;
+
+	for (s = srv->sessions; s; s = next) {
+		next = s->next;
+		if (s->rcpt_ticket != 0 && !s->closing && !s->reaped)
+			resume_rcpt(s);
+	}
 }
 
 /* --- accepting --- */
@@ -1446,11 +1622,19 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	s->direct = 1;
 	s->last_cmd = CMD_NONE;
 	s->bev = bufferevent_socket_new(srv->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL) {
-		close(fd);
+	s->deadline_ev = evtimer_new(srv->d->base, deadline_cb, s);
+	if (s->bev == NULL || s->deadline_ev == NULL) {
+		if (s->bev != NULL)
+			bufferevent_free(s->bev);
+		else
+			close(fd);
+		if (s->deadline_ev != NULL)
+			event_free(s->deadline_ev);
 		free(s);
 		return;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &s->t_start);
+	arm_deadline(s);
 	s->next = srv->sessions;
 	if (s->next)
 		s->next->prev = s;
@@ -1482,7 +1666,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	/* A client whose first words are already here spoke before the
 	 * greeting. */
 	if (recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
-		s->state = S_GREETING;
+		enter_state(s, S_GREETING);
 		session_read(s->bev, s);
 		return;
 	}
@@ -1514,10 +1698,15 @@ smtp_in_start(struct daemon *d, char *err, size_t errlen)
 	}
 	srv->d = d;
 	srv->conf = d->conf;
-	srv->lists = rcpt_lists_new(d->db, d->conf->default_list_domain);
+	srv->lists = rcpt_lists_new(d->base, d->conf->database, d->conf->default_list_domain,
+	                            lists_refreshed, srv, err, errlen);
+	if (srv->lists == NULL) {
+		smtp_in_free(srv);
+		return NULL;
+	}
 	srv->reap_ev = event_new(d->base, -1, 0, reap_cb, srv);
 	srv->lis = calloc(d->nlisten, sizeof(*srv->lis));
-	if (srv->lists == NULL || srv->reap_ev == NULL || srv->lis == NULL) {
+	if (srv->reap_ev == NULL || srv->lis == NULL) {
 		snprintf(err, errlen, "out of memory");
 		smtp_in_free(srv);
 		return NULL;

@@ -22,6 +22,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "mail/utf8.h"
+
 #define REPLY_LINE_MAX 4096
 
 enum state {
@@ -163,15 +165,6 @@ smtp_out_parse_ehlo(const char *text, long long *size_limit)
 		}
 	}
 	return 0;
-}
-
-static int
-is_ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
 }
 
 /* --- session plumbing --- */
@@ -582,7 +575,7 @@ txn_async_done(evutil_socket_t fd, short what, void *arg)
 void
 smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg)
 {
-	int utf8 = !is_ascii(t->from), k;
+	int utf8 = !utf8_is_ascii(t->from), k;
 	struct timeval zero = {0, 0};
 	char params[64] = "";
 
@@ -616,8 +609,8 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 		return;
 	}
 	for (int i = 0; i < t->nrcpt; i++) {
-		int u = !is_ascii(t->rcpts[i]);
-		if ((u || !is_ascii(t->from)) && !(s->ext & SMTP_EXT_SMTPUTF8)) {
+		int u = !utf8_is_ascii(t->rcpts[i]);
+		if ((u || !utf8_is_ascii(t->from)) && !(s->ext & SMTP_EXT_SMTPUTF8)) {
 			/* RFC 6531 3.4: without SMTPUTF8 at the server the
 			 * message cannot go to this address. */
 			set_result(&t->results[i], 553,

@@ -1,6 +1,13 @@
 /*
  * spool_writer.c - group commit of accepted messages on a thread of its
  * own; results handed back to the loop thread through an event.
+ *
+ * Before and after each commit the writer makes sure the database files
+ * at the configured path are still the ones it writes (db_files_check):
+ * when someone deleted or replaced the -wal or the database, a commit
+ * would "succeed" into a file that the next start never reads. It then
+ * fails every message from that point (the sessions answer 421 4.3.0)
+ * and says why in the log, until fanmaild is restarted.
  */
 #include "server/spool_writer.h"
 #include "server/log.h"
@@ -25,6 +32,8 @@ struct spool_writer {
 	struct spool_job *done, **done_tail;   /* reported, waiting for the loop */
 	size_t pending;                        /* submitted, done not yet run */
 	int stop;
+	int stopping; /* SIGTERM: stop waiting for the write lock (atomic) */
+	int broken;   /* the database files were replaced (atomic) */
 	struct event *done_ev;
 	struct {
 		void (*fn)(void *arg, size_t n);
@@ -41,8 +50,6 @@ fail_job(struct spool_job *j, struct db *db)
 	snprintf(j->err, sizeof(j->err), "%s", db_errmsg(db));
 }
 
-/* One transaction for the whole batch; the per-message savepoints keep a
- * failed message from taking the others with it. */
 static double
 ms_since(struct timespec *t)
 {
@@ -55,6 +62,20 @@ ms_since(struct timespec *t)
 	return ms;
 }
 
+/* The files are not the ones open: fail what is in hand and every later
+ * message. */
+static void
+files_replaced(struct spool_writer *w)
+{
+	if (!__atomic_load_n(&w->broken, __ATOMIC_ACQUIRE))
+		log_errorx("the database files are not the ones fanmaild opened: %s; refusing mail "
+		           "(421 4.3.0) until fanmaild is restarted",
+		           db_errmsg(w->db));
+	__atomic_store_n(&w->broken, 1, __ATOMIC_RELEASE);
+}
+
+/* One transaction for the whole batch; the per-message savepoints keep a
+ * failed message from taking the others with it. */
 static void
 commit_batch(struct spool_writer *w, struct spool_job *batch)
 {
@@ -63,6 +84,16 @@ commit_batch(struct spool_writer *w, struct spool_job *batch)
 	double lock_ms, insert_ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (__atomic_load_n(&w->broken, __ATOMIC_ACQUIRE) || db_files_check(w->db) < 0) {
+		if (db_status(w->db) != DB_OK)
+			files_replaced(w);
+		for (struct spool_job *j = batch; j; j = j->next) {
+			j->result = -1;
+			j->status = DB_ERR;
+			snprintf(j->err, sizeof(j->err), "the database files were replaced");
+		}
+		return;
+	}
 	if (db_begin(w->db) < 0) {
 		for (struct spool_job *j = batch; j; j = j->next)
 			fail_job(j, w->db);
@@ -89,6 +120,15 @@ commit_batch(struct spool_writer *w, struct spool_job *batch)
 	}
 	insert_ms = ms_since(&t);
 	if (db_commit(w->db) < 0) {
+		for (struct spool_job *j = batch; j; j = j->next)
+			if (j->result == 0)
+				fail_job(j, w->db);
+		return;
+	}
+	if (stored > 0 && db_files_check(w->db) < 0) {
+		/* Replaced while the batch ran: what was just committed went
+		 * into the old file. The clients try again later. */
+		files_replaced(w);
 		for (struct spool_job *j = batch; j; j = j->next)
 			if (j->result == 0)
 				fail_job(j, w->db);
@@ -158,6 +198,15 @@ report_done(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The busy handler's question, on the writer thread. */
+static int
+cancelled(void *arg)
+{
+	struct spool_writer *w = arg;
+
+	return __atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE);
+}
+
 struct spool_writer *
 spool_writer_start(struct event_base *base, const char *db_path, char *err, size_t errlen)
 {
@@ -171,7 +220,7 @@ spool_writer_start(struct event_base *base, const char *db_path, char *err, size
 		free(w);
 		return NULL;
 	}
-	if (db_spool_tune(w->db) < 0) {
+	if (db_spool_tune(w->db, cancelled, w) < 0) {
 		snprintf(err, errlen, "%s", db_errmsg(w->db));
 		db_close(w->db);
 		free(w);
@@ -226,10 +275,24 @@ spool_writer_pending(struct spool_writer *w)
 }
 
 void
+spool_writer_shutdown(struct spool_writer *w)
+{
+	if (w != NULL)
+		__atomic_store_n(&w->stopping, 1, __ATOMIC_RELEASE);
+}
+
+int
+spool_writer_broken(struct spool_writer *w)
+{
+	return __atomic_load_n(&w->broken, __ATOMIC_ACQUIRE);
+}
+
+void
 spool_writer_stop(struct spool_writer *w)
 {
 	if (w == NULL)
 		return;
+	spool_writer_shutdown(w);
 	pthread_mutex_lock(&w->mu);
 	w->stop = 1;
 	pthread_cond_signal(&w->cv);

@@ -62,6 +62,13 @@ int spool_writer_on_commit(struct spool_writer *w, void (*fn)(void *arg, size_t 
 /* Jobs submitted and not yet reported. */
 size_t spool_writer_pending(struct spool_writer *w);
 
+/* SIGTERM: from now on the writer does not wait for a write lock that
+ * another process holds (those messages fail with DB_BUSY, answered 452),
+ * so that shutdown_timeout holds. Loop thread. */
+void spool_writer_shutdown(struct spool_writer *w);
+/* 1 once the writer found the database files replaced under it (it logged
+ * why); no message can be stored until restart. Loop thread. */
+int spool_writer_broken(struct spool_writer *w);
 /* Commits what is queued, stops the thread, reports the last results (their
  * done callbacks run inside this call), closes the connection. */
 void spool_writer_stop(struct spool_writer *w);

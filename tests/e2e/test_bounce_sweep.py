@@ -47,7 +47,8 @@ class TestBounceSweepInDaemon(BounceCase):
             with self.sinks[0].lock:
                 return [t.mail_from for t in self.sinks[0].transactions
                         if "bob@a.test" in t.rcpts]
-        self.wait(lambda: "dev-bounces+bob=a.test@lists.test" in probe_mail_from(),
+        self.wait(lambda: any(re.fullmatch(r"dev-bounces\+bob=a\.test\+[a-z2-7]{12}@lists\.test",
+                                           f) for f in probe_mail_from()),
                   "the probe delivered with bob's VERP return path")
         probes = self.q("SELECT m.verp FROM out_msg m JOIN deliveries d ON d.msg_id = m.id"
                         " WHERE m.kind = 'probe' AND d.rcpt = 'bob@a.test'")

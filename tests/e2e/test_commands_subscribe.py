@@ -39,6 +39,23 @@ class SubscribeByMail(CommandsCase):
                         message("bob@example.net", addr("request"), f"confirm {token}"))
         self.assertIn("unknown token", out)
 
+    def test_command_without_from_answers_the_envelope_sender(self):
+        # docs/commands.md: the sender is the From: address, else the
+        # envelope sender. This mail has no From: at all.
+        data = ("To: " + addr("request") + "\r\nSubject: subscribe\r\n"
+                "Message-ID: <no-from@example.net>\r\n\r\nsubscribe\r\n").encode()
+        out = self.send("envonly@example.net", addr("request"), data)
+        self.assertIn("subscribe envonly@example.net: confirmation sent", out,
+                      f"expected a confirmation to the envelope sender, outcome: {out!r}")
+        self.confirmation_token("envonly@example.net")
+
+    def test_from_without_valid_address_answers_the_envelope_sender(self):
+        data = message("undisclosed-recipients:;", addr("request"), "subscribe")
+        out = self.send("envonly2@example.net", addr("request"), data)
+        self.assertIn("subscribe envonly2@example.net: confirmation sent", out,
+                      f"expected a confirmation to the envelope sender, outcome: {out!r}")
+        self.confirmation_token("envonly2@example.net")
+
     def test_join_address_and_confirm_command_in_body(self):
         self.send("carol@example.net", addr("join"),
                   message("carol@example.net", addr("join"), "please add me"))

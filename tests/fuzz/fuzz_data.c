@@ -114,9 +114,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Whether the message is refused does not depend on the cuts (which
 	 * of too_big and line_too_long is set first may: a long line that
 	 * also passes the size limit). */
-	if (st1 == SMTP_DATA_END || st1 == SMTP_DATA_MORE)
+	if (st1 == SMTP_DATA_END || st1 == SMTP_DATA_MORE) {
 		CHECK((whole.too_big || whole.line_too_long) == (cut.too_big || cut.line_too_long));
-	if (!whole.too_big && !whole.line_too_long &&
+		CHECK(whole.has_nul == cut.has_nul);
+		CHECK(whole.has_nul == (memchr(in, '\0', used1) != NULL));
+	}
+	if (!whole.too_big && !whole.line_too_long && !whole.has_nul &&
 	    (st1 == SMTP_DATA_END || st1 == SMTP_DATA_MORE)) {
 		CHECK(a.len == b.len && memcmp(a.buf, b.buf, a.len) == 0);
 		CHECK(whole.size == cut.size);
@@ -126,9 +129,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * its size is counted. */
 	CHECK(a.len <= used1);
 	CHECK(whole.size <= max_size);
-	if (!whole.too_big && !whole.line_too_long &&
+	if (!whole.too_big && !whole.line_too_long && !whole.has_nul &&
 	    (st1 == SMTP_DATA_END || st1 == SMTP_DATA_MORE))
 		CHECK(a.len == whole.size);
+	/* A NUL is never passed on. */
+	CHECK(memchr(a.buf, '\0', a.len) == NULL);
 
 	switch (st1) {
 	case SMTP_DATA_END:

@@ -35,6 +35,7 @@ count_parts(const struct msg_part *p, void *arg)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct list_conf lc;
 	struct post_cfg c;
 	struct post_env env = {"mx.lists.example.org", "4F2A1C", 1700000000, 0};
 	struct post_out out;
@@ -45,17 +46,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	sel = data[0];
-	post_cfg_init(&c, "test", "lists.example.org");
-	post_cfg_set(&c, "footer",
-	             (sel & 1) ? "-- \\nListe g\xc3\xa9r\xc3\xa9"
-	                         "e par %n"
-	                       : "--\\nTo leave %a, write to %n-leave@lists.example.org");
+	conf_list_init(&lc);
+	conf_list_set(&lc, "footer",
+	              (sel & 1) ? "-- \\nListe g\xc3\xa9r\xc3\xa9"
+	                          "e par %n"
+	                        : "--\\nTo leave %a, write to %n-leave@lists.example.org",
+	              NULL, 0);
 	if (sel & 2)
-		post_cfg_set(&c, "subject_prefix", "");
+		conf_list_set(&lc, "subject_prefix", "", NULL, 0);
 	if (sel & 4)
-		post_cfg_set(&c, "reply_to", "list");
+		conf_list_set(&lc, "reply_to", "list", NULL, 0);
 	if (sel & 8)
-		post_cfg_set(&c, "dmarc_mitigation", (sel & 16) ? "wrap" : "munge");
+		conf_list_set(&lc, "dmarc_mitigation", (sel & 16) ? "wrap" : "munge", NULL, 0);
+	post_cfg_init(&c, "test", "lists.example.org", &lc);
+	conf_list_free(&lc);
 	env.mitigate = (sel & 8) != 0;
 	raw = malloc(size - 1 ? size - 1 : 1);
 	CHECK(raw != NULL);

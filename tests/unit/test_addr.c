@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -234,7 +236,7 @@ test_nul_byte_is_refused(void **state)
 	const char *why = NULL;
 
 	assert_int_equal(addr_parse("a\0b@example.org", 15, 0, &a, &why), -1);
-	assert_non_null(strstr(why, "NUL"));
+	assert_string_contains(why, "NUL");
 }
 
 static void
@@ -370,7 +372,77 @@ test_name_longer_than_buffer_is_refused(void **state)
 	const char *line = "A Very Long Name <a@example.org>";
 
 	assert_int_equal(addr_parse_line(line, strlen(line), 0, &a, n, sizeof(n), &why), -1);
-	assert_non_null(strstr(why, "too long"));
+	assert_string_contains(why, "too long");
+}
+
+/* One From: parser for posting and commands (addr_parse_mailbox). */
+struct mailbox_row {
+	const char *value; /* as it stands in the message, folding included */
+	const char *addr;  /* NULL: no address */
+	const char *name;
+};
+
+static const struct mailbox_row mailbox_rows[] = {
+    {"Ann <ann@example.org>", "ann@example.org", "Ann"},
+    {" \"Ann, B.\" <ann@example.org>", "ann@example.org", "Ann, B."},
+    {"ann@example.org (Ann)", "ann@example.org", "Ann"},
+    {"ann@example.org", "ann@example.org", ""},
+    {"<ann@example.org>", "ann@example.org", ""},
+    {"Ann\r\n <ann@example.org>", "ann@example.org", "Ann"},
+    {"ann@example.org, bob@example.net", "ann@example.org", ""},
+    {"\"x, y\" <ann@example.org>, Bob <bob@example.net>", "ann@example.org", "x, y"},
+    {"=?utf-8?q?Ren=C3=A9?= <rene@example.org>", "rene@example.org", "Ren\xc3\xa9"},
+    {"Ren\xe9 <rene@example.org>", "rene@example.org", ""}, /* Latin-1: name dropped */
+    {"<ann@example.org> (work)", "ann@example.org", ""},
+    {"J\xc3\xbcrgen <j\xc3\xbcrgen@example.de>", "j\xc3\xbcrgen@example.de", "J\xc3\xbcrgen"},
+    {"undisclosed-recipients:;", NULL, ""},
+    {"", NULL, ""},
+    {"Ann <ann@example.org", NULL, ""},
+    {"Ann <ann@@example.org>", NULL, ""},
+};
+
+static void
+test_from_mailbox_in_every_form(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(mailbox_rows) / sizeof(mailbox_rows[0]); i++) {
+		const struct mailbox_row *r = &mailbox_rows[i];
+		struct addr a;
+		const char *why = NULL;
+		char name[256], buf[300];
+		int rc =
+		    addr_parse_mailbox(r->value, strlen(r->value), &a, name, sizeof(name), &why);
+
+		if (r->addr == NULL) {
+			if (rc == 0)
+				fail_msg("row %zu '%s': expected no address, got one", i, r->value);
+			assert_non_null(why);
+			continue;
+		}
+		if (rc != 0)
+			fail_msg("row %zu '%s': expected <%s>, got an error: %s", i, r->value,
+			         r->addr, why);
+		addr_format(&a, buf, sizeof(buf));
+		if (strcmp(buf, r->addr) != 0 || strcmp(name, r->name) != 0)
+			fail_msg("row %zu '%s': expected <%s> '%s', got <%s> '%s'", i, r->value,
+			         r->addr, r->name, buf, name);
+	}
+}
+
+static void
+test_from_mailbox_without_name_buffer(void **state)
+{
+	struct addr a;
+	char name[4] = "xyz";
+
+	(void)state;
+	assert_int_equal(addr_parse_mailbox("Ann <ann@example.org>", 21, &a, NULL, 0, NULL), 0);
+	assert_string_equal(a.domain, "example.org");
+	/* A name that does not fit is cut at a UTF-8 boundary, never split. */
+	assert_int_equal(
+	    addr_parse_mailbox("\xc3\xa9\xc3\xa9 <a@b.example>", 19, &a, name, sizeof(name), NULL),
+	    0);
+	assert_string_equal(name, "\xc3\xa9");
 }
 
 int
@@ -391,6 +463,8 @@ main(void)
 	    cmocka_unit_test(test_member_lines_in_every_form),
 	    cmocka_unit_test(test_bad_member_lines_say_why),
 	    cmocka_unit_test(test_name_longer_than_buffer_is_refused),
+	    cmocka_unit_test(test_from_mailbox_in_every_form),
+	    cmocka_unit_test(test_from_mailbox_without_name_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,6 +155,112 @@ test_mbox_splits_at_from_lines(void **state)
 	assert_int_equal(n, 2);
 }
 
+/* DSN address fields as real MTAs write them (RFC 3464 rfc822 with xtext,
+ * RFC 6533 utf-8 as Postfix and fanmail write for SMTPUTF8 recipients):
+ * each recipient block read on its own, with the address it names. */
+struct dsn_row {
+	const char *name;
+	const char *ctype;  /* of the delivery-status part */
+	const char *blocks; /* the per-recipient blocks, CRLF, blank-line separated */
+	size_t n;           /* results expected */
+	struct {
+		const char *addr, *orig, *status;
+		enum bounce_class cls;
+	} want[3];
+};
+
+static const struct dsn_row dsn_rows[] = {
+    {"utf-8 unitext address read whole (was \"rgen@c.test\")",
+     "message/global-delivery-status",
+     "Final-Recipient: utf-8; j\xc3\xbcrgen@c.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+     1,
+     {{"j\xc3\xbcrgen@c.test", "", "5.1.1", BOUNCE_HARD}}},
+    {"utf-8 block after an ASCII one keeps both apart (zoe was dropped)",
+     "message/global-delivery-status",
+     "Final-Recipient: rfc822; bob@a.test\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
+     "Final-Recipient: utf-8; zo\xc3\xab@a.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+     2,
+     {{"bob@a.test", "", "5.2.2", BOUNCE_SOFT}, {"zo\xc3\xab@a.test", "", "5.1.1", BOUNCE_HARD}}},
+    {"utf-8 xtext escapes decoded",
+     "message/global-delivery-status",
+     "Final-Recipient: utf-8; j\\x{FC}rgen@c.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+     1,
+     {{"j\xc3\xbcrgen@c.test", "", "5.1.1", BOUNCE_HARD}}},
+    {"utf-8 Original-Recipient beside an ASCII Final-Recipient",
+     "message/delivery-status",
+     "Original-Recipient: utf-8; zo\xc3\xab@a.test\r\nFinal-Recipient: rfc822; zoe@a.test\r\n"
+     "Action: failed\r\nStatus: 5.1.1\r\n",
+     1,
+     {{"zoe@a.test", "zo\xc3\xab@a.test", "5.1.1", BOUNCE_HARD}}},
+    {"rfc822 xtext +2B decoded",
+     "message/delivery-status",
+     "Final-Recipient: rfc822; bob+2Blists@a.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+     1,
+     {{"bob+lists@a.test", "", "5.1.1", BOUNCE_HARD}}},
+    {"rfc822 +41 that xtext would not encode stays as written",
+     "message/delivery-status",
+     "Final-Recipient: rfc822; bob+41@a.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+     1,
+     {{"bob+41@a.test", "", "5.1.1", BOUNCE_HARD}}},
+    {"unreadable recipient's Action/Status do not overwrite the one before",
+     "message/delivery-status",
+     "Final-Recipient: rfc822; bob@a.test\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
+     "Final-Recipient: x400; /G=x/S=y/\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+     "Final-Recipient: rfc822; cy@a.test\r\nAction: delayed\r\nStatus: 4.4.1\r\n",
+     2,
+     {{"bob@a.test", "", "5.2.2", BOUNCE_SOFT}, {"cy@a.test", "", "4.4.1", BOUNCE_SOFT}}},
+    {"broken \\x{} escape: the block is dropped, not given to bob",
+     "message/global-delivery-status",
+     "Final-Recipient: rfc822; bob@a.test\r\nAction: failed\r\nStatus: 5.2.2\r\n\r\n"
+     "Final-Recipient: utf-8; j\\x{D800}rgen@c.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+     1,
+     {{"bob@a.test", "", "5.2.2", BOUNCE_SOFT}}},
+};
+
+static void
+test_dsn_address_fields_name_the_right_recipient(void **state)
+{
+	for (size_t i = 0; i < sizeof(dsn_rows) / sizeof(dsn_rows[0]); i++) {
+		const struct dsn_row *row = &dsn_rows[i];
+		char m[4096];
+		struct bounce_report r;
+		int n =
+		    snprintf(m, sizeof(m),
+		             "From: MAILER-DAEMON@mx.a.test\r\nTo: dev-bounces@lists.test\r\n"
+		             "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+		             "Content-Type: multipart/report; report-type=delivery-status;"
+		             " boundary=\"b\"\r\n\r\n"
+		             "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+		             "Your message could not be delivered.\r\n\r\n"
+		             "--b\r\nContent-Type: %s\r\n\r\n"
+		             "Reporting-MTA: dns; mx.a.test\r\n\r\n%s\r\n"
+		             "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+		             "From: ann@a.test\r\nSubject: hi\r\n\r\n--b--\r\n",
+		             row->ctype, row->blocks);
+
+		assert_true(n > 0 && (size_t)n < sizeof(m));
+		assert_int_equal(bounce_parse(m, (size_t)n, &r), 0);
+		if (r.n != row->n) {
+			fail_msg("%s: expected %zu results, got %zu (first \"%s\")", row->name,
+			         row->n, r.n, r.n ? r.rcpts[0].addr : "");
+		}
+		for (size_t k = 0; k < row->n; k++) {
+			const struct bounce_rcpt *b = &r.rcpts[k];
+			if (strcmp(b->addr, row->want[k].addr) != 0 ||
+			    strcmp(b->orig, row->want[k].orig) != 0 ||
+			    strcmp(b->status, row->want[k].status) != 0 ||
+			    b->cls != row->want[k].cls)
+				fail_msg("%s: result %zu: expected <%s> orig <%s> %s %s, got <%s> "
+				         "orig <%s> "
+				         "%s %s",
+				         row->name, k, row->want[k].addr, row->want[k].orig,
+				         row->want[k].status, bounce_class_name(row->want[k].cls),
+				         b->addr, b->orig, b->status, bounce_class_name(b->cls));
+		}
+		bounce_report_free(&r);
+	}
+}
+
 int
 main(void)
 {
@@ -166,6 +272,7 @@ main(void)
 	    cmocka_unit_test(test_arf_report_names_complainer_as_complaint),
 	    cmocka_unit_test(test_text_with_thousands_of_addresses_stays_fast_and_bounded),
 	    cmocka_unit_test(test_mbox_splits_at_from_lines),
+	    cmocka_unit_test(test_dsn_address_fields_name_the_right_recipient),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

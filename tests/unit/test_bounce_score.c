@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
+#include <ctype.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 #include "lists/store.h"
 #include "lists/bounce.h"
 #include "lists/score.h"
+#include "lists/verp.h"
 #include "mail/addr.h"
 
 #define DAY 86400
@@ -343,17 +347,46 @@ static const char dsn[] =
     "Action: failed\r\n"
     "Status: %s\r\n"
     "Diagnostic-Code: smtp; 550 %s %s\r\n"
+    "--b\r\n"
+    "Content-Type: text/rfc822-headers\r\n"
+    "\r\n"
+    "%s"
+    "From: ann@example.com\r\n"
+    "To: dev@lists.example.org\r\n"
     "--b--\r\n";
 
-static int
-handle(struct fx *f, const char *ext, const char *status, const char *text, char *out,
-       size_t outlen)
+/* The list's tag as a post would carry it, made with the store's key
+ * (id and time as given), for the returned header of the DSN above. */
+static void
+tag_line_verp(struct fx *f, const char *local, const char *id, long long when, int verp, char *buf,
+              size_t len)
 {
-	char msg[2048];
+	struct verp_key k;
+	char tag[160];
+
+	assert_int_equal(verp_key_load(f->db, &k), 0);
+	assert_true(verp_tag_make(&k, local, f->list.domain, id, when, verp, tag, sizeof(tag)) > 0);
+	snprintf(buf, len, "%s: %s\r\n", VERP_TAG_HEADER, tag);
+}
+
+static void
+tag_line(struct fx *f, const char *local, const char *id, long long when, char *buf, size_t len)
+{
+	tag_line_verp(f, local, id, when, 0, buf, len);
+}
+
+/* Hands the DSN above to the bounce handler, sent to LIST-bounces (+ext
+ * when ext is set), its returned header carrying tag (a whole header line,
+ * or ""). */
+static int
+handle_tagged(struct fx *f, const char *ext, const char *tag, const char *status, const char *text,
+              char *out, size_t outlen)
+{
+	char msg[4096];
 	struct inbound in = {0};
 	int rc;
 
-	snprintf(msg, sizeof(msg), dsn, status, status, text);
+	snprintf(msg, sizeof(msg), dsn, status, status, text, tag);
 	in.spool_id = 0;
 	in.qid = "TEST";
 	in.mail_from = "";
@@ -371,6 +404,17 @@ handle(struct fx *f, const char *ext, const char *status, const char *text, char
 	return rc;
 }
 
+/* A DSN about a post the list really sent (its header carries the tag). */
+static int
+handle(struct fx *f, const char *ext, const char *status, const char *text, char *out,
+       size_t outlen)
+{
+	char tag[256];
+
+	tag_line(f, f->list.local, "SPOOLQID1", (long long)db_now() - 3600, tag, sizeof(tag));
+	return handle_tagged(f, ext, tag, status, text, out, outlen);
+}
+
 static void
 test_handler_scores_member_named_by_dsn(void **state)
 {
@@ -379,7 +423,7 @@ test_handler_scores_member_named_by_dsn(void **state)
 
 	assert_int_equal(store_setting_set(f->db, f->list.id, "bounce_threshold", "1"), 0);
 	assert_int_equal(handle(f, NULL, "5.1.1", "user unknown", out, sizeof(out)), 0);
-	assert_non_null(strstr(out, "bob@example.net"));
+	assert_string_contains(out, "bob@example.net");
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members WHERE addr_key = "
 	                           "'bob@example.net' AND status = 'disabled'"),
 	                 1);
@@ -394,9 +438,19 @@ test_handler_uses_verp_address_over_dsn(void **state)
 	struct fx *f = *state;
 	char out[1024];
 
-	/* The DSN names bob, the VERP address says ann: ann is scored. */
-	assert_int_equal(handle(f, "Ann=Example.COM", "5.1.1", "user unknown", out, sizeof(out)),
-	                 0);
+	struct verp_key k;
+	char addr[400], ext[400];
+
+	/* The DSN names bob, the signed VERP address says ann: ann is scored
+	 * (the address came back upper-cased, as some MTAs do). */
+	assert_int_equal(verp_key_load(f->db, &k), 0);
+	assert_true(verp_encode_signed(&k, f->list.local, f->list.domain, "Ann@Example.COM", addr,
+	                               sizeof(addr)) > 0);
+	snprintf(ext, sizeof(ext), "%.*s", (int)(strrchr(addr, '@') - strchr(addr, '+') - 1),
+	         strchr(addr, '+') + 1);
+	for (char *p = ext; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	assert_int_equal(handle_tagged(f, ext, "", "5.1.1", "user unknown", out, sizeof(out)), 0);
 	assert_true(score_of(f, "ann@example.com") == 1.0);
 	assert_true(score_of(f, "bob@example.net") == 0.0);
 }
@@ -412,6 +466,69 @@ test_handler_policy_rejection_disables_nobody(void **state)
 	    handle(f, NULL, "5.7.1", "message refused as spam by policy", out, sizeof(out)), 0);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members WHERE status = 'enabled'"), 3);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM bounce_events WHERE class = 'policy'"), 1);
+}
+
+/* Reports the list cannot tie to mail it sent are logged and ignored:
+ * nobody is scored, nobody unsubscribed. */
+static void
+test_handler_ignores_unverified_reports(void **state)
+{
+	struct fx *f = *state;
+	struct verp_key k;
+	char out[1024], tag[256], addr[400], ext[400], bad[400];
+	const struct {
+		const char *name, *ext;
+		int tag; /* 0 none, 1 another list's, 2 too old, 3 wrong key, 4 a VERP'd post's */
+	} rows[] = {
+	    {"bare LIST-bounces, no tag", NULL, 0},
+	    {"bare LIST-bounces, another list's tag", NULL, 1},
+	    {"bare LIST-bounces, a tag older than VERP_TAG_MAX_AGE", NULL, 2},
+	    {"bare LIST-bounces, a tag made with another key", NULL, 3},
+	    {"bare LIST-bounces, a VERP'd post's tag but no VERP address", NULL, 4},
+	    {"VERP address without a signature", "bob=example.net", 0},
+	    {"VERP address with a wrong signature", bad, 0},
+	    {"VERP address signed for another member", ext, 0},
+	};
+
+	assert_int_equal(db_list_set(f->db, f->list.id, "bounce_threshold", "1"), 0);
+	assert_int_equal(db_list_set(f->db, f->list.id, "complaint_action", "unsubscribe"), 0);
+	assert_int_equal(verp_key_load(f->db, &k), 0);
+	/* ann's signature on bob's address. */
+	assert_true(verp_encode_signed(&k, f->list.local, f->list.domain, "ann@example.com", addr,
+	                               sizeof(addr)) > 0);
+	snprintf(ext, sizeof(ext), "bob=example.net%s", strrchr(addr, '+'));
+	*strrchr(ext, '@') = '\0';
+	snprintf(bad, sizeof(bad), "bob=example.net+aaaaaaaaaaaa");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		tag[0] = '\0';
+		if (rows[i].tag == 1)
+			tag_line(f, "other", "SPOOLQID1", (long long)db_now(), tag, sizeof(tag));
+		else if (rows[i].tag == 2)
+			tag_line(f, f->list.local, "SPOOLQID1",
+			         (long long)db_now() - VERP_TAG_MAX_AGE - 10, tag, sizeof(tag));
+		else if (rows[i].tag == 4)
+			tag_line_verp(f, f->list.local, "SPOOLQID1", (long long)db_now(), 1, tag,
+			              sizeof(tag));
+		else if (rows[i].tag == 3) {
+			struct verp_key other = k;
+			char t[160];
+			other.k[0] ^= 1;
+			assert_true(verp_tag_make(&other, f->list.local, f->list.domain,
+			                          "SPOOLQID1", db_now(), 0, t, sizeof(t)) > 0);
+			snprintf(tag, sizeof(tag), "%s: %s\r\n", VERP_TAG_HEADER, t);
+		}
+		out[0] = '\0';
+		assert_int_equal(
+		    handle_tagged(f, rows[i].ext, tag, "5.1.1", "user unknown", out, sizeof(out)),
+		    0);
+		if (strncmp(out, "ignored:", 8) != 0 ||
+		    scalar(f, "SELECT count(*) FROM bounce_events") != 0 ||
+		    scalar(f, "SELECT count(*) FROM members WHERE status = 'enabled'") != 3)
+			fail_msg("%s: expected the report ignored and nobody scored, got \"%s\", "
+			         "%lld event(s)",
+			         rows[i].name, out,
+			         scalar(f, "SELECT count(*) FROM bounce_events"));
+	}
 }
 
 int
@@ -439,6 +556,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_handler_uses_verp_address_over_dsn, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_handler_policy_rejection_disables_nobody, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_handler_ignores_unverified_reports, setup,
 	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,17 +79,17 @@ test_plain_notice_has_every_required_header(void **state)
 	char *h = headers_of(out);
 
 	assert_crlf_only(out, n);
-	assert_non_null(strstr(h, "From: dev list <dev-request@lists.example.org>\r\n"));
-	assert_non_null(strstr(h, "To: bob@example.net\r\n"));
-	assert_non_null(strstr(h, "Subject: confirm 0123abcd\r\n"));
-	assert_non_null(strstr(h, "Date: Tue, 29 Dec 2026 09:00:00 +0000\r\n"));
-	assert_non_null(strstr(h, "Message-ID: <"));
-	assert_non_null(strstr(h, "@mx.example.org>\r\n"));
-	assert_non_null(strstr(h, "Auto-Submitted: auto-replied\r\n"));
-	assert_non_null(strstr(h, "MIME-Version: 1.0\r\n"));
-	assert_non_null(strstr(h, "Content-Type: text/plain; charset=us-ascii\r\n"));
-	assert_non_null(strstr(out, "\r\n\r\nHello\r\nSecond line\r\n"));
-	assert_null(strstr(h, "In-Reply-To"));
+	assert_string_contains(h, "From: dev list <dev-request@lists.example.org>\r\n");
+	assert_string_contains(h, "To: bob@example.net\r\n");
+	assert_string_contains(h, "Subject: confirm 0123abcd\r\n");
+	assert_string_contains(h, "Date: Tue, 29 Dec 2026 09:00:00 +0000\r\n");
+	assert_string_contains(h, "Message-ID: <");
+	assert_string_contains(h, "@mx.example.org>\r\n");
+	assert_string_contains(h, "Auto-Submitted: auto-replied\r\n");
+	assert_string_contains(h, "MIME-Version: 1.0\r\n");
+	assert_string_contains(h, "Content-Type: text/plain; charset=us-ascii\r\n");
+	assert_string_contains(out, "\r\n\r\nHello\r\nSecond line\r\n");
+	assert_string_not_contains(h, "In-Reply-To");
 	free(h);
 	free(out);
 }
@@ -101,7 +103,7 @@ test_message_ids_differ_and_use_hostname(void **state)
 	assert_true(build_message_id("mx.example.org", b, sizeof(b)) > 0);
 	assert_string_not_equal(a, b);
 	assert_int_equal(a[0], '<');
-	assert_non_null(strstr(a, "@mx.example.org>"));
+	assert_string_contains(a, "@mx.example.org>");
 }
 
 static void
@@ -116,7 +118,7 @@ test_non_ascii_subject_is_rfc2047_encoded(void **state)
 	                      .body = "x"};
 	char *out = build(&m, NULL);
 
-	assert_non_null(strstr(out, "Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n"));
+	assert_string_contains(out, "Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n");
 	free(out);
 }
 
@@ -163,8 +165,8 @@ test_header_injection_is_flattened(void **state)
 	                      .body = "x"};
 	char *out = build(&m, NULL);
 
-	assert_null(strstr(out, "\r\nBcc:"));
-	assert_non_null(strstr(out, "Subject: Re: hi Bcc: victim@example.com\r\n"));
+	assert_string_not_contains(out, "\r\nBcc:");
+	assert_string_contains(out, "Subject: Re: hi Bcc: victim@example.com\r\n");
 	free(out);
 }
 
@@ -180,7 +182,7 @@ test_reply_carries_in_reply_to_and_references(void **state)
 	                      .body = "x"};
 	char *out = build(&m, NULL);
 
-	assert_non_null(strstr(out, "In-Reply-To: <orig@example.net>\r\n"));
+	assert_string_contains(out, "In-Reply-To: <orig@example.net>\r\n");
 	assert_non_null(
 	    strstr(out, "References: <r1@example.net> <r2@example.net> <orig@example.net>\r\n"));
 	free(out);
@@ -198,8 +200,8 @@ test_display_names_are_quoted_or_encoded(void **state)
 	                      .body = "x"};
 	char *out = build(&m, NULL);
 
-	assert_non_null(strstr(out, "From: \"Smith, John\" <a@example.org>\r\n"));
-	assert_non_null(strstr(out, "To: =?UTF-8?B?SsO8cmdlbg==?= <b@example.org>\r\n"));
+	assert_string_contains(out, "From: \"Smith, John\" <a@example.org>\r\n");
+	assert_string_contains(out, "To: =?UTF-8?B?SsO8cmdlbg==?= <b@example.org>\r\n");
 	free(out);
 }
 
@@ -218,8 +220,8 @@ test_non_ascii_body_is_quoted_printable(void **state)
 	m.body = body;
 	out = build(&m, &n);
 	assert_crlf_only(out, n);
-	assert_non_null(strstr(out, "Content-Transfer-Encoding: quoted-printable\r\n"));
-	assert_non_null(strstr(out, "caf=C3=A9 trailing=20\r\n"));
+	assert_string_contains(out, "Content-Transfer-Encoding: quoted-printable\r\n");
+	assert_string_contains(out, "caf=C3=A9 trailing=20\r\n");
 	/* The 201-digit line is soft-broken into lines of at most 76. */
 	for (const char *l = strstr(out, "\r\n\r\n") + 4; *l;) {
 		const char *e = strstr(l, "\r\n");
@@ -252,8 +254,8 @@ test_attachment_makes_multipart_with_rfc822_part(void **state)
 	q = strchr(ct, '"');
 	snprintf(boundary, sizeof(boundary), "%.*s", (int)(q - ct), ct);
 	snprintf(marker, sizeof(marker), "\r\n--%s--\r\n", boundary);
-	assert_non_null(strstr(out, marker));
-	assert_non_null(strstr(out, "Content-Type: message/rfc822\r\n"));
+	assert_string_contains(out, marker);
+	assert_string_contains(out, "Content-Type: message/rfc822\r\n");
 	assert_non_null(
 	    strstr(out, "\r\n\r\nFrom: x@example.net\r\nSubject: held\r\n\r\nbody line\r\n"));
 	free(out);

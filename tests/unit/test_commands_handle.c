@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,13 +260,13 @@ test_subscribe_by_request_mails_a_token_and_adds_nobody(void **state)
 	                          MSG("Bob <bob@example.net>", "subscribe", "", "\r\n"));
 	char *mail = last_mail_to("bob@example.net", env_from, sizeof(env_from));
 
-	assert_non_null(strstr(out, "confirmation sent"));
+	assert_string_contains(out, "confirmation sent");
 	assert_non_null(mail);
 	assert_string_equal(env_from, "dev-bounces@lists.example.org");
-	assert_non_null(strstr(mail, "From: dev-request@lists.example.org\r\n"));
-	assert_non_null(strstr(mail, "Reply-To: dev-confirm+"));
-	assert_non_null(strstr(mail, "Auto-Submitted: auto-replied\r\n"));
-	assert_non_null(strstr(mail, "In-Reply-To: <m"));
+	assert_string_contains(mail, "From: dev-request@lists.example.org\r\n");
+	assert_string_contains(mail, "Reply-To: dev-confirm+");
+	assert_string_contains(mail, "Auto-Submitted: auto-replied\r\n");
+	assert_string_contains(mail, "In-Reply-To: <m");
 	assert_false(is_member("bob@example.net", NULL));
 	assert_int_equal(count("SELECT count(*) FROM tokens WHERE action = 'subscribe'"), 1);
 	/* Only the confirmation: no separate results reply. */
@@ -285,17 +287,17 @@ test_confirm_address_subscribes_and_welcomes(void **state)
 	free(mail);
 	out = deliver("confirm", token, "bob@example.net",
 	              MSG("bob@example.net", "Re: confirm", "", "\r\n"));
-	assert_non_null(strstr(out, "subscribe bob@example.net: confirmed"));
+	assert_string_contains(out, "subscribe bob@example.net: confirmed");
 	assert_true(is_member("bob@example.net", status));
 	assert_string_equal(status, "enabled");
 	mail = last_mail_to("bob@example.net", NULL, 0);
-	assert_non_null(strstr(mail, "Subject: Welcome to dev@lists.example.org"));
+	assert_string_contains(mail, "Subject: Welcome to dev@lists.example.org");
 	free(mail);
 	/* The token is used up. */
 	assert_int_equal(count("SELECT count(*) FROM tokens"), 0);
 	out = deliver("confirm", token, "bob@example.net",
 	              MSG("bob@example.net", "Re: confirm again", "", "\r\n"));
-	assert_non_null(strstr(out, "unknown token"));
+	assert_string_contains(out, "unknown token");
 }
 
 static void
@@ -316,7 +318,7 @@ test_confirm_line_in_reply_body_with_quotes(void **state)
 	         "> confirm %s\r\n",
 	         token, token);
 	out = deliver("request", NULL, "carol@example.net", body);
-	assert_non_null(strstr(out, "subscribe carol@example.net: confirmed"));
+	assert_string_contains(out, "subscribe carol@example.net: confirmed");
 	assert_true(is_member("carol@example.net", NULL));
 }
 
@@ -332,11 +334,11 @@ test_expired_token_subscribes_nobody(void **state)
 	                 0);
 	snprintf(body, sizeof(body), "From: dan@example.net\r\nSubject: confirm %s\r\n\r\n", token);
 	out = deliver("request", NULL, "dan@example.net", body);
-	assert_non_null(strstr(out, "token expired"));
+	assert_string_contains(out, "token expired");
 	assert_false(is_member("dan@example.net", NULL));
 	mail = last_mail_to("dan@example.net", NULL, 0);
 	assert_non_null(mail);
-	assert_non_null(strstr(mail, "expired"));
+	assert_string_contains(mail, "expired");
 	free(mail);
 	assert_int_equal(count("SELECT count(*) FROM tokens"), 0);
 }
@@ -356,7 +358,7 @@ test_closed_list_takes_no_subscriptions(void **state)
 
 	set("subscribe_policy", "closed");
 	out = deliver("join", NULL, "bob@example.net", MSG("bob@example.net", "x", "", "\r\n"));
-	assert_non_null(strstr(out, "refused"));
+	assert_string_contains(out, "refused");
 	assert_int_equal(count("SELECT count(*) FROM tokens"), 0);
 }
 
@@ -367,9 +369,9 @@ test_member_subscribing_again_is_told_so(void **state)
 	                          MSG("member@example.net", "join", "", "\r\n"));
 	char *mail = last_mail_to("member@example.net", NULL, 0);
 
-	assert_non_null(strstr(out, "already a member"));
+	assert_string_contains(out, "already a member");
 	assert_non_null(mail);
-	assert_non_null(strstr(mail, "already subscribed"));
+	assert_string_contains(mail, "already subscribed");
 	free(mail);
 }
 
@@ -382,15 +384,15 @@ test_unsubscribe_confirms_by_default(void **state)
 
 	out = deliver("leave", NULL, "member@example.net",
 	              MSG("member@example.net", "bye", "", "\r\n"));
-	assert_non_null(strstr(out, "confirmation sent"));
+	assert_string_contains(out, "confirmation sent");
 	assert_true(is_member("member@example.net", NULL));
 	mail = last_mail_to("member@example.net", NULL, 0);
 	token_of(mail, token);
-	assert_non_null(strstr(mail, "unsubscribe member@example.net from"));
+	assert_string_contains(mail, "unsubscribe member@example.net from");
 	free(mail);
 	out = deliver("confirm", token, "member@example.net",
 	              MSG("member@example.net", "Re: bye", "", "\r\n"));
-	assert_non_null(strstr(out, "unsubscribe member@example.net: done"));
+	assert_string_contains(out, "unsubscribe member@example.net: done");
 	assert_false(is_member("member@example.net", NULL));
 }
 
@@ -403,10 +405,10 @@ test_unsubscribe_without_confirmation_when_the_list_says_so(void **state)
 	set("unsubscribe_confirm", "no");
 	out = deliver("request", NULL, "member@example.net",
 	              MSG("Member <member@example.net>", "unsubscribe", "", "\r\n"));
-	assert_non_null(strstr(out, "unsubscribe member@example.net: done"));
+	assert_string_contains(out, "unsubscribe member@example.net: done");
 	assert_false(is_member("member@example.net", NULL));
 	mail = last_mail_to("member@example.net", NULL, 0);
-	assert_non_null(strstr(mail, "You have left dev@lists.example.org"));
+	assert_string_contains(mail, "You have left dev@lists.example.org");
 	free(mail);
 }
 
@@ -417,12 +419,12 @@ test_help_and_unknown_commands_get_a_reply(void **state)
 	    deliver("request", NULL, "x@example.net", MSG("x@example.net", "help", "", "\r\n"));
 	char *mail = last_mail_to("x@example.net", NULL, 0);
 
-	assert_non_null(strstr(out, "help"));
-	assert_non_null(strstr(mail, "subscribe (or join)"));
+	assert_string_contains(out, "help");
+	assert_string_contains(mail, "subscribe (or join)");
 	free(mail);
 	out = deliver("request", NULL, "y@example.net",
 	              MSG("y@example.net", "hello", "", "how do I post?\r\n"));
-	assert_non_null(strstr(out, "no command found"));
+	assert_string_contains(out, "no command found");
 	assert_int_equal(mails_to("y@example.net"), 1);
 }
 
@@ -438,7 +440,7 @@ test_commands_in_an_attached_message_are_not_run(void **state)
 	                  "--b--\r\n";
 	const char *out = deliver("request", NULL, "member@example.net", msg);
 
-	assert_non_null(strstr(out, "no command found"));
+	assert_string_contains(out, "no command found");
 	assert_int_equal(count("SELECT count(*) FROM tokens"), 0);
 }
 
@@ -451,7 +453,7 @@ test_quoted_printable_body_is_decoded(void **state)
 	                  "=73ubscribe\r\n";
 	const char *out = deliver("request", NULL, "qp@example.net", msg);
 
-	assert_non_null(strstr(out, "confirmation sent"));
+	assert_string_contains(out, "confirmation sent");
 }
 
 /* ---- rate limits ---- */
@@ -464,7 +466,7 @@ test_confirmations_are_limited_per_address(void **state)
 	for (int i = 0; i < 5; i++)
 		out = deliver("join", NULL, "bomb@example.net",
 		              MSG("bomb@example.net", "x", "", "\r\n"));
-	assert_non_null(strstr(out, "confirm_limit_per_address"));
+	assert_string_contains(out, "confirm_limit_per_address");
 	assert_int_equal(mails_to("bomb@example.net"), 3);
 }
 
@@ -480,7 +482,7 @@ test_confirmations_are_limited_per_list(void **state)
 		snprintf(msg, sizeof(msg), "From: %s\r\nSubject: subscribe\r\n\r\n", from);
 		out = deliver("request", NULL, from, msg);
 	}
-	assert_non_null(strstr(out, "confirm_limit_per_list"));
+	assert_string_contains(out, "confirm_limit_per_list");
 	assert_int_equal(count("SELECT count(*) FROM out_msg"), 2);
 }
 
@@ -505,12 +507,12 @@ test_automatic_mail_is_neither_acted_on_nor_answered(void **state)
 
 	out = deliver("request", NULL, "bot@example.net",
 	              MSG("bot@example.net", "subscribe", "Auto-Submitted: auto-replied\r\n", ""));
-	assert_non_null(strstr(out, "ignored: auto-submitted"));
+	assert_string_contains(out, "ignored: auto-submitted");
 	out = deliver("join", NULL, "bot@example.net",
 	              MSG("bot@example.net", "x", "Precedence: bulk\r\n", ""));
-	assert_non_null(strstr(out, "ignored: precedence bulk"));
+	assert_string_contains(out, "ignored: precedence bulk");
 	out = deliver("join", NULL, "", MSG("bot@example.net", "x", "", ""));
-	assert_non_null(strstr(out, "ignored: null sender"));
+	assert_string_contains(out, "ignored: null sender");
 	assert_int_equal(count("SELECT count(*) FROM out_msg"), 0);
 	assert_int_equal(count("SELECT count(*) FROM tokens"), 0);
 }
@@ -529,7 +531,7 @@ test_auto_reply_cannot_confirm_a_subscription(void **state)
 	out = deliver("confirm", token, "victim@example.net",
 	              MSG("victim@example.net", "Out of office", "Auto-Submitted: auto-replied\r\n",
 	                  "I am away.\r\n"));
-	assert_non_null(strstr(out, "ignored"));
+	assert_string_contains(out, "ignored");
 	assert_false(is_member("victim@example.net", NULL));
 }
 
@@ -543,14 +545,14 @@ test_owner_mail_goes_to_the_owners_once(void **state)
 
 	out = deliver("owner", NULL, "q@example.net",
 	              "From: q@example.net\r\nSubject: question\r\n\r\nhello\r\n");
-	assert_non_null(strstr(out, "forwarded to 1 owner"));
+	assert_string_contains(out, "forwarded to 1 owner");
 	mail = last_mail_to("owner@example.org", NULL, 0);
 	assert_non_null(mail);
 	assert_true(strncmp(mail, "X-Loop: dev-owner@lists.example.org\r\n", 37) == 0);
-	assert_non_null(strstr(mail, "Subject: question"));
+	assert_string_contains(mail, "Subject: question");
 	/* Coming round again, it is dropped. */
 	out = deliver("owner", NULL, "dev-bounces@lists.example.org", mail);
-	assert_non_null(strstr(out, "loop"));
+	assert_string_contains(out, "loop");
 	assert_int_equal(mails_to("owner@example.org"), 1);
 	free(mail);
 }
@@ -572,15 +574,15 @@ hold(char token[DB_TOKEN_LEN])
 	char *mail = last_mail_to("mod@example.org", NULL, 0);
 	const char *p;
 
-	assert_non_null(strstr(out, "held: non-member"));
+	assert_string_contains(out, "held: non-member");
 	assert_non_null(mail);
 	p = strstr(mail, "Reply-To: dev-confirm+");
 	assert_non_null(p);
 	memcpy(token, p + strlen("Reply-To: dev-confirm+"), DB_TOKEN_LEN - 1);
 	token[DB_TOKEN_LEN - 1] = '\0';
-	assert_non_null(strstr(mail, "Content-Type: message/rfc822"));
-	assert_non_null(strstr(mail, "a post from a non-member"));
-	assert_non_null(strstr(mail, "Auto-Submitted: auto-generated"));
+	assert_string_contains(mail, "Content-Type: message/rfc822");
+	assert_string_contains(mail, "a post from a non-member");
+	assert_string_contains(mail, "Auto-Submitted: auto-generated");
 	free(mail);
 }
 
@@ -595,7 +597,7 @@ test_hold_notifies_moderators_and_poster(void **state)
 	mail = last_mail_to("stranger@example.com", env_from, sizeof(env_from));
 	assert_non_null(mail);
 	assert_string_equal(env_from, "");
-	assert_non_null(strstr(mail, "awaits approval"));
+	assert_string_contains(mail, "awaits approval");
 	free(mail);
 	/* The owner is not asked when there is a moderator. */
 	assert_int_equal(mails_to("owner@example.org"), 0);
@@ -611,7 +613,7 @@ test_approve_by_mail_releases_the_post_once(void **state)
 	snprintf(body, sizeof(body), "From: mod@example.org\r\nSubject: x\r\n\r\napprove %s\r\n",
 	         token);
 	out = deliver("request", NULL, "mod@example.org", body);
-	assert_non_null(strstr(out, "approved held message"));
+	assert_string_contains(out, "approved held message");
 	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'approved'"), 1);
 	assert_int_equal(count("SELECT count(*) FROM out_msg WHERE kind = 'post'"), 1);
 	assert_int_equal(count("SELECT count(*) FROM deliveries d JOIN out_msg m ON m.id ="
@@ -619,7 +621,7 @@ test_approve_by_mail_releases_the_post_once(void **state)
 	                 1);
 	/* A second approval changes nothing. */
 	out = deliver("request", NULL, "mod@example.org", body);
-	assert_non_null(strstr(out, "already"));
+	assert_string_contains(out, "already");
 	assert_int_equal(count("SELECT count(*) FROM out_msg WHERE kind = 'post'"), 1);
 }
 
@@ -632,7 +634,7 @@ test_reply_to_the_notice_approves(void **state)
 	hold(token);
 	out = deliver("confirm", token, "mod@example.org",
 	              "From: mod@example.org\r\nSubject: Re: held\r\n\r\nok\r\n");
-	assert_non_null(strstr(out, "approved held message"));
+	assert_string_contains(out, "approved held message");
 	assert_int_equal(count("SELECT count(*) FROM out_msg WHERE kind = 'post'"), 1);
 }
 
@@ -647,10 +649,10 @@ test_reject_by_mail_tells_the_poster_why(void **state)
 	snprintf(body, sizeof(body),
 	         "From: mod@example.org\r\nSubject: x\r\n\r\nreject %s off topic here\r\n", token);
 	out = deliver("request", NULL, "mod@example.org", body);
-	assert_non_null(strstr(out, "rejected held message"));
+	assert_string_contains(out, "rejected held message");
 	mail = last_mail_to("stranger@example.com", env_from, sizeof(env_from));
-	assert_non_null(strstr(mail, "was rejected by a moderator"));
-	assert_non_null(strstr(mail, "Reason: off topic here"));
+	assert_string_contains(mail, "was rejected by a moderator");
+	assert_string_contains(mail, "Reason: off topic here");
 	assert_string_equal(env_from, "");
 	free(mail);
 	assert_int_equal(count("SELECT count(*) FROM out_msg WHERE kind = 'post'"), 0);
@@ -665,7 +667,7 @@ test_reply_to_the_notice_with_reject_rejects(void **state)
 	hold(token);
 	out = deliver("confirm", token, "mod@example.org",
 	              "From: mod@example.org\r\nSubject: Re: held\r\n\r\nreject spam\r\n");
-	assert_non_null(strstr(out, "rejected held message"));
+	assert_string_contains(out, "rejected held message");
 	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'rejected'"), 1);
 }
 
@@ -678,7 +680,7 @@ test_discard_by_mail_is_silent(void **state)
 	hold(token);
 	snprintf(body, sizeof(body), "From: mod@example.org\r\nSubject: discard %s\r\n\r\n", token);
 	out = deliver("request", NULL, "mod@example.org", body);
-	assert_non_null(strstr(out, "discarded held message"));
+	assert_string_contains(out, "discarded held message");
 	/* Only the "awaits approval" notice ever reached the poster. */
 	assert_int_equal(mails_to("stranger@example.com"), 1);
 }
@@ -698,7 +700,7 @@ test_hold_token_of_another_list_is_refused(void **state)
 	snprintf(body, sizeof(body), "From: mod@example.org\r\nSubject: approve %s\r\n\r\n", token);
 	out = deliver("request", NULL, "mod@example.org", body);
 	E->list_id = mine;
-	assert_non_null(strstr(out, "another list"));
+	assert_string_contains(out, "another list");
 	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'held'"), 1);
 }
 
@@ -725,7 +727,7 @@ test_expired_holds_are_discarded_or_rejected(void **state)
 	assert_int_equal(db_commit(E->db), 0);
 	assert_int_equal(n, 1);
 	mail = last_mail_to("stranger@example.com", NULL, 0);
-	assert_non_null(strstr(mail, "not approved by a moderator"));
+	assert_string_contains(mail, "not approved by a moderator");
 	free(mail);
 }
 
@@ -740,7 +742,7 @@ test_decision_after_the_deadline_is_refused(void **state)
 	sleep(1);
 	snprintf(body, sizeof(body), "From: mod@example.org\r\nSubject: approve %s\r\n\r\n", token);
 	out = deliver("request", NULL, "mod@example.org", body);
-	assert_non_null(strstr(out, "expired"));
+	assert_string_contains(out, "expired");
 	assert_int_equal(count("SELECT count(*) FROM out_msg WHERE kind = 'post'"), 0);
 	assert_int_equal(count("SELECT count(*) FROM holds WHERE state = 'expired'"), 1);
 }

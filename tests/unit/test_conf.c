@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,10 +78,10 @@ test_bad_value_names_file_line_and_setting(void **state)
 	char err[512];
 
 	assert_int_equal(parse(&c, "max_recipients = lots\n", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "test.conf:1: max_recipients: 'lots'"));
+	assert_string_contains(err, "test.conf:1: max_recipients: 'lots'");
 	conf_free(&c);
 	assert_int_equal(parse(&c, "max_message_size = 10q\n", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "test.conf:1: max_message_size:"));
+	assert_string_contains(err, "test.conf:1: max_message_size:");
 	conf_free(&c);
 	assert_int_equal(parse(&c, "max_queue_lifetime = -1d\n", err, sizeof(err)), -1);
 	conf_free(&c);
@@ -98,7 +100,7 @@ test_line_without_equals_is_an_error(void **state)
 	assert_string_equal(err, "test.conf:1: expected 'name = value'");
 	conf_free(&c);
 	assert_int_equal(parse(&c, "  hostname = x\n", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "continuation line"));
+	assert_string_contains(err, "continuation line");
 	conf_free(&c);
 }
 
@@ -111,7 +113,7 @@ test_missing_file(void **state)
 	conf_init(&c);
 	assert_int_equal(conf_load(&c, "/nonexistent/fanmail.conf", 0, err, sizeof(err)), 0);
 	assert_int_equal(conf_load(&c, "/nonexistent/fanmail.conf", 1, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "/nonexistent/fanmail.conf: cannot open"));
+	assert_string_contains(err, "/nonexistent/fanmail.conf: cannot open");
 	conf_free(&c);
 }
 
@@ -143,9 +145,69 @@ test_list_settings_are_checked(void **state)
 	assert_string_equal(canon, "moderated");
 	assert_int_equal(
 	    conf_list_check("policy", "closed", canon, sizeof(canon), err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "open|members|moderated|announce"));
+	assert_string_contains(err, "open|members|moderated|announce");
 	assert_int_equal(conf_list_check("nosuch", "1", canon, sizeof(canon), err, sizeof(err)),
 	                 -1);
+}
+
+/* Whatever `fanmail list set` accepts, the typed settings read as that
+ * choice: every choice of every ENUM, in any case, loads as its own enum
+ * value and prints back as itself. */
+static void
+test_every_accepted_choice_loads_as_itself(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < conf_list_ndefs; i++) {
+		const struct conf_def *d = &conf_list_defs[i];
+
+		if (d->type != CONF_ENUM)
+			continue;
+		assert_non_null(d->choices);
+		for (int c = 0; d->choices[c] != NULL; c++) {
+			struct list_conf lc;
+			char canon[64], err[256], upper[64];
+			int got;
+
+			snprintf(upper, sizeof(upper), "%s", d->choices[c]);
+			upper[0] = (char)(upper[0] - 'a' + 'A');
+			if (conf_list_check(d->name, upper, canon, sizeof(canon), err,
+			                    sizeof(err)) < 0)
+				fail_msg("%s=%s: expected accepted, got: %s", d->name, upper, err);
+			conf_list_init(&lc);
+			if (conf_list_set(&lc, d->name, canon, err, sizeof(err)) < 0)
+				fail_msg("%s=%s: expected loaded, got: %s", d->name, canon, err);
+			memcpy(&got, (char *)&lc + d->offset, sizeof(got));
+			if (got != c)
+				fail_msg("%s=%s: expected enum value %d, got %d", d->name, canon, c,
+				         got);
+			assert_string_equal(conf_list_choice(d->name, got), d->choices[c]);
+			conf_list_free(&lc);
+		}
+	}
+}
+
+static void
+test_list_defaults_and_bad_values(void **state)
+{
+	struct list_conf lc;
+	char err[256];
+
+	(void)state;
+	conf_list_init(&lc);
+	assert_int_equal(lc.policy, list_policy_members);
+	assert_int_equal(lc.verp, list_verp_never);
+	assert_int_equal(lc.confirm_token_lifetime, 3 * 86400);
+	assert_int_equal(lc.archive, 1);
+	assert_string_equal(lc.subject_prefix, "[%n]");
+	/* A bad value is refused and leaves the field as it was. */
+	assert_int_equal(conf_list_set(&lc, "policy", "closed", err, sizeof(err)), -1);
+	assert_int_equal(lc.policy, list_policy_members);
+	assert_int_equal(conf_list_set(&lc, "hold_lifetime", "soon", err, sizeof(err)), -1);
+	assert_int_equal(lc.hold_lifetime, 7 * 86400);
+	assert_int_equal(conf_list_set(&lc, "nosuch", "1", err, sizeof(err)), -1);
+	assert_int_equal(conf_list_set(&lc, "hold_lifetime", "2h", err, sizeof(err)), 0);
+	assert_int_equal(lc.hold_lifetime, 7200);
+	conf_list_free(&lc);
 }
 
 static void
@@ -172,6 +234,8 @@ main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_print_changed_only),
 	    cmocka_unit_test(test_list_settings_are_checked),
+	    cmocka_unit_test(test_every_accepted_choice_loads_as_itself),
+	    cmocka_unit_test(test_list_defaults_and_bad_values),
 	    cmocka_unit_test(test_list_iteration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,7 +321,7 @@ test_settings_default_set_and_invalid(void **state)
 	assert_false(is_def);
 	assert_int_equal(store_setting_set(f->db, f->list.id, "policy", "everyone"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
-	assert_non_null(strstr(db_errmsg(f->db), "everyone"));
+	assert_string_contains(db_errmsg(f->db), "everyone");
 	assert_int_equal(store_setting_set(f->db, f->list.id, "no_such_key", "1"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	assert_int_equal(

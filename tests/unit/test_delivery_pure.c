@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,20 +142,20 @@ test_dsn_has_three_parts_and_a_block_per_recipient(void **state)
 
 	assert_non_null(m);
 	assert_int_equal(strlen(m), len);
-	assert_non_null(strstr(m, "Content-Type: multipart/report; report-type=delivery-status;"));
-	assert_non_null(strstr(m, "\r\nTo: list-bounces@lists.test\r\n"));
-	assert_non_null(strstr(m, "Content-Type: message/delivery-status\r\n\r\n"
-	                          "Reporting-MTA: dns; mx.lists.test\r\n"));
-	assert_non_null(strstr(m, "Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n"));
-	assert_non_null(strstr(m, "\r\n\r\nFinal-Recipient: rfc822; bad@example.net\r\n"
+	assert_string_contains(m, "Content-Type: multipart/report; report-type=delivery-status;");
+	assert_string_contains(m, "\r\nTo: list-bounces@lists.test\r\n");
+	assert_string_contains(m, "Content-Type: message/delivery-status\r\n\r\n"
+	                          "Reporting-MTA: dns; mx.lists.test\r\n");
+	assert_string_contains(m, "Arrival-Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n");
+	assert_string_contains(m, "\r\n\r\nFinal-Recipient: rfc822; bad@example.net\r\n"
 	                          "Action: failed\r\nStatus: 5.1.1\r\n"
 	                          "Remote-MTA: dns; mx.example.net\r\n"
-	                          "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"));
-	assert_non_null(strstr(m, "Final-Recipient: utf-8; jörg@example.net\r\n"));
-	assert_non_null(strstr(m, "Content-Type: text/rfc822-headers\r\n"
+	                          "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n");
+	assert_string_contains(m, "Final-Recipient: utf-8; jörg@example.net\r\n");
+	assert_string_contains(m, "Content-Type: text/rfc822-headers\r\n"
 	                          "Content-Transfer-Encoding: 8bit\r\n\r\n"
-	                          "Subject: hi\r\nMessage-ID: <m@x>\r\n\r\n"));
-	assert_null(strstr(m, "body line"));
+	                          "Subject: hi\r\nMessage-ID: <m@x>\r\n\r\n");
+	assert_string_not_contains(m, "body line");
 	/* No bare LF anywhere. */
 	for (size_t i = 0; i < len; i++)
 		if (m[i] == '\n')

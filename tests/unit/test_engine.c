@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,12 +221,12 @@ test_member_post_becomes_one_message_for_enabled_regular_members(void **state)
 	assert_string_equal(s, "done");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool WHERE id = %lld", id);
-	assert_non_null(strstr(s, "posted: queued as"));
-	assert_non_null(strstr(s, "rcpts=2"));
+	assert_string_contains(s, "posted: queued as");
+	assert_string_contains(s, "rcpts=2");
 	free(s);
 	s = text(f, "SELECT body FROM out_msg");
-	assert_non_null(strstr(s, "\r\nSubject: [test] hello"));
-	assert_non_null(strstr(s, "\r\nList-Id: test <test.lists.example.org>\r\n"));
+	assert_string_contains(s, "\r\nSubject: [test] hello");
+	assert_string_contains(s, "\r\nList-Id: test <test.lists.example.org>\r\n");
 	free(s);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM archive WHERE list_id = 1"), 1);
 	assert_int_equal(scalar(f, "SELECT post_count FROM lists WHERE id = 1"), 1);
@@ -270,7 +272,7 @@ test_non_member_rejected_with_notice(void **state)
 	assert_string_equal(s, "eve@example.com");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "rejected: post from a non-member (notice queued as"));
+	assert_string_contains(s, "rejected: post from a non-member (notice queued as");
 	free(s);
 }
 
@@ -328,11 +330,11 @@ test_moderated_list_holds_a_members_post(void **state)
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 0);
 	s = text(f, "SELECT state || ' ' || reason FROM holds");
 	assert_non_null(s);
-	assert_non_null(strstr(s, "held "));
-	assert_non_null(strstr(s, "moderated"));
+	assert_string_contains(s, "held ");
+	assert_string_contains(s, "moderated");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "held"));
+	assert_string_contains(s, "held");
 	free(s);
 }
 
@@ -365,7 +367,7 @@ test_announce_list_rejects_a_members_post_with_notice(void **state)
 	assert_string_equal(s, "ann@example.com");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "only owners and moderators post to this list"));
+	assert_string_contains(s, "only owners and moderators post to this list");
 	free(s);
 }
 
@@ -380,7 +382,7 @@ test_loop_dropped_and_logged_in_outcome(void **state)
 	assert_int_equal(drain(f, NULL), 1);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 0);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "dropped: loop"));
+	assert_string_contains(s, "dropped: loop");
 	free(s);
 }
 
@@ -441,8 +443,8 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 	assert_int_equal(drain(f, &dm), 1);
 	assert_true(calls >= 1); /* the runner asks before its transaction too */
 	s = text(f, "SELECT body FROM out_msg");
-	assert_non_null(strstr(s, "From: Ann via test <test@lists.example.org>\r\n"
-	                          "Reply-To: Ann <ann@example.com>\r\n"));
+	assert_string_contains(s, "From: Ann via test <test@lists.example.org>\r\n"
+	                          "Reply-To: Ann <ann@example.com>\r\n");
 	free(s);
 	s = text(f, "SELECT policy FROM dmarc_cache WHERE domain = 'example.com'");
 	assert_string_equal(s, "reject");
@@ -451,7 +453,7 @@ test_dmarc_reject_rewrites_from_and_is_kept_for_release(void **state)
 	assert_int_equal(db_begin(f->db), 0);
 	assert_int_equal(engine_release_post(f->db, &f->conf, 1, id, outcome, sizeof(outcome)), 0);
 	assert_int_equal(db_commit(f->db), 0);
-	assert_non_null(strstr(outcome, "dmarc=reject (From rewritten)"));
+	assert_string_contains(outcome, "dmarc=reject (From rewritten)");
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 2);
 }
 
@@ -472,10 +474,10 @@ test_dmarc_lookup_failure_applies_fallback(void **state)
 	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
 	assert_int_equal(drain(f, &dm), 1);
 	s = text(f, "SELECT body FROM out_msg");
-	assert_non_null(strstr(s, "\r\nFrom: Ann <ann@example.com>\r\n"));
+	assert_string_contains(s, "\r\nFrom: Ann <ann@example.com>\r\n");
 	free(s);
 	s = text(f, "SELECT outcome FROM spool");
-	assert_non_null(strstr(s, "dmarc=lookup failed"));
+	assert_string_contains(s, "dmarc=lookup failed");
 	free(s);
 }
 
@@ -493,8 +495,8 @@ test_failed_handler_marks_entry_failed_and_keeps_nothing(void **state)
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 0);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM deliveries"), 0);
 	s = text(f, "SELECT state || ' ' || outcome FROM spool");
-	assert_non_null(strstr(s, "failed to=<test@lists.example.org>: failed:"));
-	assert_non_null(strstr(s, "archive refused"));
+	assert_string_contains(s, "failed to=<test@lists.example.org>: failed:");
+	assert_string_contains(s, "archive refused");
 	free(s);
 }
 

@@ -15,17 +15,31 @@
 
 #include "conf/conf.h"
 
-static void
-test_every_list_setting_has_a_row_with_its_default(void **state)
+/* docs/lists.md, read once. */
+static const char *
+guide(void)
 {
-	FILE *f = fopen(FANMAIL_SOURCE_DIR "/docs/lists.md", "r");
 	static char doc[1 << 17];
+	static int read;
+	FILE *f;
 	size_t n;
 
-	assert_non_null(f);
+	if (read)
+		return doc;
+	f = fopen(FANMAIL_SOURCE_DIR "/docs/lists.md", "r");
+	if (f == NULL)
+		fail_msg("cannot open %s", FANMAIL_SOURCE_DIR "/docs/lists.md");
 	n = fread(doc, 1, sizeof(doc) - 1, f);
 	doc[n] = '\0';
 	fclose(f);
+	read = 1;
+	return doc;
+}
+
+static void
+test_every_list_setting_has_a_row_with_its_default(void **state)
+{
+	const char *doc = guide();
 	for (size_t i = 0; i < conf_list_ndefs; i++) {
 		const struct conf_def *d = &conf_list_defs[i];
 		char row[256], def[128];
@@ -47,11 +61,44 @@ test_every_list_setting_has_a_row_with_its_default(void **state)
 	}
 }
 
+/* A choice added to the table is named in the guide's row for it. */
+static void
+test_every_choice_is_in_its_row(void **state)
+{
+	const char *doc = guide();
+
+	(void)state;
+	for (size_t i = 0; i < conf_list_ndefs; i++) {
+		const struct conf_def *d = &conf_list_defs[i];
+		char row[256], word[128], *line;
+		const char *p, *end;
+
+		if (d->type != CONF_ENUM)
+			continue;
+		snprintf(row, sizeof(row), "\n| `%s` | choice |", d->name);
+		if ((p = strstr(doc, row)) == NULL)
+			fail_msg("docs/lists.md: expected a row '%s' for ENUM %s, found none",
+			         row + 1, d->name);
+		end = strchr(p + 1, '\n');
+		line = strndup(p + 1, end ? (size_t)(end - p - 1) : strlen(p + 1));
+		assert_non_null(line);
+		assert_non_null(d->choices);
+		for (size_t c = 0; d->choices[c] != NULL; c++) {
+			snprintf(word, sizeof(word), "`%s`", d->choices[c]);
+			if (strstr(line, word) == NULL)
+				fail_msg("docs/lists.md: row for %s: expected choice %s in '%s'",
+				         d->name, word, line);
+		}
+		free(line);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_list_setting_has_a_row_with_its_default),
+	    cmocka_unit_test(test_every_choice_is_in_its_row),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fm_assert.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,8 +145,8 @@ test_encode_words_round_trips_and_folds(void **state)
 	char *enc = msg_encode_words(s, strlen(s), "\r\n", 66), *dec;
 	char *line = enc;
 
-	assert_non_null(strstr(enc, "=?utf-8?"));
-	assert_non_null(strstr(enc, "\r\n "));
+	assert_string_contains(enc, "=?utf-8?");
+	assert_string_contains(enc, "\r\n ");
 	for (char *nl; (nl = strstr(line, "\r\n")) != NULL; line = nl + 2)
 		assert_true(nl - line <= 76);
 	dec = msg_decode_words(enc, strlen(enc), NULL);

@@ -87,6 +87,7 @@ run_case(void **state)
 	char path[1024], line[8192], *input, *expected, *got = NULL, *gotlf;
 	char policy[32] = "norecord", local[65] = "test", domain[256] = "lists.example.org";
 	size_t inlen, explen;
+	struct list_conf lc;
 	struct post_cfg cfg;
 	struct post_env env = {"lists.example.org", "0000000000000001", 1700000000, 0};
 	struct post_out out;
@@ -98,36 +99,30 @@ run_case(void **state)
 	f = fopen(path, "r");
 	if (f == NULL)
 		fail_msg("%s: no settings file", name);
-	/* The list's address first: settings expand %n with it. */
+	conf_list_init(&lc);
 	while (fgets(line, sizeof(line), f) != NULL) {
-		char *eq = strchr(line, '=');
-
-		if (line[0] == '#' || eq == NULL)
-			continue;
-		*eq = '\0';
-		if (strcmp(trim(line), "list") == 0) {
-			char *v = trim(eq + 1), *at = strchr(v, '@');
-
-			*at = '\0';
-			snprintf(local, sizeof(local), "%s", v);
-			snprintf(domain, sizeof(domain), "%s", at + 1);
-		}
-	}
-	post_cfg_init(&cfg, local, domain);
-	rewind(f);
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *eq = strchr(line, '='), *k, *v;
+		char *eq = strchr(line, '='), *k, *v, err[256];
 
 		if (line[0] == '#' || eq == NULL)
 			continue;
 		*eq = '\0';
 		k = trim(line);
 		v = trim(eq + 1);
-		if (strcmp(k, "dmarc_policy") == 0)
+		if (strcmp(k, "dmarc_policy") == 0) {
 			snprintf(policy, sizeof(policy), "%s", v);
-		else if (strcmp(k, "list") != 0 && post_cfg_set(&cfg, k, v) < 0)
-			fail_msg("%s: bad setting %s = %s", name, k, v);
+		} else if (strcmp(k, "list") == 0) {
+			char *at = strchr(v, '@');
+
+			*at = '\0';
+			snprintf(local, sizeof(local), "%s", v);
+			snprintf(domain, sizeof(domain), "%s", at + 1);
+		} else if (conf_list_set(&lc, k, v, err, sizeof(err)) < 0) {
+			fail_msg("%s: bad setting %s = %s: %s", name, k, v, err);
+		}
 	}
+	/* After the list's address is known: settings expand %n with it. */
+	post_cfg_init(&cfg, local, domain, &lc);
+	conf_list_free(&lc);
 	fclose(f);
 
 	snprintf(path, sizeof(path), "%s/%s/input.eml", GOLDEN_DIR, name);

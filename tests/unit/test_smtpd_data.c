@@ -187,6 +187,37 @@ test_received_headers_are_counted_in_the_header_only(void **state)
 	}
 }
 
+static void
+test_nul_octet_is_flagged_and_read_to_the_end(void **state)
+{
+	static const struct {
+		const char *name;
+		const char in[32];
+		size_t len;
+	} rows[] = {
+	    {"NUL in the body", "a\r\n\r\nb\0c\r\n.\r\nQUIT\r\n", 19},
+	    {"NUL then dot", "a\r\n\r\n\0.\r\n.\r\nQUIT\r\n", 18},
+	    {"NUL in the header", "X: \0\r\n\r\nb\r\n.\r\nQUIT\r\n", 20},
+	};
+	struct smtp_data d;
+	struct out o;
+	size_t used;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		for (int bw = 0; bw < 2; bw++) {
+			enum smtp_data_status st =
+			    run(rows[i].in, rows[i].len, bw, 1 << 20, &d, &used, &o);
+			if (st != SMTP_DATA_END || used != rows[i].len - 6 || !d.has_nul)
+				fail_msg(
+				    "%s (%s): expected the end after %zu octets with has_nul, got "
+				    "status %d after %zu, has_nul %d",
+				    rows[i].name, bw ? "bytewise" : "whole", rows[i].len - 6, st,
+				    used, d.has_nul);
+			if (memchr(o.buf, '\0', o.len) != NULL)
+				fail_msg("%s: a NUL was passed on", rows[i].name);
+		}
+}
+
 int
 main(void)
 {
@@ -195,6 +226,7 @@ main(void)
 	    cmocka_unit_test(test_oversize_message_is_read_to_its_end),
 	    cmocka_unit_test(test_line_over_1000_octets_is_flagged),
 	    cmocka_unit_test(test_received_headers_are_counted_in_the_header_only),
+	    cmocka_unit_test(test_nul_octet_is_flagged_and_read_to_the_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,22 @@
+/*
+ * utf8.h - octet-level text checks: is it ASCII, and how long is the
+ * well-formed UTF-8 sequence here. One copy for the whole tree (addresses,
+ * message building, DSNs, the posting path, SMTP, the CLI's JSON).
+ */
+#ifndef FANMAIL_UTF8_H
+#define FANMAIL_UTF8_H
+
+#include <stddef.h>
+
+/* 1 when the C string s has no octet >= 0x80. */
+int utf8_is_ascii(const char *s);
+/* The same for s[0..n). */
+int utf8_is_ascii_n(const char *s, size_t n);
+
+/* Length of the well-formed UTF-8 sequence at s (1 for an ASCII octet, up
+ * to 4), or 0 when it is not one: a stray continuation octet, a sequence
+ * cut off by avail, an overlong form, a surrogate or a code point past
+ * U+10FFFF (RFC 3629). avail must be at least 1. */
+size_t utf8_seq_len(const void *s, size_t avail);
+
+#endif
