@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mail/utf8.h"
 
@@ -306,6 +307,29 @@ cli_load_conf(struct cli *cli)
 	return 0;
 }
 
+/* Whether this user may write the database file and its directory (where
+ * SQLite creates the -wal and -shm files). access() is right here: it
+ * answers for the real user, and says no to root on an immutable file. */
+static int
+may_write(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	if (access(path, W_OK) < 0)
+		return errno == ENOENT; /* none to read: the first error stands */
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return 1;
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	return access(dir, W_OK) == 0;
+}
+
 int
 cli_open_db(struct cli *cli)
 {
@@ -320,6 +344,15 @@ cli_open_db(struct cli *cli)
 	if (cli->conf.database == NULL || *cli->conf.database == '\0')
 		return cli_error(cli, EX_CONFIG, "the setting 'database' is empty");
 	cli->db = db_open(cli->conf.database, DB_OPEN_CREATE, err, sizeof(err));
+	if (cli->db == NULL && !may_write(cli->conf.database)) {
+		/* Reading commands work on a database this user may only read;
+		 * a write then fails with DB_READONLY (exit 77). */
+		char err2[1024];
+
+		cli->db = db_open(cli->conf.database, DB_OPEN_READONLY, err2, sizeof(err2));
+		if (cli->db == NULL)
+			return cli_error(cli, EX_NOPERM, "%s (this user may not write it)", err2);
+	}
 	if (cli->db == NULL) {
 		/* db_open() gives a message only; its wording tells a lock
 		 * (db_fail's) and a newer schema apart from the rest. */

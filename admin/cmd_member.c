@@ -10,6 +10,7 @@
  */
 #include "admin/cli.h"
 #include "db/members.h"
+#include "lists/listaddr.h"
 #include "lists/store.h"
 
 #include <errno.h>
@@ -32,6 +33,24 @@ parse_members(struct cli *cli, char **argv, int n, struct addr *a, char (*names)
 		if (addr_parse_line(argv[i], strlen(argv[i]), ADDR_UTF8, &a[i], names[i], 256,
 		                    &why) < 0)
 			return cli_error(cli, EX_DATAERR, "invalid address '%s': %s", argv[i], why);
+	return 0;
+}
+
+/* The sentence for an address of this server that may not be a member. */
+#define OURS_WHY "a list or list role address of this server cannot be a member"
+
+/* Exits 65 when a is a list of this server or a role address of one
+ * (a list subscribed to a list would mail its members the confirmation
+ * and every post after it). */
+static int
+refuse_ours(struct cli *cli, const char *arg, const struct addr *a)
+{
+	int r = listaddr_is_ours(cli->db, a);
+
+	if (r < 0)
+		return cli_db_error(cli, arg);
+	if (r > 0)
+		return cli_error(cli, EX_DATAERR, "'%s': %s", arg, OURS_WHY);
 	return 0;
 }
 
@@ -61,6 +80,9 @@ cmd_member_add(struct cli *cli, int argc, char **argv)
 		return rc;
 	if ((rc = cli_find_list(cli, argv[0], &l)) != 0)
 		return rc;
+	for (int i = 0; i < n - 1; i++)
+		if ((rc = refuse_ours(cli, argv[i + 1], &a[i])) != 0)
+			return rc;
 	if (db_begin(cli->db) < 0)
 		return cli_db_error(cli, l.address);
 	for (int i = 0; i < n - 1; i++) {
@@ -291,6 +313,12 @@ import_lines(struct cli *cli, FILE *in, const char *fname, struct db_import *dbi
 	while ((len = getline(&line, &cap, in)) >= 0) {
 		const char *p = line;
 		lineno++;
+		/* A UTF-8 byte order mark (as some editors and spreadsheet
+		 * exports write) is not part of the first address. */
+		if (lineno == 1 && len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+			memmove(line, line + 3, (size_t)len - 2);
+			len -= 3;
+		}
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p == '\n' || *p == '\r' || *p == '#' || (*p == '\0' && p - line == len))
@@ -300,6 +328,13 @@ import_lines(struct cli *cli, FILE *in, const char *fname, struct db_import *dbi
 		else if (addr_parse_line(line, (size_t)len, ADDR_UTF8, &a, name, sizeof(name),
 		                         &why) == 0)
 			why = NULL;
+		if (why == NULL && (r = listaddr_is_ours(cli->db, &a)) != 0) {
+			if (r < 0) {
+				free(line);
+				return cli_db_error(cli, fname);
+			}
+			why = OURS_WHY;
+		}
 		if (why != NULL) {
 			if (im->bad++ < BAD_LINES_SHOWN) {
 				int shown = len > 80 ? 80 : (int)len;
@@ -464,7 +499,8 @@ static const struct cli_cmd member_cmds[] = {
      "one a line."},
     {"set", cmd_member_set, 0, "LIST ADDR KEY=VALUE...",
      "Changes a member: status=enabled|disabled|unconfirmed (enabled also resets the\n"
-     "bounce score), delivery=regular|digest|nomail, self_copy=yes|no, name=TEXT.\n"
+     "bounce score), delivery=regular|nomail (digests are not available yet),\n"
+     "self_copy=yes|no, name=TEXT.\n"
      "All pairs are applied together, or none is."},
     {0},
 };

@@ -9,6 +9,7 @@
  */
 #include "conf/conf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -252,6 +253,201 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
 	return 0;
 }
 
+/* --- hosts, addresses and ports ---
+ *
+ * Settings that name a host, an address or a port are checked beyond
+ * their type, so that a typo stops the program at start (exit 78, the
+ * file and line named) instead of binding another port (99999 is 34463
+ * to the kernel) or greeting with a name that is no name. */
+
+enum host_kind { HK_HOSTNAME, HK_PORT, HK_LISTEN, HK_DNS_SERVERS, HK_RELAY };
+
+static const struct {
+	const char *name;
+	enum host_kind kind;
+} host_settings[] = {
+    {"hostname", HK_HOSTNAME}, {"default_list_domain", HK_HOSTNAME}, {"delivery_port", HK_PORT},
+    {"listen", HK_LISTEN},     {"dns_servers", HK_DNS_SERVERS},      {"relay_host", HK_RELAY},
+};
+
+/* A host name of RFC 1123 labels: letters, digits and hyphens, 1 to 63
+ * octets, no hyphen first or last; at most 253 octets in all. */
+static int
+is_hostname(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+		} else if (isalnum(ch) || ch == '-') {
+			if ((label == 0 && ch == '-') || ++label > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+static int
+is_ip(int af, const char *s, size_t len)
+{
+	char buf[64];
+	unsigned char out[16];
+
+	if (len == 0 || len >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return inet_pton(af, buf, out) == 1;
+}
+
+/* 1 to 65535, decimal digits only. */
+static int
+is_port(const char *s, size_t len)
+{
+	long v = 0;
+
+	if (len == 0 || len > 5)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v >= 1 && v <= 65535;
+}
+
+/* Checks one "host:port" item of kind k. Writes the reason to why. */
+static int
+check_hostport(enum host_kind k, const char *s, size_t len, char *why, size_t whylen)
+{
+	const char *host = s, *port = NULL, *colon;
+	size_t hlen = len, plen = 0;
+	int bracketed = 0;
+
+	if (len > 0 && s[0] == '[') {
+		const char *end = memchr(s, ']', len);
+
+		if (end == NULL) {
+			snprintf(why, whylen, "'[' without ']'");
+			return -1;
+		}
+		host = s + 1;
+		hlen = (size_t)(end - host);
+		bracketed = 1;
+		if (end + 1 < s + len) {
+			if (end[1] != ':') {
+				snprintf(why, whylen, "expected ':port' after ']'");
+				return -1;
+			}
+			port = end + 2;
+			plen = (size_t)(s + len - port);
+		}
+	} else if ((colon = memchr(s, ':', len)) != NULL) {
+		if (memchr(colon + 1, ':', (size_t)(s + len - colon - 1)) != NULL) {
+			/* Bare IPv6: only where no port is needed. */
+			if (k == HK_DNS_SERVERS && is_ip(AF_INET6, s, len))
+				return 0;
+			snprintf(why, whylen, "an IPv6 address is written [address]:port");
+			return -1;
+		}
+		hlen = (size_t)(colon - s);
+		port = colon + 1;
+		plen = (size_t)(s + len - port);
+	}
+	if (port == NULL && k == HK_LISTEN) {
+		snprintf(why, whylen, "expected address:port or [address]:port");
+		return -1;
+	}
+	if (port != NULL && !is_port(port, plen)) {
+		snprintf(why, whylen, "port '%.*s' is not a number from 1 to 65535", (int)plen,
+		         port);
+		return -1;
+	}
+	if (bracketed) {
+		if (!is_ip(AF_INET6, host, hlen) &&
+		    !(k == HK_RELAY && is_ip(AF_INET, host, hlen))) {
+			snprintf(why, whylen, "'%.*s' is not an IPv6 address", (int)hlen, host);
+			return -1;
+		}
+		return 0;
+	}
+	if (k == HK_LISTEN && (hlen == 0 || (hlen == 1 && *host == '*')))
+		return 0; /* every address */
+	if (is_ip(AF_INET, host, hlen))
+		return 0;
+	if (k == HK_RELAY && is_hostname(host, hlen))
+		return 0;
+	snprintf(why, whylen,
+	         k == HK_RELAY ? "'%.*s' is not a host name (RFC 1123) or an IP address"
+	                       : "'%.*s' is not an IPv4 address or a [IPv6] address",
+	         (int)hlen, host);
+	return -1;
+}
+
+/* Checks value when d is one of host_settings. */
+static int
+check_host(const struct conf_def *d, const char *value, char *err, size_t errlen)
+{
+	const char *cur = value, *item;
+	char why[256];
+	size_t len;
+	size_t i;
+
+	for (i = 0; i < sizeof(host_settings) / sizeof(host_settings[0]); i++)
+		if (strcmp(host_settings[i].name, d->name) == 0)
+			break;
+	if (i == sizeof(host_settings) / sizeof(host_settings[0]))
+		return 0;
+	switch (host_settings[i].kind) {
+	case HK_HOSTNAME:
+		if (!is_hostname(value, strlen(value))) {
+			errf(err, errlen,
+			     "%s: '%s' is not a host name (RFC 1123: letters, digits and hyphens, "
+			     "in labels joined by dots)",
+			     d->name, value);
+			return -1;
+		}
+		return 0;
+	case HK_PORT: {
+		char buf[32];
+
+		snprintf(buf, sizeof(buf), "%s", value);
+		if (!is_port(buf, strlen(buf))) {
+			errf(err, errlen, "%s: '%s' is not a port (1 to 65535)", d->name, value);
+			return -1;
+		}
+		return 0;
+	}
+	case HK_RELAY:
+		if (*value != '\0' &&
+		    check_hostport(HK_RELAY, value, strlen(value), why, sizeof(why)) < 0) {
+			errf(err, errlen, "%s: '%s': %s", d->name, value, why);
+			return -1;
+		}
+		return 0;
+	case HK_LISTEN:
+	case HK_DNS_SERVERS:
+		while ((item = conf_list_next(&cur, &len)) != NULL) {
+			if (check_hostport(host_settings[i].kind, item, len, why, sizeof(why)) <
+			    0) {
+				errf(err, errlen, "%s: '%.*s': %s", d->name, (int)len, item, why);
+				return -1;
+			}
+		}
+		return 0;
+	}
+	return 0;
+}
+
 /* Stores value into d's field of the struct at base (struct conf or struct
  * list_conf). */
 static int
@@ -262,6 +458,8 @@ store_at(char *base, const struct conf_def *d, const char *value, char *err, siz
 	int b = 0;
 	char *dup;
 
+	if (check_host(d, value, err, errlen) < 0)
+		return -1;
 	if (d->type == CONF_ENUM && d->choices != NULL) {
 		int i = choice_index(d, value);
 		if (i < 0) {

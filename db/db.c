@@ -50,6 +50,11 @@ db_fail(struct db *db, int rc, const char *what)
 		         DB_BUSY_TIMEOUT_MS / 1000);
 	else if (db->status == DB_FULL)
 		snprintf(db->err, sizeof(db->err), "%s: the disk is full", what);
+	else if ((rc & 0xff) == SQLITE_READONLY)
+		snprintf(db->err, sizeof(db->err),
+		         "%s: the database is read-only for this user (no permission to "
+		         "write the file or its directory)",
+		         what);
 	else
 		snprintf(db->err, sizeof(db->err), "%s: %s", what,
 		         db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc));
@@ -277,6 +282,41 @@ migrate(struct db *db)
 	return 0;
 }
 
+/* A WAL database in a directory this user may not write cannot be read
+ * normally when its -shm file is missing (SQLite cannot create it). When
+ * there is no -wal file either, the main file holds every committed
+ * transaction and nobody can be writing through this directory's WAL:
+ * reopen it as immutable (no locks, no -shm). With a -wal file present
+ * that would skip its transactions, so the open fails instead. */
+static int
+open_immutable(struct db *db, const char *path)
+{
+	char wal[4096], uri[3 * 4096 + 32];
+	size_t o = 0;
+	struct stat st;
+
+	if (snprintf(wal, sizeof(wal), "%s-wal", path) >= (int)sizeof(wal) || stat(wal, &st) == 0 ||
+	    errno != ENOENT)
+		return -1;
+	o = (size_t)snprintf(uri, sizeof(uri), "file:");
+	for (const char *p = path; *p && o + 4 < sizeof(uri); p++) {
+		if (*p == '?' || *p == '#' || *p == '%')
+			o +=
+			    (size_t)snprintf(uri + o, sizeof(uri) - o, "%%%02X", (unsigned char)*p);
+		else
+			uri[o++] = *p;
+	}
+	snprintf(uri + o, sizeof(uri) - o, "?immutable=1");
+	sqlite3_close(db->sql);
+	db->sql = NULL;
+	if (sqlite3_open_v2(uri, &db->sql,
+	                    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+	                    NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_extended_result_codes(db->sql, 1);
+	return 0;
+}
+
 struct db *
 db_open(const char *path, int flags, char *err, size_t errlen)
 {
@@ -297,6 +337,8 @@ db_open(const char *path, int flags, char *err, size_t errlen)
 			return NULL;
 		}
 	}
+	if (flags & DB_OPEN_READONLY)
+		oflags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
 	rc = sqlite3_open_v2(path, &db->sql, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot open the database: %s", path,
@@ -305,6 +347,29 @@ db_open(const char *path, int flags, char *err, size_t errlen)
 	}
 	sqlite3_extended_result_codes(db->sql, 1);
 	sqlite3_busy_timeout(db->sql, DB_BUSY_TIMEOUT_MS);
+	if (flags & DB_OPEN_READONLY) {
+		/* The file is in WAL mode already (every writer sets it) and a
+		 * reader has nothing to migrate: an old schema is refused
+		 * rather than read wrongly. */
+		int v = db_schema_version(db);
+
+		if (v < 0 && open_immutable(db, path) == 0)
+			v = db_schema_version(db);
+		if (v < 0) {
+			snprintf(err, errlen, "%s: cannot read the database (read-only): %s", path,
+			         sqlite3_errmsg(db->sql));
+			goto fail;
+		}
+		if (v != schema_latest()) {
+			snprintf(err, errlen,
+			         "%s: the database is read-only and has schema version %d; this "
+			         "fanmail needs %d",
+			         path, v, schema_latest());
+			goto fail;
+		}
+		db_ok(db);
+		return db;
+	}
 	if (db_exec(db, "PRAGMA journal_mode = WAL") < 0 ||
 	    db_exec(db, "PRAGMA synchronous = FULL") < 0 ||
 	    db_exec(db, "PRAGMA foreign_keys = ON") < 0 || migrate(db) < 0) {

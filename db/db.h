@@ -69,6 +69,10 @@ enum db_status {
 };
 
 #define DB_OPEN_CREATE 0x1 /* create the file (and its directory) if missing */
+/* Open for reading only (SQLITE_OPEN_READONLY): for a database in a
+ * directory or file this user may not write. Every write then fails with
+ * DB_READONLY; the schema must be current already. */
+#define DB_OPEN_READONLY 0x2
 
 /* Opens path; returns NULL with a message in err on failure. */
 struct db *db_open(const char *path, int flags, char *err, size_t errlen);

@@ -9,6 +9,7 @@
  * reply log that the limits count.
  */
 #include "lists/commands.h"
+#include "lists/listaddr.h"
 #include "lists/moderate.h"
 
 #include <ctype.h>
@@ -30,6 +31,7 @@
 #include "lists/store.h"
 #include "mail/addr.h"
 #include "mail/build.h"
+#include "mail/fold.h"
 #include "mail/msg.h"
 #include "mail/strbuf.h"
 
@@ -826,7 +828,7 @@ ctx_init(struct ctx *c)
 	if (msg_parse(&c->m, c->in->message, c->in->len) < 0)
 		return -1;
 	if ((raw = msg_header_text(&c->m, "Subject")) != NULL) {
-		c->subject = msg_decode_words(raw, strlen(raw), NULL);
+		c->subject = fold_flatten(msg_decode_words(raw, strlen(raw), NULL));
 		free(raw);
 	}
 	c->message_id = msg_header_text(&c->m, "Message-ID");
@@ -839,6 +841,19 @@ ctx_init(struct ctx *c)
 	commands_sender(&c->m, c->in->mail_from, c->from, sizeof(c->from), c->from_key,
 	                sizeof(c->from_key), c->from_name, sizeof(c->from_name));
 	return 0;
+}
+
+/* 1 when the sender is a list or role address of this server, else 0;
+ * -1 when the store failed. */
+static int
+from_is_ours(struct ctx *c)
+{
+	struct addr a;
+	const char *why;
+
+	if (addr_parse(c->from, strlen(c->from), ADDR_UTF8, &a, &why) < 0)
+		return 0;
+	return listaddr_is_ours(c->db, &a);
 }
 
 int
@@ -880,6 +895,17 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 	}
 	if (c.from[0] == '\0') {
 		outcome_add(&c, "ignored: no valid sender address");
+		goto out;
+	}
+	/* Mail from one of our own list addresses: a subscription would make a
+	 * list a member (the confirmation, token included, would go to every
+	 * member of that list), and any reply would be posted to it. */
+	if ((rc = from_is_ours(&c)) != 0) {
+		if (rc > 0)
+			outcome_add(&c,
+			            "ignored: %s is a list address of this server (no "
+			            "subscription, no reply)",
+			            c.from);
 		goto out;
 	}
 	if (strcmp(in->role, "request") == 0) {

@@ -1,11 +1,14 @@
 /*
  * listaddr.c - mapping a recipient local part to a list and a role, and
- * checking that an address can be a list's.
+ * checking that an address can be a list's, and telling whether an address
+ * is one of this server's (listaddr_is_ours).
  */
 #include "lists/listaddr.h"
 
 #include <string.h>
 #include <strings.h>
+
+#include "db/lists.h"
 
 static const struct {
 	const char *suffix; /* after "LIST-" */
@@ -113,4 +116,47 @@ listaddr_check_list(const struct addr *a, const char **why)
 		}
 	}
 	return 0;
+}
+struct ours_ctx {
+	struct db *db;
+	const char *domain;
+	int failed;
+};
+
+static int64_t
+ours_lookup(void *arg, const char *local, size_t len)
+{
+	struct ours_ctx *c = arg;
+	char buf[ADDR_LOCAL_MAX + 1];
+	struct db_list l;
+
+	if (len > ADDR_LOCAL_MAX)
+		return 0;
+	memcpy(buf, local, len);
+	buf[len] = '\0';
+	if (db_list_find(c->db, buf, c->domain, &l) == 0)
+		return l.id;
+	if (db_status(c->db) != DB_NOTFOUND)
+		c->failed = 1;
+	return 0;
+}
+
+int
+listaddr_is_ours(struct db *db, const struct addr *a)
+{
+	struct ours_ctx c = {db, a->domain, 0};
+	struct listaddr_match m;
+	const char *local = a->local;
+	size_t len = strlen(local);
+	int r;
+
+	/* "dev-request"@example.org is the same mailbox as the unquoted one. */
+	if (len >= 2 && local[0] == '"' && local[len - 1] == '"') {
+		local++;
+		len -= 2;
+	}
+	r = listaddr_resolve(local, len, ours_lookup, &c, &m);
+	if (c.failed)
+		return -1;
+	return r == 0;
 }

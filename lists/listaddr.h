@@ -18,7 +18,9 @@
  * extension. The role names are the strings stored in spool_rcpt.role
  * (see db/spool.h).
  *
- * listaddr_check_list() says whether a parsed address can be a list's.
+ * listaddr_check_list() says whether a parsed address can be a list's;
+ * listaddr_is_ours() applies the rules above to a whole address, looking
+ * the lists up in the store.
  */
 #ifndef FANMAIL_LISTADDR_H
 #define FANMAIL_LISTADDR_H
@@ -55,6 +57,17 @@ struct listaddr_match {
  * part names no list address. */
 int listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void *arg,
                      struct listaddr_match *m);
+
+struct db;
+struct addr;
+
+/* Whether a is a list of this server or one of its role addresses (any of
+ * the above, with any extension): such an address must never become a
+ * member, or a list would post to itself or another list, and a
+ * confirmation (token included) would go out to every member. Reads the
+ * store, unlike the rest of this module. Returns 1 or 0, or -1 when the
+ * store failed (db_status() says why). */
+int listaddr_is_ours(struct db *db, const struct addr *a);
 
 /* "post", "request", "owner", "bounces", "join", "leave", "subscribe",
  * "unsubscribe", "confirm". */

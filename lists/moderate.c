@@ -31,6 +31,7 @@
 #include "lists/list_conf.h"
 #include "mail/addr.h"
 #include "mail/build.h"
+#include "mail/fold.h"
 #include "mail/msg.h"
 
 #define EXPIRE_BATCH 100
@@ -82,7 +83,7 @@ post_info_read(struct post_info *p, const char *message, size_t len, const char 
 		return -1;
 	p->parsed = 1;
 	if ((raw = msg_header_text(&p->m, "Subject")) != NULL) {
-		p->subject = msg_decode_words(raw, strlen(raw), NULL);
+		p->subject = fold_flatten(msg_decode_words(raw, strlen(raw), NULL));
 		free(raw);
 	}
 	p->message_id = msg_header_text(&p->m, "Message-ID");

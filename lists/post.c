@@ -25,8 +25,26 @@
 #include "conf/conf.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
+#include "mail/fold.h"
 #include "mail/strbuf.h"
 #include "mail/utf8.h"
+
+/* Appends the field written in f ("Name: value", no line end) folded
+ * (mail/fold.h: no line over 998 octets, 78 where white space allows),
+ * and empties f. */
+static void
+b_field(struct strbuf *b, struct strbuf *f, enum fold_kind kind)
+{
+	char *folded = NULL;
+
+	if (f->oom || (folded = fold_field(f->p ? f->p : "", f->len, kind)) == NULL)
+		b->oom = 1;
+	else
+		strbuf_str(b, folded);
+	free(folded);
+	free(f->p);
+	memset(f, 0, sizeof(*f));
+}
 
 /* 1 when every CR in s[0..n) starts a CRLF and every LF ends one: mail
  * from SMTP always (smtp_in refuses bare CR and LF), so it is copied whole. */
@@ -402,7 +420,7 @@ post_subject(const char *raw, size_t len, const char *prefix, int *was_encoded)
 	unf = raw ? msg_unfold(raw, len) : strdup("");
 	if (unf == NULL)
 		return NULL;
-	dec = msg_decode_words(unf, strlen(unf), was_encoded);
+	dec = fold_flatten(msg_decode_words(unf, strlen(unf), was_encoded));
 	free(unf);
 	if (dec == NULL)
 		return NULL;
@@ -489,12 +507,17 @@ b_phrase(struct strbuf *b, const char *text)
 	}
 }
 
+/* The List-* fields (RFC 2369, 2919), each folded: a long list name or
+ * archive URL must not make a line over 998 octets. */
 static void
 list_fields(struct strbuf *b, const struct post_cfg *c)
 {
-	strbuf_str(b, "List-Id: ");
-	b_phrase(b, list_name(c));
-	strbuf_printf(b, " <%s.%s>\r\n", c->local, c->domain);
+	struct strbuf f = {0};
+
+	strbuf_str(&f, "List-Id: ");
+	b_phrase(&f, list_name(c));
+	strbuf_printf(&f, " <%s.%s>", c->local, c->domain);
+	b_field(b, &f, FOLD_STRUCTURED);
 	if (c->policy == list_policy_announce)
 		strbuf_str(b, "List-Post: NO\r\n");
 	else
@@ -503,8 +526,12 @@ list_fields(struct strbuf *b, const struct post_cfg *c)
 	strbuf_printf(b, "List-Subscribe: <mailto:%s-join@%s>\r\n", c->local, c->domain);
 	strbuf_printf(b, "List-Unsubscribe: <mailto:%s-leave@%s>\r\n", c->local, c->domain);
 	strbuf_printf(b, "List-Owner: <mailto:%s-owner@%s>\r\n", c->local, c->domain);
-	if (c->archive_url[0])
-		strbuf_printf(b, "List-Archive: <%s>\r\n", c->archive_url);
+	if (c->archive_url[0]) {
+		strbuf_str(&f, "List-Archive: <");
+		strbuf_str(&f, c->archive_url);
+		strbuf_str(&f, ">");
+		b_field(b, &f, FOLD_URLS);
+	}
 	strbuf_str(b, "Precedence: list\r\n");
 	strbuf_printf(b, "X-Loop: %s\r\n", c->address);
 }
@@ -515,10 +542,13 @@ munged_from(struct strbuf *b, const struct post_cfg *c, const char *name, const 
 {
 	char phrase[1200];
 
+	struct strbuf f = {0};
+
 	snprintf(phrase, sizeof(phrase), "%s via %s", name[0] ? name : addr, list_name(c));
-	strbuf_str(b, "From: ");
-	b_phrase(b, phrase);
-	strbuf_printf(b, " <%s>\r\n", c->address);
+	strbuf_str(&f, "From: ");
+	b_phrase(&f, phrase);
+	strbuf_printf(&f, " <%s>", c->address);
+	b_field(b, &f, FOLD_STRUCTURED);
 }
 
 /* The Reply-To that goes out, or NULL to keep the original field. */
@@ -542,23 +572,43 @@ reply_to_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, 
 		if (h != NULL)
 			orig = msg_unfold(h->value, h->value_len);
 	}
+	struct strbuf f = {0};
+
+	strbuf_str(&f, "Reply-To: ");
+	if (orig && *orig)
+		strbuf_str(&f, orig); /* unfolded: as long as the poster made it */
 	if (c->reply_to == list_reply_to_list || c->reply_to == list_reply_to_explicit) {
 		const char *a =
 		    c->reply_to == list_reply_to_list ? c->address : c->reply_to_address;
 
-		if (orig && *orig)
-			strbuf_printf(b, "Reply-To: %s, <%s>\r\n", orig, a);
-		else
-			strbuf_printf(b, "Reply-To: <%s>\r\n", a);
+		strbuf_printf(&f, "%s<%s>", orig && *orig ? ", " : "", a);
+		b_field(b, &f, FOLD_STRUCTURED);
 	} else if (orig && *orig) {
-		strbuf_printf(b, "Reply-To: %s\r\n", orig);
+		b_field(b, &f, FOLD_STRUCTURED);
 	} else {
 		*replaced = 0; /* nothing to say: keep what there is */
+		strbuf_free(&f);
 	}
 	free(orig);
 }
 
 enum footer_mode { FOOTER_NONE, FOOTER_INLINE, FOOTER_APPEND, FOOTER_WRAP };
+
+/* 1 when a line of s is longer than SMTP allows (998 octets and CRLF):
+ * such a footer goes quoted-printable. */
+static int
+has_long_line(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (*s == '\r' || *s == '\n')
+			n = 0;
+		else if (++n > FOLD_HARD)
+			return 1;
+	}
+	return 0;
+}
 
 static enum footer_mode
 footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctype *ct,
@@ -584,7 +634,17 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 	if (msg_ctype_is(ct, "text", "plain")) {
 		if (cte && strncasecmp(cte, "base64", 6) == 0)
 			return FOOTER_WRAP;
+		if (has_long_line(c->footer) &&
+		    !(cte && strncasecmp(cte, "quoted-printable", 16) == 0))
+			return FOOTER_WRAP; /* its own part, quoted-printable */
 		cs = msg_ctype_param(ct, "charset");
+		if (!utf8_is_ascii(c->footer))
+			/* Content-Type is written anew from its parameters:
+			 * one too long for a line (RFC 2231 continuations
+			 * joined) keeps the original in a part of its own. */
+			for (size_t i = 0; i < ct->nparams; i++)
+				if (strlen(ct->params[i].name) + strlen(ct->params[i].value) > 900)
+					return FOOTER_WRAP;
 		if (utf8_is_ascii(c->footer) || cs == NULL || strcasecmp(cs, "utf-8") == 0 ||
 		    strcasecmp(cs, "us-ascii") == 0)
 			return FOOTER_INLINE;
@@ -626,14 +686,20 @@ b_qp(struct strbuf *b, const char *s)
 static void
 footer_part(struct strbuf *b, const struct post_cfg *c, const char *boundary)
 {
-	int ascii = utf8_is_ascii(c->footer);
+	int ascii = utf8_is_ascii(c->footer), qp = has_long_line(c->footer);
 	size_t fl = strlen(c->footer);
 
 	strbuf_printf(b,
 	              "--%s\r\nContent-Type: text/plain; charset=%s\r\n"
 	              "Content-Transfer-Encoding: %s\r\nContent-Disposition: inline\r\n\r\n",
-	              boundary, ascii ? "us-ascii" : "utf-8", ascii ? "7bit" : "8bit");
-	strbuf_add(b, c->footer, fl);
+	              boundary, ascii ? "us-ascii" : "utf-8",
+	              qp      ? "quoted-printable"
+	              : ascii ? "7bit"
+	                      : "8bit");
+	if (qp)
+		b_qp(b, c->footer);
+	else
+		strbuf_add(b, c->footer, fl);
 	if (!ends_with_eol(c->footer, fl))
 		strbuf_add(b, "\r\n", 2);
 }
@@ -660,6 +726,7 @@ static void
 subject_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, struct post_out *out)
 {
 	const struct msg_header *h = msg_header_get(m, "Subject", 0);
+	struct strbuf f = {0};
 	int enc = 0;
 	char *s;
 
@@ -668,7 +735,7 @@ subject_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, s
 			b_crlf(b, h->start, h->len);
 			if (!ends_with_eol(h->start, h->len))
 				strbuf_add(b, "\r\n", 2);
-			out->subject = msg_decode_words(h->value, h->value_len, &enc);
+			out->subject = fold_flatten(msg_decode_words(h->value, h->value_len, &enc));
 			if (out->subject) {
 				char *t = msg_unfold(out->subject, strlen(out->subject));
 
@@ -683,20 +750,22 @@ subject_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, s
 		b->oom = 1;
 		return;
 	}
-	strbuf_str(b, "Subject: ");
+	/* The original may have been folded over many lines: the new field
+	 * is folded again (mail/fold.h), never sent as one long line. */
+	strbuf_str(&f, "Subject: ");
 	if (enc || !utf8_is_ascii(s)) {
 		char *e = msg_encode_words(s, strlen(s), "\r\n", 69);
 
 		if (e == NULL) {
 			b->oom = 1;
 		} else {
-			strbuf_str(b, e);
+			strbuf_str(&f, e);
 			free(e);
 		}
 	} else {
-		strbuf_str(b, s);
+		strbuf_str(&f, s);
 	}
-	strbuf_str(b, "\r\n");
+	b_field(b, &f, FOLD_TEXT);
 	out->subject = s;
 }
 
@@ -813,9 +882,12 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		out->dmarc = 2;
 		copy_fields(&b, c, &m, 1, 0, 1, out);
 		if (out->sender[0] == '\0') { /* no From to rewrite: add ours */
-			strbuf_str(&b, "From: ");
-			b_phrase(&b, list_name(c));
-			strbuf_printf(&b, " <%s>\r\n", c->address);
+			struct strbuf f = {0};
+
+			strbuf_str(&f, "From: ");
+			b_phrase(&f, list_name(c));
+			strbuf_printf(&f, " <%s>", c->address);
+			b_field(&b, &f, FOLD_STRUCTURED);
 		}
 		add_date_and_id(&b, &m, env, out);
 		list_fields(&b, c);
@@ -860,12 +932,14 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		}
 		if (msg_header_get(&m, "MIME-Version", 0) == NULL)
 			strbuf_str(&b, "MIME-Version: 1.0\r\n");
-		strbuf_str(&b, "Content-Type: text/plain; charset=utf-8");
+		struct strbuf f = {0};
+
+		strbuf_str(&f, "Content-Type: text/plain; charset=utf-8");
 		for (size_t i = 0; i < ct.nparams; i++)
 			if (strcmp(ct.params[i].name, "charset") != 0)
-				strbuf_printf(&b, "; %s=\"%s\"", ct.params[i].name,
+				strbuf_printf(&f, "; %s=\"%s\"", ct.params[i].name,
 				              ct.params[i].value);
-		strbuf_str(&b, "\r\n");
+		b_field(&b, &f, FOLD_STRUCTURED);
 		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
 			strbuf_str(&b, "Content-Transfer-Encoding: quoted-printable\r\n");
 		else

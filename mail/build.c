@@ -179,6 +179,19 @@ encode_words(struct strbuf *b, const char *s)
 	}
 }
 
+static size_t
+longest_word(const char *s)
+{
+	size_t n = 0, max = 0;
+
+	for (; *s; s++) {
+		n = *s == ' ' ? 0 : n + 1;
+		if (n > max)
+			max = n;
+	}
+	return max;
+}
+
 /* The subject as it goes in the header: as given when it is plain ASCII and
  * could not be mistaken for an encoded-word, else encoded. */
 static void
@@ -191,7 +204,9 @@ put_subject(struct strbuf *b, const char *subject)
 		b->oom = 1;
 		return;
 	}
-	if (utf8_is_ascii(s) && strstr(s, "=?") == NULL)
+	/* A word too long for a line (998 octets) is encoded: encoded-words
+	 * fold. */
+	if (utf8_is_ascii(s) && strstr(s, "=?") == NULL && longest_word(s) < 900)
 		strbuf_str(&v, s);
 	else
 		encode_words(&v, s);

@@ -26,6 +26,7 @@
 #include "lists/listaddr.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
+#include "mail/downgrade.h"
 #include "mail/dsn.h"
 #include "server/control.h"
 #include "server/daemon.h"
@@ -79,6 +80,15 @@ struct qmsg {
 	int64_t size;
 	char *body; /* prepared for DATA */
 	size_t blen;
+	/* For servers without SMTPUTF8 or 8BITMIME (mail/downgrade.h):
+	 * need is what the message holds (DOWNGRADE_HEADERS: 8-bit header
+	 * text, DOWNGRADE_BODY: an 8-bit body); alt[flags] the body prepared
+	 * with those downgrades (NULL: cannot be made, alt_why says why). */
+	int need;
+	char *alt[4];
+	size_t alt_len[4];
+	char alt_why[4][160];
+	size_t bytes; /* body and alt[], for the cache's accounting */
 	struct qmsg *hnext;
 	TAILQ_ENTRY(qmsg) lru; /* unreferenced ones, oldest first */
 };
@@ -247,6 +257,7 @@ struct deliver {
 	int stopping;
 	int finished;
 	int writes_out;      /* result jobs at the writer */
+	int results_out;     /* the rows in them: taken by receivers, not committed */
 	struct verp_key key; /* signs VERP senders; read-only after the start */
 };
 
@@ -308,28 +319,56 @@ mc_unlink(struct msg_cache *mc, struct qmsg *m)
 }
 
 static void
+qmsg_free(struct qmsg *m)
+{
+	free(m->body);
+	for (int f = 0; f < 4; f++)
+		free(m->alt[f]);
+	free(m);
+}
+
+static void
 mc_trim(struct msg_cache *mc)
 {
 	struct qmsg *m;
 
 	while (mc->idle_bytes > MSG_CACHE_BYTES && (m = TAILQ_FIRST(&mc->lru)) != NULL) {
 		TAILQ_REMOVE(&mc->lru, m, lru);
-		mc->idle_bytes -= m->blen;
+		mc->idle_bytes -= m->bytes;
 		mc_unlink(mc, m);
-		free(m->body);
-		free(m);
+		qmsg_free(m);
 	}
 }
 
-/* Takes a reference on message id, loading it with db when not cached.
- * Reader thread only (the loop only releases). */
 static void
 body_prepare(void *arg, const unsigned char *body, size_t len)
 {
 	struct qmsg *m = arg;
 
 	m->body = smtp_out_prepare_body(body, len, &m->blen);
+	m->bytes = m->blen;
+	m->need = downgrade_scan((const char *)body, len);
+	/* Each form a receiver may need, made once per message here on the
+	 * reader thread, not per transaction on the loop. */
+	for (int f = 1; m->need != 0 && f < 4; f++) {
+		char *d;
+		size_t dlen;
+		/* Only the forms choose_body() can ask for. */
+		if ((f & m->need) == 0 || (f == 3 && m->need == DOWNGRADE_HEADERS))
+			continue;
+		if (downgrade_message((const char *)body, len, f, &d, &dlen, m->alt_why[f],
+		                      sizeof(m->alt_why[f])) < 0)
+			continue;
+		m->alt[f] = smtp_out_prepare_body((const unsigned char *)d, dlen, &m->alt_len[f]);
+		free(d);
+		if (m->alt[f] == NULL)
+			snprintf(m->alt_why[f], sizeof(m->alt_why[f]), "out of memory");
+		m->bytes += m->alt_len[f];
+	}
 }
+
+/* Takes a reference on message id, loading it with db when not cached.
+ * Reader thread only (the loop only releases). */
 
 static struct qmsg *
 mc_get(struct msg_cache *mc, struct db *db, int64_t id)
@@ -344,7 +383,7 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	if (m != NULL) {
 		if (m->refs++ == 0) {
 			TAILQ_REMOVE(&mc->lru, m, lru);
-			mc->idle_bytes -= m->blen;
+			mc->idle_bytes -= m->bytes;
 		}
 		pthread_mutex_unlock(&mc->mu);
 		return m;
@@ -353,8 +392,7 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
 	if (db_queue_msg(db, id, &qm, body_prepare, m) < 0 || m->body == NULL) {
-		free(m->body);
-		free(m);
+		qmsg_free(m);
 		return NULL;
 	}
 	m->id = id;
@@ -381,7 +419,7 @@ mc_put(struct msg_cache *mc, struct qmsg *m)
 	pthread_mutex_lock(&mc->mu);
 	if (--m->refs == 0) {
 		TAILQ_INSERT_TAIL(&mc->lru, m, lru);
-		mc->idle_bytes += m->blen;
+		mc->idle_bytes += m->bytes;
 		mc_trim(mc);
 	}
 	pthread_mutex_unlock(&mc->mu);
@@ -1103,10 +1141,11 @@ results_job(struct batch *b)
 }
 
 /* Records what happened to row i of batch b: code and text as the reply
- * (code 0: no reply), relay as "host[ip]:port" or "none". */
+ * (code 0: no reply; ours: a reply we made, not the relay's), relay as
+ * "host[ip]:port" or "none". */
 static void
 row_result(struct batch *b, struct job *j, int i, int code, const char *text, const char *dsn,
-           const char *relay, int conn_use)
+           const char *relay, int conn_use, int ours)
 {
 	struct deliver *dl = b->d->dl;
 	const struct conf *c = dl->conf;
@@ -1130,7 +1169,7 @@ row_result(struct batch *b, struct job *j, int i, int code, const char *text, co
 		word = "sent";
 		snprintf(why, sizeof(why), "%s", text);
 	} else {
-		if (code > 0 && strcmp(relay, "none") != 0)
+		if (code > 0 && !ours && strcmp(relay, "none") != 0)
 			snprintf(why, sizeof(why), "host %.*s said: %s",
 			         (int)(strchr(relay, ':') ? strrchr(relay, ':') - relay
 			                                  : (long)strlen(relay)),
@@ -1191,6 +1230,7 @@ batch_finish(struct batch *b, struct job *j)
 
 	d->pending_writes++;
 	d->dl->writes_out++;
+	d->dl->results_out += j->nres;
 	worker_post(&d->dl->writer, j);
 	batch_free(b);
 }
@@ -1202,7 +1242,7 @@ batch_all(struct batch *b, int code, const char *text, const char *dsn)
 	struct job *j = results_job(b);
 
 	for (int i = 0; i < b->n; i++)
-		row_result(b, j, i, code, text, dsn, "none", 0);
+		row_result(b, j, i, code, text, dsn, "none", 0, 0);
 	batch_finish(b, j);
 }
 
@@ -1379,6 +1419,51 @@ pool_find(struct dom *d)
 }
 
 static void on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok);
+static struct batch *batch_new(struct dom *d, struct qmsg *m, int cap);
+
+/* The form of b's message that the server can take (RFC 6531 3.4: UTF-8
+ * headers only with SMTPUTF8; RFC 6152: an 8-bit body only with
+ * 8BITMIME), or why none can be sent there. */
+static void
+choose_body(struct batch *b, int ext)
+{
+	struct qmsg *m = b->m;
+	struct smtp_txn *t = &b->txn;
+	int f = 0;
+
+	t->body = m->body;
+	t->body_len = m->blen;
+	t->size = (size_t)m->size;
+	t->refuse_code = 0;
+	if ((m->need & DOWNGRADE_HEADERS) && !(ext & SMTP_EXT_SMTPUTF8))
+		f |= DOWNGRADE_HEADERS;
+	if ((m->need & DOWNGRADE_BODY) && !(ext & SMTP_EXT_8BITMIME))
+		f |= DOWNGRADE_BODY | (ext & SMTP_EXT_SMTPUTF8 ? 0 : DOWNGRADE_HEADERS);
+	/* What goes out holds 8-bit octets: say so when the server can
+	 * take them (SMTPUTF8 implies 8BITMIME, RFC 6531 3.1). */
+	t->smtputf8 = (m->need & DOWNGRADE_HEADERS) && !(f & DOWNGRADE_HEADERS);
+	t->body_8bit = (ext & SMTP_EXT_8BITMIME) && (m->need & ~f) != 0;
+	if (f == 0)
+		return;
+	if (m->alt[f] == NULL) {
+		if ((f & DOWNGRADE_HEADERS) && strcmp(m->alt_why[f], "out of memory") != 0) {
+			t->refuse_code = 553;
+			snprintf(t->refuse, sizeof(t->refuse),
+			         "553 5.6.7 the server does not support SMTPUTF8, which this "
+			         "message needs: %s",
+			         m->alt_why[f]);
+		} else {
+			t->refuse_code = 451;
+			snprintf(t->refuse, sizeof(t->refuse),
+			         "451 4.3.0 the message could not be converted for this server: %s",
+			         m->alt_why[f]);
+		}
+		return;
+	}
+	t->body = m->alt[f];
+	t->body_len = m->alt_len[f];
+	t->size = m->alt_len[f] > 3 ? m->alt_len[f] - 3 : 0;
+}
 
 static void
 batch_send(struct batch *b, struct smtp_sess *s)
@@ -1394,10 +1479,8 @@ batch_send(struct batch *b, struct smtp_sess *s)
 	b->txn.from = b->from;
 	b->txn.nrcpt = b->n;
 	b->txn.rcpts = b->rcpts;
-	b->txn.body = b->m->body;
-	b->txn.body_len = b->m->blen;
-	b->txn.size = (size_t)b->m->size;
 	b->txn.results = b->res;
+	choose_body(b, smtp_out_ext(s));
 	smtp_out_send(s, &b->txn, on_txn, b);
 }
 
@@ -1440,22 +1523,47 @@ on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok)
 	struct dom *d = b->d;
 	struct deliver *dl = d->dl;
 	struct job *j = results_job(b);
-	int throttled = 0, uses = smtp_out_uses(s);
+	struct batch *rest = NULL;
+	int throttled = 0, uses = smtp_out_uses(s), nrcpt = b->n; /* t is b's: freed below */
 	char relay[330];
 
 	snprintf(relay, sizeof(relay), "%s", smtp_out_peer(s));
 	for (int i = 0; i < b->n; i++) {
 		struct smtp_result *r = &t->results[i];
+		if (r->again) {
+			/* "Too many recipients": not tried, so no attempt is
+			 * counted; the rest go in another transaction now. */
+			if (rest == NULL)
+				rest = batch_new(d, b->m, b->n);
+			rest->rows[rest->n++] = b->rows[i];
+			b->rows[i].rcpt = NULL;
+			b->rows[i].m = NULL;
+			continue;
+		}
 		if (is_throttle(r->code, r->text))
 			throttled = 1;
 		row_result(b, j, i, r->code < 0 ? 0 : r->code,
-		           r->code < 0 ? "no reply from the server" : r->text, NULL, relay, uses);
+		           r->code < 0 ? "no reply from the server" : r->text, NULL, relay, uses,
+		           r->ours);
 	}
 	batch_finish(b, j);
 	if (throttled)
 		throttle(d);
 	else if (ok)
 		unthrottle_step(d);
+	if (rest != NULL) {
+		log_info("%s: %s took %d of %d recipient(s) in one transaction; sending %d in "
+		         "another",
+		         rest->m->qid, relay, nrcpt - rest->n, nrcpt, rest->n);
+		if (ok && !dl->stopping && !throttled) {
+			/* Same connection, same slot. */
+			batch_send(rest, s);
+			dom_check_done(d);
+			return;
+		}
+		TAILQ_INSERT_HEAD(&d->ready, rest, link);
+		d->nready++;
+	}
 	d->conns--;
 	dl->conns--;
 	if (ok && !dl->stopping && uses < dl->conf->connection_reuse_limit && !throttled)
@@ -1520,14 +1628,23 @@ global_full(struct dom *d)
 	return 0;
 }
 
+/* Whether new transactions must wait for the writer: every result that a
+ * receiver took and the writer has not committed is a recipient that a
+ * crash would send to again, so their number is bounded
+ * (delivery_uncommitted_max; one result job is always let through). */
+static int
+writer_lags(struct deliver *dl)
+{
+	return dl->results_out > 0 && dl->results_out >= dl->conf->delivery_uncommitted_max;
+}
+
 static void
 conn_released(struct deliver *dl)
 {
 	struct dom *d;
 
 	/* Domains that waited for a connection slot, in turn. */
-	while (dl->conns < dl->conf->delivery_max_connections &&
-	       dl->writes_out < 2 * dl->conf->delivery_max_connections &&
+	while (dl->conns < dl->conf->delivery_max_connections && !writer_lags(dl) &&
 	       (d = TAILQ_FIRST(&dl->want)) != NULL) {
 		TAILQ_REMOVE(&dl->want, d, wlink);
 		d->waiting = 0;
@@ -1604,8 +1721,7 @@ pump(struct dom *d)
 		       d->pause_until <= (int64_t)time(NULL)) {
 			/* Also wait while the writer lags: results not yet
 			 * committed are what a crash would send twice. */
-			if (global_full(d) ||
-			    dl->writes_out >= 2 * dl->conf->delivery_max_connections) {
+			if (global_full(d) || writer_lags(dl)) {
 				if (!d->waiting) {
 					d->waiting = 1;
 					TAILQ_INSERT_TAIL(&dl->want, d, wlink);
@@ -1827,6 +1943,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 			if (j->m != NULL)
 				mc_put(&dl->mc, j->m);
 			dl->writes_out--;
+			dl->results_out -= j->nres;
 			j->d->pending_writes--;
 			dom_check_done(j->d);
 			conn_released(dl);
@@ -2066,8 +2183,7 @@ free_all(struct deliver *dl)
 		struct qmsg *m, *mn;
 		for (m = dl->mc.h[i]; m != NULL; m = mn) {
 			mn = m->hnext;
-			free(m->body);
-			free(m);
+			qmsg_free(m);
 		}
 		dl->mc.h[i] = NULL;
 	}

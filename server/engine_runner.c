@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,69 @@ dispatch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmar
 	return -1;
 }
 
+/* Log lines that report what a transaction did ("posted: queued as
+ * QID", "failed: ..."): they are written once it has committed, so that
+ * the log never names a queued message that a failed commit took back
+ * (and an admin who greps the log finds the queue row). Each line is kept
+ * as a tag octet ('I' info, 'W' warning), its text and a NUL. */
+struct pending {
+	char *buf;
+	size_t len, cap;
+	int dropped; /* lines lost to a failed allocation */
+};
+
+static void pending_add(struct pending *pl, int warn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+pending_add(struct pending *pl, int warn, const char *fmt, ...)
+{
+	char line[RUNNER_OUTCOME_MAX * 2];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1;
+	if (pl->len + (size_t)n + 2 > pl->cap) {
+		size_t cap = pl->cap ? pl->cap * 2 : 16384;
+		char *nb;
+
+		while (cap < pl->len + (size_t)n + 2)
+			cap *= 2;
+		if ((nb = realloc(pl->buf, cap)) == NULL) {
+			pl->dropped++;
+			return;
+		}
+		pl->buf = nb;
+		pl->cap = cap;
+	}
+	pl->buf[pl->len] = warn ? 'W' : 'I';
+	memcpy(pl->buf + pl->len + 1, line, (size_t)n);
+	pl->buf[pl->len + 1 + (size_t)n] = '\0';
+	pl->len += (size_t)n + 2;
+}
+
+/* Writes the lines (the transaction committed) and empties pl. */
+static void
+pending_flush(struct pending *pl)
+{
+	for (size_t o = 0; o < pl->len; o += strlen(pl->buf + o) + 1) {
+		if (pl->buf[o] == 'W')
+			log_warnx("%s", pl->buf + o + 1);
+		else
+			log_info("%s", pl->buf + o + 1);
+	}
+	if (pl->dropped > 0)
+		log_warnx("engine: %d outcome line(s) not logged: out of memory", pl->dropped);
+	pl->len = 0;
+	pl->dropped = 0;
+}
+
 /* Appends "to=<rcpt>: outcome" to all. */
 static void
 note(char *all, size_t alllen, const char *rcpt, const char *outcome)
@@ -163,11 +227,12 @@ prefetch_dmarc(struct db *db, const struct engine_dmarc *dmarc, const int64_t *i
  * (and when SQLite ended the whole transaction, db_in_transaction() says
  * so). */
 static int
-handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc, int64_t id)
+handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc, int64_t id,
+             struct pending *pl)
 {
 	struct db_engine_entry e;
 	struct db_engine_rcpt *r = NULL;
-	size_t n = 0;
+	size_t n = 0, mark = pl->len;
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
 	int failed = 0, rc = -1;
 
@@ -211,10 +276,12 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 				    "%s: engine: to=<%s>, role=%s, store failed, will retry: %s",
 				    e.qid, r[i].rcpt, r[i].role, outcome);
 				db_undo_savepoint(db);
+				pl->len = mark; /* undone: nothing of it to report */
 				goto out;
 			}
 		}
-		log_info("%s: engine: to=<%s>, role=%s, %s", e.qid, r[i].rcpt, r[i].role, outcome);
+		pending_add(pl, 0, "%s: engine: to=<%s>, role=%s, %s", e.qid, r[i].rcpt, r[i].role,
+		            outcome);
 		note(all, sizeof(all), r[i].rcpt, outcome);
 	}
 	if (n == 0)
@@ -223,16 +290,18 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 		/* Nothing of the entry's work stays: undo it, then record the
 		 * failure alone, so that an admin can look and retry. */
 		db_undo_savepoint(db);
+		pl->len = mark;
 		if (db_savepoint(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
 		    db_release_savepoint(db) < 0) {
 			log_warnx("%s: engine: cannot mark failed: %s", e.qid, db_errmsg(db));
 			db_undo_savepoint(db);
 			goto out;
 		}
-		log_warnx("%s: engine: failed: %s", e.qid, all);
+		pending_add(pl, 1, "%s: engine: failed: %s", e.qid, all);
 	} else if (db_engine_finish(db, id, "done", all) < 0 || db_release_savepoint(db) < 0) {
 		log_warnx("%s: engine: cannot record: %s", e.qid, db_errmsg(db));
 		db_undo_savepoint(db);
+		pl->len = mark;
 		goto out;
 	}
 	rc = 1;
@@ -263,6 +332,7 @@ static int
 run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmarc,
           const int64_t *ids, size_t n, size_t *i, int *handled)
 {
+	struct pending pl = {0};
 	struct timespec t0;
 	int rc = 0, done = 0;
 	size_t first = *i;
@@ -275,10 +345,11 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 	for (; *i < n; ++*i) {
 		if (*i > first && elapsed_us(&t0) > RUNNER_BATCH_US)
 			break;
-		rc = handle_entry(db, conf, dmarc, ids[*i]);
+		rc = handle_entry(db, conf, dmarc, ids[*i], &pl);
 		if (rc < 0) {
 			if (!db_in_transaction(db)) {
 				db_rollback(db);
+				free(pl.buf);
 				return -1; /* all of it undone: every entry stays 'new' */
 			}
 			break;
@@ -286,9 +357,13 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 		done += rc;
 	}
 	if (db_commit(db) < 0) {
-		log_warnx("engine: cannot commit: %s", db_errmsg(db));
+		log_warnx("engine: cannot commit, %d entr%s stay new: %s", done,
+		          done == 1 ? "y" : "ies", db_errmsg(db));
+		free(pl.buf);
 		return -1;
 	}
+	pending_flush(&pl);
+	free(pl.buf);
 	*handled += done;
 	return rc < 0 ? -1 : 0;
 }

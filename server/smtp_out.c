@@ -58,6 +58,7 @@ struct smtp_sess {
 	/* the reply being read */
 	char reply[512];
 	size_t rlen;
+	int rcode; /* the code of the reply's first line */
 	/* opening */
 	smtp_open_cb ocb;
 	void *oarg;
@@ -179,6 +180,12 @@ const char *
 smtp_out_tls(const struct smtp_sess *s)
 {
 	return s->tls_on ? s->tls : NULL;
+}
+
+int
+smtp_out_ext(const struct smtp_sess *s)
+{
+	return s->ext;
 }
 
 int
@@ -501,6 +508,10 @@ txn_reply(struct smtp_sess *s, int code, const char *text)
 		if (!s->mail_failed) {
 			set_result(&t->results[s->sent[k]], code, text,
 			           code / 100 == 2 ? NULL : "RCPT TO command");
+			/* RFC 5321 4.5.3.1.10: 452 after some recipients were
+			 * taken means "no more in this transaction", not a
+			 * failure of this recipient. */
+			t->results[s->sent[k]].again = code == 452 && s->accepted > 0;
 			if (code / 100 == 2)
 				s->accepted++;
 		}
@@ -577,7 +588,7 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 {
 	int utf8 = !utf8_is_ascii(t->from), k;
 	struct timeval zero = {0, 0};
-	char params[64] = "";
+	char params[96] = "";
 
 	if (s->idle_timer != NULL)
 		evtimer_del(s->idle_timer);
@@ -590,11 +601,24 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 	free(s->sent);
 	s->sent = calloc((size_t)t->nrcpt + 1, sizeof(int));
 	s->st = S_TXN;
-	for (int i = 0; i < t->nrcpt; i++)
+	for (int i = 0; i < t->nrcpt; i++) {
 		t->results[i].code = -1;
+		t->results[i].again = 0;
+		t->results[i].ours = 0;
+	}
 	if (s->sent == NULL) {
-		for (int i = 0; i < t->nrcpt; i++)
+		for (int i = 0; i < t->nrcpt; i++) {
 			set_result(&t->results[i], 0, "out of memory", NULL);
+			t->results[i].ours = 1;
+		}
+		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
+		return;
+	}
+	if (t->refuse_code != 0) {
+		for (int i = 0; i < t->nrcpt; i++) {
+			set_result(&t->results[i], t->refuse_code, t->refuse, NULL);
+			t->results[i].ours = 1;
+		}
 		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
 		return;
 	}
@@ -603,8 +627,10 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 		snprintf(why, sizeof(why),
 		         "552 5.3.4 message size %zu exceeds size limit %lld of server %s", t->size,
 		         s->size_limit, s->peer);
-		for (int i = 0; i < t->nrcpt; i++)
+		for (int i = 0; i < t->nrcpt; i++) {
 			set_result(&t->results[i], 552, why, NULL);
+			t->results[i].ours = 1;
+		}
 		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
 		return;
 	}
@@ -617,6 +643,7 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 			           "553 5.6.7 the server does not support SMTPUTF8, which this "
 			           "address needs",
 			           NULL);
+			t->results[i].ours = 1;
 			continue;
 		}
 		utf8 |= u;
@@ -629,7 +656,9 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 	k = 0;
 	if (s->ext & SMTP_EXT_SIZE)
 		k += snprintf(params + k, sizeof(params) - k, " SIZE=%zu", t->size);
-	if (utf8)
+	if (t->body_8bit && (s->ext & SMTP_EXT_8BITMIME))
+		k += snprintf(params + k, sizeof(params) - k, " BODY=8BITMIME");
+	if (utf8 || (t->smtputf8 && (s->ext & SMTP_EXT_SMTPUTF8)))
 		snprintf(params + k, sizeof(params) - k, " SMTPUTF8");
 	sendf(s, "MAIL FROM:<%s>%s\r\n", t->from, params);
 	if (s->ext & SMTP_EXT_PIPELINING) {
@@ -709,6 +738,36 @@ on_reply(struct smtp_sess *s, int code, const char *text)
 	}
 }
 
+/* The server broke the protocol: the transaction (if any) is deferred as
+ * if the connection had been lost, and the connection is dropped. */
+static void
+protocol_error(struct smtp_sess *s, const char *what)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "reading a reply (%s)", what);
+	switch (s->st) {
+	case S_TXN:
+		txn_lost(s, why);
+		break;
+	case S_RSET:
+		s->st = S_DEAD;
+		txn_done(s, 0);
+		break;
+	case S_READY:
+		s->st = S_DEAD;
+		if (s->icb != NULL)
+			s->icb(s->iarg, s);
+		break;
+	case S_QUIT:
+	case S_DEAD:
+		break;
+	default:
+		target_fail(s, 0, "host %s sent a bad reply (%s)", s->peer, what);
+		break;
+	}
+}
+
 static void
 on_line(struct smtp_sess *s, const char *line, size_t len)
 {
@@ -717,13 +776,20 @@ on_line(struct smtp_sess *s, const char *line, size_t len)
 	size_t tl;
 
 	if (smtp_out_parse_line(line, len, &code, &last) < 0) {
-		if (s->st == S_TXN)
-			txn_lost(s, "reading a reply (not an SMTP reply)");
-		else
-			target_fail(s, 0, "host %s sent a line that is not an SMTP reply", s->peer);
+		protocol_error(s, "not an SMTP reply");
 		return;
 	}
 	text = len > 4 ? line + 4 : "";
+	if (s->rlen == 0) {
+		s->rcode = code;
+	} else if (code != s->rcode) {
+		/* RFC 5321 4.2.1: every line of a reply has the same code. A
+		 * reply that changes its mind ("250-ok" then "550 no") cannot
+		 * be trusted either way: drop the connection, try later. */
+		s->rlen = 0;
+		protocol_error(s, "mismatched reply codes in a multi-line reply");
+		return;
+	}
 	if (s->st == S_EHLO && s->ehlo_lines++ > 0)
 		s->ext |= smtp_out_parse_ehlo(text, &s->size_limit);
 	/* The reply as one line: "250 first line; next line". */

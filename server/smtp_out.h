@@ -12,11 +12,16 @@
  *
  * smtp_out_send() runs one transaction: MAIL, RCPTs and DATA in one write
  * with PIPELINING (one at a time without), SIZE declared and respected,
- * SMTPUTF8 asked for when an address needs it (recipients that need it at a
- * server without it fail with 553 5.6.7), and a body that the caller
- * prepared with smtp_out_prepare_body(). Every recipient gets a result: its
- * RCPT reply when refused, else the reply to the end of DATA; code 0 when
- * the connection broke before the answer (deferred: 4.4.2).
+ * SMTPUTF8 asked for when an address or the message needs it (recipients
+ * that need it at a server without it fail with 553 5.6.7), BODY=8BITMIME
+ * for an 8-bit message, and a body that the caller prepared with
+ * smtp_out_prepare_body() in a form the server takes (smtp_out_ext()). Every recipient gets a
+ * result: its RCPT reply when refused, else the reply to the end of DATA; code 0 when the
+ * connection broke before the answer (deferred: 4.4.2), or when the server broke the protocol (a
+ * line that is not a reply, a multi-line reply whose lines have different codes: the connection is
+ * dropped). A 452 to a RCPT after another RCPT of the transaction was accepted (RFC
+ * 5321 4.5.3.1.10, "too many recipients") sets the result's again: that recipient was not tried and
+ * goes in the next transaction.
  *
  * Sessions are owned by the caller: smtp_out_close() sends QUIT and frees.
  * Callbacks never run before the call that starts them returns.
@@ -56,6 +61,8 @@ void smtp_out_open(struct event_base *base, const struct smtp_out_cfg *cfg,
 
 struct smtp_result {
 	int code;       /* 0: no answer (connection lost) */
+	int again;      /* 452 after an accepted RCPT: send in a new transaction */
+	int ours;       /* decided here, not said by the server (no SMTPUTF8, SIZE) */
 	char text[512]; /* the reply as one line, or what happened */
 };
 
@@ -66,6 +73,10 @@ struct smtp_txn {
 	const char *body; /* prepared: dot-stuffed, ends with ".\r\n" */
 	size_t body_len;
 	size_t size;                 /* message size for SIZE= */
+	int body_8bit;               /* BODY=8BITMIME (when offered) */
+	int smtputf8;                /* SMTPUTF8: the message has UTF-8 headers */
+	int refuse_code;             /* not 0: every recipient gets refuse, */
+	char refuse[400];            /* and nothing is sent */
 	struct smtp_result *results; /* nrcpt of them, filled in */
 };
 
@@ -90,6 +101,8 @@ void smtp_out_abort(struct smtp_sess *s);
 const char *smtp_out_peer(const struct smtp_sess *s);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)", or NULL. */
 const char *smtp_out_tls(const struct smtp_sess *s);
+/* The extensions the server offered in its last EHLO reply (SMTP_EXT_*). */
+int smtp_out_ext(const struct smtp_sess *s);
 /* How many transactions the session has carried. */
 int smtp_out_uses(const struct smtp_sess *s);
 /* The address connected to (for connection reuse). */

@@ -11,6 +11,10 @@ records every connection and transaction, and can be told to misbehave:
     s.stall = 30                # sleep before the greeting
     s.starttls = (cert, key)    # offer STARTTLS
     s.auth = ("user", "pass")   # require AUTH PLAIN
+    s.smtputf8 = False          # do not offer SMTPUTF8
+    s.eightbitmime = False      # do not offer 8BITMIME
+    s.rcpt_limit = 1            # "452 4.5.3" to RCPTs past the 1st of a transaction
+    s.data_reply = "250-ok\r\n550 5.0.0 no"  # any reply may be several lines
     s.start()
     ...
     s.transactions  # list of Txn(mail_from, rcpts, data, conn, tls, helo)
@@ -156,6 +160,9 @@ class Sink:
         self.ehlo = True
         self.pipelining = True
         self.smtputf8 = True
+        self.eightbitmime = True
+        self.rcpt_limit = 0  # > 0: 452 4.5.3 past this many RCPTs in a transaction
+        self.rcpt_limited = 0  # RCPTs answered 452 because of rcpt_limit
         self.size = 0
         self.starttls = None
         self.auth = None
@@ -322,7 +329,8 @@ class Sink:
                 ext.append(f"SIZE {self.size}" if self.size else "SIZE")
                 if self.smtputf8:
                     ext.append("SMTPUTF8")
-                ext.append("8BITMIME")
+                if self.eightbitmime:
+                    ext.append("8BITMIME")
                 if self.starttls and not tls:
                     ext.append("STARTTLS")
                 if self.auth:
@@ -370,6 +378,7 @@ class Sink:
                 rest = line[10:]
                 end = rest.find(">")
                 mail_from, params, rcpts = rest[1:end], rest[end + 1:].strip(), []
+                nrcpt = 0
                 self._txn_begin(n)
                 send("250 2.1.0 Ok")
             elif verb == "RCPT":
@@ -381,6 +390,11 @@ class Sink:
                 with self.lock:
                     seq = self.rcpt_replies.get(addr)
                     reply = seq.pop(0) if seq else self.rcpt_reply.get(addr)
+                nrcpt += 1
+                if not reply and self.rcpt_limit and nrcpt > self.rcpt_limit:
+                    with self.lock:
+                        self.rcpt_limited += 1
+                    reply = "452 4.5.3 too many recipients"
                 if reply:
                     send(reply)
                 else:

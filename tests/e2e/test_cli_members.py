@@ -78,11 +78,11 @@ class AddRemoveTest(MemberCase):
 class SetShowTest(MemberCase):
     def test_set_fields_and_enable_resets_bounce_score(self):
         self.fm.cli("member", "add", LIST, "m@example.org")
-        self.fm.cli("member", "set", LIST, "m@example.org", "status=disabled", "delivery=digest",
+        self.fm.cli("member", "set", LIST, "m@example.org", "status=disabled", "delivery=nomail",
                     "self_copy=yes", "name=Em Example")
         m = json.loads(self.fm.cli("member", "show", LIST, "M@example.org", "--json").stdout)
         self.assertEqual((m["status"], m["delivery"], m["self_copy"], m["name"]),
-                         ("disabled", "digest", True, "Em Example"))
+                         ("disabled", "nomail", True, "Em Example"))
         self.assertEqual(self.addresses("--status", "disabled"), ["m@example.org"])
         self.assertEqual(self.addresses("--status", "enabled"), [])
         with sqlite3.connect(self.fm.db) as c:
@@ -95,7 +95,7 @@ class SetShowTest(MemberCase):
 
     def test_bad_set_changes_nothing(self):
         self.fm.cli("member", "add", LIST, "m@example.org")
-        self.expect(os.EX_DATAERR, "member", "set", LIST, "m@example.org", "delivery=digest",
+        self.expect(os.EX_DATAERR, "member", "set", LIST, "m@example.org", "delivery=nomail",
                     "status=gone", err="status: 'gone' is not one of")
         self.expect(os.EX_DATAERR, "member", "set", LIST, "m@example.org", "colour=red",
                     err="colour: unknown member field")

@@ -49,6 +49,28 @@ class Moderation(CommandsCase):
         self.assertEqual(p.returncode, 66, f"expected exit 66, got {p.returncode}: {p.stderr}")
         self.assertEqual(len(self.posts()), 1)
 
+    def test_decoded_subject_with_cr_lf_is_one_line_in_every_notice(self):
+        # =0D=0A inside an encoded-word decodes to CR LF: pasted raw into
+        # the notices' text it started a line of its own ("Forged: ...").
+        subject = "=?utf-8?q?a=0D=0AForged:_yes=0Ab?="
+        _, token = self.hold_post(subject)
+        for rcpt in ("mod@example.org", "stranger@example.com"):
+            _, _, m = self.last_mail_to(rcpt)
+            raw = m.as_bytes()
+            text = self.text_of(m)
+            with self.subTest(notice_to=rcpt):
+                self.assertNotIn("\nForged: yes", text, f"expected no forged line, got {text!r}")
+                self.assertRegex(text, "a +Forged: yes b")
+                self.assertNotIn(b"\nForged:", raw)
+                self.assertNotIn("\n", str(m["Subject"]).replace("\r\n ", ""))
+        out = self.send("mod@example.org", addr("request"),
+                        message("mod@example.org", addr("request"), "decision",
+                                f"reject {token} no\r\n"))
+        self.assertIn("rejected held message", out)
+        _, _, m = self.last_mail_to("stranger@example.com")
+        self.assertRegex(self.text_of(m), "a +Forged: yes b")
+        self.assertNotIn("\nForged: yes", self.text_of(m))
+
     def test_mod_show_has_the_message(self):
         hid, token = self.hold_post()
         p = self.fm.cli("mod", "show", LIST, hid, "--json")

@@ -103,6 +103,25 @@ class SubscribeByMail(CommandsCase):
         self.assertIn("ignored: null sender", out)
         self.assertEqual(self.mails_to("robot@example.net"), [])
 
+    def test_a_list_of_this_server_cannot_subscribe_by_mail(self):
+        # Another list of this server, and this list's own role addresses,
+        # asking to join: no confirmation (it would reach every member of
+        # that list, token included), no reply, no member.
+        self.fm.cli("list", "create", "other@lists.example.org")
+        self.fm.cli("member", "add", "other@lists.example.org", "victim@example.net")
+        for sender in ("other@lists.example.org", "Other-Request@Lists.Example.ORG",
+                       addr("bounces", "x"), addr()):
+            with self.subTest(sender=sender):
+                # (-request and -bounces senders are already ignored as
+                # automatic senders, RFC 3834.)
+                for rcpt, text in ((addr("join"), "join"), (addr("request"), "subscribe")):
+                    out = self.send(sender, rcpt, message(sender, rcpt, text))
+                    self.assertRegex(out, "is a list address of this server|automatic sender")
+        queued = self.query("SELECT d.rcpt FROM deliveries d")
+        self.assertEqual([r for (r,) in queued if "lists.example.org" in r.lower()], [],
+                         "expected nothing queued to an address of this server")
+        self.assertEqual(set(self.members()), {"member@example.net"})
+
     def test_owner_mail_reaches_the_owners(self):
         out = self.send("q@example.net", addr("owner"),
                         message("q@example.net", addr("owner"), "a question", "hello\r\n"))

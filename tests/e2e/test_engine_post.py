@@ -165,6 +165,73 @@ class TestPosting(EngineCase):
         self.assertEqual(66, out.returncode, f"unknown list is EX_NOINPUT: {out.stderr}")
 
 
+class TestLongLines(EngineCase):
+    """No line fanmail sends is over 998 octets (RFC 5322 2.1.1): the
+    subject prefix used to unfold a folded Subject onto one line."""
+
+    def raw_lines(self, sink):
+        (t,) = self.sinks[sink].transactions
+        return t.data.split(b"\r\n")
+
+    def header_lines(self, raw, name):
+        out, inside = [], False
+        for line in raw:
+            if line == b"":
+                break
+            if line[:1] in (b" ", b"\t"):
+                if inside:
+                    out.append(line)
+                continue
+            inside = line.lower().startswith(name.lower() + b":")
+            if inside:
+                out.append(line)
+        return out
+
+    def check_post(self, settings, subject, expect_subject, soft=True):
+        self.start_list(settings, members=("ann@a.test", "bob@b.test"))
+        post(self.fm, "ann@a.test", "Ann <ann@a.test>", subject=subject)
+        self.wait_handled(1)
+        (p,) = self.queue("post")
+        self.wait_states({"sent": 1}, p["qid"])
+        raw = self.raw_lines(1)
+        longest = max(len(line) for line in raw)
+        self.assertLessEqual(longest, 998, f"expected no line over 998 octets, the longest "
+                                           f"has {longest}")
+        subj = self.header_lines(raw, b"Subject")
+        if soft:
+            self.assertTrue(all(len(line) <= 78 for line in subj),
+                            f"expected the Subject folded to 78, got lengths "
+                            f"{[len(line) for line in subj]}")
+        (m,) = self.received(1)
+        self.assertEqual(expect_subject, str(m["Subject"]))
+        return raw, m
+
+    def test_folded_80_line_subject_is_folded_again_after_the_prefix(self):
+        words = [f"word{i:02d}" for i in range(160)]
+        folded = "\r\n ".join(" ".join(words[i:i + 2]) for i in range(0, 160, 2))
+        raw, _ = self.check_post(None, folded, "[test] " + " ".join(words))
+        self.assertGreater(len(self.header_lines(raw, b"Subject")), 10)
+
+    def test_a_subject_word_too_long_for_any_line_is_encoded(self):
+        # 3,000 octets with no white space, as adjacent encoded-words
+        # (which a reader joins): written out again as encoded-words.
+        chunks = ["=?utf-8?q?" + "x" * 60 + "?=" for _ in range(50)]
+        self.check_post(None, "\r\n ".join(chunks) + "\r\n tail",
+                        "[test] " + "x" * 3000 + " tail")
+
+
+    def test_long_archive_url_and_footer_line_stay_under_998(self):
+        url = "https://archive.example/" + "a" * 990
+        footer = "--\\n" + "f" * 1500
+        raw, m = self.check_post({"archive_url": url, "footer": footer}, "hi", "[test] hi")
+        self.assertEqual(f"<{url}>", "".join(str(m["List-Archive"]).split()))
+        body = m.get_body(preferencelist=("plain",))
+        texts = [part.get_content() for part in m.walk()
+                 if part.get_content_type() == "text/plain"]
+        self.assertTrue(any("f" * 1500 in t for t in texts),
+                        f"expected the footer line whole after decoding, got {texts!r}")
+
+
 class TestDmarc(EngineCase):
 
     def test_reject_policy_rewrites_from(self):

@@ -38,6 +38,31 @@ class ExitCodeTest(fmtest.TestCase):
         self.assertEqual(p.returncode, EX_CONFIG, p.stderr)
         self.assertIn("max_recipients", p.stderr)
 
+    def test_bad_port_address_or_host_name_is_ex_config_naming_the_line(self):
+        # Out-of-range ports used to be bound modulo 65536 (99999 is
+        # 34463), and a host name with a space was taken.
+        cases = [("listen", "127.0.0.1:99999", "port '99999' is not a number from 1 to 65535"),
+                 ("listen", "127.0.0.1:0", "port '0'"),
+                 ("listen", "::1:2525", "[address]:port"),
+                 ("hostname", "bad host", "is not a host name"),
+                 ("delivery_port", "65536", "is not a port"),
+                 ("relay_host", "relay.example.org:70000", "port '70000'"),
+                 ("dns_servers", "127.0.0.1:99999", "port '99999'")]
+        for name, value, why in cases:
+            with self.subTest(setting=name, value=value):
+                settings = dict(self.fm.settings)
+                settings[name] = value
+                with open(self.fm.conf, "w") as f:
+                    for k, v in settings.items():
+                        f.write(f"{k} = {v}\n")
+                line = list(settings).index(name) + 1
+                p = run_daemon("-c", self.fm.conf)
+                self.assertEqual(p.returncode, EX_CONFIG, f"{name} = {value}: {p.stderr}")
+                self.assertIn(f"{self.fm.conf}:{line}: {name}: ", p.stderr)
+                self.assertIn(why, p.stderr)
+                with socket.socket() as s:  # nothing was bound meanwhile
+                    self.assertNotEqual(s.connect_ex(("127.0.0.1", 34463)), 0)
+
     def test_half_tls_config_is_ex_config(self):
         with open(self.fm.conf, "a") as f:
             f.write("tls_cert_file = /nonexistent.pem\n")

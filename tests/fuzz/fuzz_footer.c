@@ -6,8 +6,9 @@
  * Input: one octet choosing the settings (footer ASCII or not, DMARC
  * munge/wrap, Reply-To), then the posted message. Beyond "does not crash":
  * what goes out uses CRLF line ends only (no bare CR or LF reaches a
- * receiving server), is a message msg_parse and msg_walk read, and carries
- * the list's List-Id exactly once.
+ * receiving server), has no line over 998 octets when the post has none,
+ * is a message msg_parse and msg_walk read, and carries the list's List-Id
+ * exactly once.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +17,19 @@
 
 #include "lists/post.h"
 #include "mail/msg.h"
+
+static size_t
+longest_line(const char *s, size_t n)
+{
+	size_t cur = 0, max = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		cur = s[i] == '\r' || s[i] == '\n' ? 0 : cur + 1;
+		if (cur > max)
+			max = cur;
+	}
+	return max;
+}
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
@@ -78,6 +92,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr, "bare CR at %zu of the rewritten message\n", i);
 			abort();
 		}
+	}
+	/* No line fanmail writes is over 998 octets: when none of the
+	 * post's is, none of what goes out is. */
+	if (longest_line(raw, size - 1) <= 998 && longest_line(out.data, out.len) > 998) {
+		fprintf(stderr, "a line of %zu octets in the rewritten message\n",
+		        longest_line(out.data, out.len));
+		abort();
 	}
 	CHECK(msg_parse(&m, out.data, out.len) == 0);
 	CHECK(msg_header_count(&m, "List-Id") == 1);

@@ -15,11 +15,13 @@ set(FM_FUZZ_NEEDS_msg mail/msg.c)
 set(FM_FUZZ_NEEDS_mime mail/msg.c)
 set(FM_FUZZ_NEEDS_footer lists/post.c)
 set(FM_FUZZ_NEEDS_bounce lists/bounce.c)
+set(FM_FUZZ_NEEDS_downgrade mail/downgrade.c)
 
 set(FM_FUZZ_SEEDS_msg tests/golden tests/corpus/bounces)
 set(FM_FUZZ_SEEDS_mime tests/golden tests/corpus/bounces)
 set(FM_FUZZ_SEEDS_footer tests/golden tests/corpus/bounces)
 set(FM_FUZZ_SEEDS_bounce tests/corpus/bounces)
+set(FM_FUZZ_SEEDS_downgrade tests/golden tests/corpus/bounces)
 
 file(GLOB fm_fuzz_all CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
 set(FM_FUZZ_SOURCES "")

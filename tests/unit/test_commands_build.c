@@ -94,6 +94,32 @@ test_plain_notice_has_every_required_header(void **state)
 	free(out);
 }
 
+/* A notice quoting a subject with a 2000-octet word (a post's decoded
+ * Subject can be that long): no line over 998 octets. */
+static void
+test_subject_word_longer_than_a_line_is_encoded(void **state)
+{
+	char subject[2100];
+	struct build_msg m = {
+	    .from_addr = "dev-request@lists.example.org",
+	    .to_addr = "bob@example.net",
+	    .subject = subject,
+	    .hostname = "mx.example.org",
+	    .body = "Hello\n",
+	};
+	size_t n;
+	char *out;
+
+	(void)state;
+	snprintf(subject, sizeof(subject), "Held: ");
+	memset(subject + 6, 'x', 2000);
+	subject[2006] = '\0';
+	out = build(&m, &n);
+	assert_crlf_only(out, n);
+	assert_non_null(strstr(out, "Subject: =?UTF-8?B?"));
+	free(out);
+}
+
 static void
 test_message_ids_differ_and_use_hostname(void **state)
 {
@@ -279,6 +305,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_plain_notice_has_every_required_header),
 	    cmocka_unit_test(test_message_ids_differ_and_use_hostname),
+	    cmocka_unit_test(test_subject_word_longer_than_a_line_is_encoded),
 	    cmocka_unit_test(test_non_ascii_subject_is_rfc2047_encoded),
 	    cmocka_unit_test(test_long_encoded_subject_folds_without_splitting_utf8),
 	    cmocka_unit_test(test_header_injection_is_flattened),

@@ -90,6 +90,80 @@ test_bad_value_names_file_line_and_setting(void **state)
 	conf_free(&c);
 }
 
+/* Hosts, addresses and ports: each row a setting line, whether it is
+ * taken, and (when not) what the error must say after "test.conf:2: ". */
+static const struct {
+	const char *line;
+	int ok;
+	const char *err;
+} host_rows[] = {
+    {"listen = 127.0.0.1:2525, [::1]:2525, *:25, :26", 1, NULL},
+    {"listen = 127.0.0.1:99999", 0,
+     "listen: '127.0.0.1:99999': port '99999' is not a number from 1 to 65535"},
+    {"listen = 127.0.0.1:0", 0, "listen: '127.0.0.1:0': port '0'"},
+    {"listen = 127.0.0.1:25x", 0, "port '25x'"},
+    {"listen = 127.0.0.1", 0, "listen: '127.0.0.1': expected address:port"},
+    {"listen = 127.0.0.1:", 0, "port ''"},
+    {"listen = 127.0.0.300:25", 0, "'127.0.0.300' is not an IPv4 address"},
+    {"listen = localhost:25", 0, "'localhost' is not an IPv4 address"},
+    {"listen = ::1:25", 0, "an IPv6 address is written [address]:port"},
+    {"listen = [::1:25", 0, "'[' without ']'"},
+    {"listen = [::g]:25", 0, "'::g' is not an IPv6 address"},
+    {"listen = [::1]25", 0, "expected ':port' after ']'"},
+    {"listen = 127.0.0.1:25 127.0.0.1:65536", 0, "'127.0.0.1:65536'"},
+    {"hostname = mx-1.lists.example.org", 1, NULL},
+    {"hostname = localhost", 1, NULL},
+    {"hostname = bad host", 0, "hostname: 'bad host' is not a host name (RFC 1123"},
+    {"hostname = -mx.example.org", 0, "is not a host name"},
+    {"hostname = mx-.example.org", 0, "is not a host name"},
+    {"hostname = mx..example.org", 0, "is not a host name"},
+    {"hostname = mx_1.example.org", 0, "is not a host name"},
+    {"hostname = .example.org", 0, "is not a host name"},
+    {"hostname = "
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.org",
+     0, "is not a host name"},
+    {"default_list_domain = lists.example.org", 1, NULL},
+    {"default_list_domain = lists example.org", 0, "default_list_domain: 'lists example.org'"},
+    {"delivery_port = 2525", 1, NULL},
+    {"delivery_port = 0", 0, "delivery_port: '0' is not a port (1 to 65535)"},
+    {"delivery_port = 70000", 0, "delivery_port: '70000' is not a port"},
+    {"dns_servers = 127.0.0.1:5353, [::1]:53, 127.0.0.2, ::1", 1, NULL},
+    {"dns_servers = 127.0.0.1:99999", 0, "dns_servers: '127.0.0.1:99999': port"},
+    {"dns_servers = ns.example.org", 0, "'ns.example.org' is not an IPv4 address"},
+    {"relay_host = smtp.example.org:587", 1, NULL},
+    {"relay_host = smtp.example.org", 1, NULL},
+    {"relay_host = 127.0.0.1:2525", 1, NULL},
+    {"relay_host = [::1]:2525", 1, NULL},
+    {"relay_host = [127.0.0.1]", 1, NULL},
+    {"relay_host = smtp.example.org:0", 0, "relay_host: 'smtp.example.org:0': port '0'"},
+    {"relay_host = bad_host:25", 0, "'bad_host' is not a host name (RFC 1123) or an IP"},
+    {"relay_host = ::1:25", 0, "an IPv6 address is written [address]:port"},
+};
+
+static void
+test_hosts_addresses_and_ports_are_checked(void **state)
+{
+	for (size_t i = 0; i < sizeof(host_rows) / sizeof(host_rows[0]); i++) {
+		struct conf c;
+		char err[512] = "", text[512];
+		int rc;
+
+		snprintf(text, sizeof(text), "# line 1\n%s\n", host_rows[i].line);
+		rc = parse(&c, text, err, sizeof(err));
+		conf_free(&c);
+		if (host_rows[i].ok && rc != 0)
+			fail_msg("'%s': expected it taken, got the error %s", host_rows[i].line,
+			         err);
+		if (host_rows[i].ok)
+			continue;
+		if (rc == 0)
+			fail_msg("'%s': expected an error, it was taken", host_rows[i].line);
+		if (strncmp(err, "test.conf:2: ", 13) != 0 || strstr(err, host_rows[i].err) == NULL)
+			fail_msg("'%s': expected 'test.conf:2: ...%s...', got '%s'",
+			         host_rows[i].line, host_rows[i].err, err);
+	}
+}
+
 static void
 test_line_without_equals_is_an_error(void **state)
 {
@@ -230,6 +304,7 @@ main(void)
 	    cmocka_unit_test(test_values_comments_and_continuations),
 	    cmocka_unit_test(test_unknown_setting_names_file_line_and_setting),
 	    cmocka_unit_test(test_bad_value_names_file_line_and_setting),
+	    cmocka_unit_test(test_hosts_addresses_and_ports_are_checked),
 	    cmocka_unit_test(test_line_without_equals_is_an_error),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_print_changed_only),

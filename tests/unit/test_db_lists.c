@@ -223,6 +223,53 @@ test_upgrade_to_3_keeps_spool_messages(void **state)
 	remove_db(path, dir);
 }
 
+/* Version 4: members set to digest delivery (never sent) get every post
+ * again, as regular members. */
+static void
+test_upgrade_to_4_moves_digest_members_to_regular(void **state)
+{
+	char dir[64], path[128], err[512];
+	sqlite3 *s;
+	sqlite3_stmt *st;
+	struct db *db;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/fm-unit-mig4-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/old.db", dir);
+	assert_int_equal(sqlite3_open(path, &s), SQLITE_OK);
+	for (int i = 1; i <= 3; i++)
+		assert_int_equal(sqlite3_exec(s, schema_migration(i), NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(
+	        s,
+	        "PRAGMA user_version = 3;"
+	        "INSERT INTO lists (id, address, local, domain, created) VALUES"
+	        " (1, 'l@d.example', 'l', 'd.example', 0);"
+	        "INSERT INTO members (list_id, address, addr_key, domain, status,"
+	        " delivery, created, updated) VALUES"
+	        " (1, 'a@x.example', 'a@x.example', 'x.example', 'enabled', 'digest', 0, 0),"
+	        " (1, 'b@x.example', 'b@x.example', 'x.example', 'enabled', 'nomail', 0, 0);",
+	        NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(s);
+
+	db = db_open(path, 0, err, sizeof(err));
+	if (db == NULL)
+		fail_msg("upgrade: %s", err);
+	assert_int_equal(sqlite3_prepare_v2(db->sql,
+	                                    "SELECT group_concat(address || '=' || delivery, ' ')"
+	                                    " FROM (SELECT * FROM members ORDER BY address)",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0),
+	                    "a@x.example=regular b@x.example=nomail");
+	sqlite3_finalize(st);
+	db_close(db);
+	remove_db(path, dir);
+}
+
 static void
 test_newer_database_is_refused(void **state)
 {
@@ -430,12 +477,12 @@ test_member_set_fields_and_enable_resets_bounce_score(void **state)
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	expect_counts(f, 0, 1, 0);
-	assert_int_equal(store_member_set(f->db, f->list.id, &a, "delivery", "digest"), 0);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "delivery", "nomail"), 0);
 	assert_int_equal(store_member_set(f->db, f->list.id, &a, "self_copy", "yes"), 0);
 	assert_int_equal(store_member_set(f->db, f->list.id, &a, "name", "Carol C."), 0);
 	assert_int_equal(store_member_find(f->db, f->list.id, &a, &m), 0);
 	assert_true(m.bounce_score > 4.0);
-	assert_string_equal(m.delivery, "digest");
+	assert_string_equal(m.delivery, "nomail");
 	assert_int_equal(m.self_copy, 1);
 	assert_string_equal(m.name, "Carol C.");
 	assert_int_equal(store_member_set(f->db, f->list.id, &a, "status", "enabled"), 0);
@@ -448,6 +495,10 @@ test_member_set_fields_and_enable_resets_bounce_score(void **state)
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	assert_int_equal(store_member_set(f->db, f->list.id, &a, "delivery", "mime"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
+	/* Digests are not sent yet: a digest member would get nothing. */
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "delivery", "digest"), -1);
+	assert_int_equal(db_status(f->db), DB_INVALID);
+	assert_non_null(strstr(db_errmsg(f->db), "digests are not available yet"));
 	assert_int_equal(store_member_set(f->db, f->list.id, &a, "self_copy", "maybe"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	assert_int_equal(store_member_set(f->db, f->list.id, &a, "name", "a\nb"), -1);
@@ -682,6 +733,7 @@ main(void)
 	    T(test_reopen_keeps_data_and_version),
 	    cmocka_unit_test(test_every_earlier_version_upgrades),
 	    cmocka_unit_test(test_upgrade_to_3_keeps_spool_messages),
+	    cmocka_unit_test(test_upgrade_to_4_moves_digest_members_to_regular),
 	    cmocka_unit_test(test_newer_database_is_refused),
 	    T(test_list_create_find_and_duplicates),
 	    T(test_list_addresses_that_clash_with_roles_are_refused),

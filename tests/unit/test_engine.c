@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
 #include "db/db.h"
+#include "db/db_internal.h"
 #include "db/engine.h"
 #include "lists/engine.h"
 #include "server/engine_runner.h"
@@ -587,6 +589,108 @@ test_runner_thread_handles_entries_left_new_at_start(void **state)
 	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 2);
 }
 
+/* ---- the outcome log comes after the commit ---- */
+
+struct log_capture {
+	char path[160];
+	int saved_stderr;
+	int commits;
+	int posted_at_commit; /* "posted: queued as" in the log when COMMIT ran */
+	int refuse;           /* make the commit fail */
+};
+
+static int
+log_has_posted(const char *path)
+{
+	char buf[65536];
+	FILE *fp = fopen(path, "r");
+	size_t n;
+
+	if (fp == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return strstr(buf, "posted: queued as") != NULL;
+}
+
+static int
+on_commit(void *arg)
+{
+	struct log_capture *c = arg;
+
+	c->commits++;
+	if (log_has_posted(c->path))
+		c->posted_at_commit = 1;
+	return c->refuse; /* non-zero turns the COMMIT into a ROLLBACK */
+}
+
+/* Sends stderr (the log) to a file and hooks the engine's connection's
+ * commits. */
+static void
+capture_start(struct fx *f, struct log_capture *c)
+{
+	int fd;
+
+	snprintf(c->path, sizeof(c->path), "%s/log", f->dir);
+	fflush(stderr);
+	c->saved_stderr = dup(2);
+	fd = open(c->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	log_init("test_engine", "info");
+	sqlite3_commit_hook(f->db->sql, on_commit, c);
+}
+
+static void
+capture_stop(struct fx *f, struct log_capture *c)
+{
+	sqlite3_commit_hook(f->db->sql, NULL, NULL);
+	fflush(stderr);
+	dup2(c->saved_stderr, 2);
+	close(c->saved_stderr);
+	log_init("test_engine", "warning");
+}
+
+static void
+test_posted_is_logged_only_after_the_commit(void **state)
+{
+	struct fx *f = *state;
+	struct log_capture c = {0};
+	int handled = -1;
+
+	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
+	capture_start(f, &c);
+	assert_int_equal(engine_runner_drain(f->db, &f->conf, NULL, kick, NULL, &handled), 0);
+	capture_stop(f, &c);
+	assert_int_equal(handled, 1);
+	assert_true(c.commits >= 1);
+	if (c.posted_at_commit)
+		fail_msg(
+		    "expected 'posted: queued as' logged after the commit, it was there before");
+	if (!log_has_posted(c.path))
+		fail_msg("expected 'posted: queued as' in the log after the drain");
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'post'"), 1);
+}
+
+static void
+test_failed_commit_logs_no_queued_message(void **state)
+{
+	struct fx *f = *state;
+	struct log_capture c = {.refuse = 1};
+	int handled = -1;
+
+	spool(f, "ann@example.com", "Ann <ann@example.com>", "", "post");
+	capture_start(f, &c);
+	assert_int_equal(engine_runner_drain(f->db, &f->conf, NULL, kick, NULL, &handled), -1);
+	capture_stop(f, &c);
+	if (log_has_posted(c.path))
+		fail_msg("expected no 'posted: queued as' for a commit that failed");
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg"), 0);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM spool WHERE state = 'new'"), 1);
+}
+
 int
 main(void)
 {
@@ -594,6 +698,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_member_post_becomes_one_message_for_enabled_regular_members, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_self_copy_member_gets_own_post, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_posted_is_logged_only_after_the_commit, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_commit_logs_no_queued_message, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_poster_known_by_envelope_when_from_is_not_a_member,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_non_member_rejected_with_notice, setup, teardown),
