@@ -7,6 +7,7 @@
 #include "lists/listaddr.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,17 +69,25 @@ print_prefix(struct cli *cli)
 	fputs(": ", stderr);
 }
 
+/* "fanmail GROUP CMD: message" on stderr, after what was written to
+ * cli->out. */
+static void
+print_error(struct cli *cli, const char *fmt, va_list ap)
+{
+	fflush(cli->out);
+	print_prefix(cli);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 int
 cli_error(struct cli *cli, int code, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(cli->out);
-	print_prefix(cli);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(cli, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return code;
 }
 
@@ -105,12 +114,9 @@ cli_usage_error(struct cli *cli, const char *fmt, ...)
 {
 	va_list ap;
 
-	fflush(cli->out);
-	print_prefix(cli);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(cli, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	print_usage(cli, stderr);
 	return EX_USAGE;
 }
@@ -680,4 +686,24 @@ cli_put_field(FILE *out, const char *s)
 		else
 			putc(*p, out);
 	}
+}
+
+void
+cli_notify_daemon(struct cli *cli, const char *word)
+{
+	char path[4200];
+	int fd;
+
+	if (cli->conf.control_file[0] != '\0')
+		snprintf(path, sizeof(path), "%s", cli->conf.control_file);
+	else
+		snprintf(path, sizeof(path), "%s.kick", cli->conf.database);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
+	if (fd < 0) {
+		fprintf(stderr, "fanmail: warning: cannot notify fanmaild through %s: %s\n", path,
+		        strerror(errno));
+		return;
+	}
+	(void)!write(fd, word, strlen(word));
+	close(fd);
 }

@@ -178,6 +178,12 @@ int cli_find_list(struct cli *cli, const char *arg, struct db_list *out);
  * owned by the cli. */
 int cli_keyvalue(struct cli *cli, const char *arg, const char **key, const char **value);
 
+/* Tells a running fanmaild to act now ("kick": scan the queue, "flush":
+ * retry every deferred row) through the control file it watches
+ * (server/control.h). Without a daemon the file is harmless: the next
+ * start scans the queue. A file that cannot be written is a warning. */
+void cli_notify_daemon(struct cli *cli, const char *word);
+
 /* Seconds since the epoch as "2026-01-31T12:00:00Z" (UTC); buf >= 32. */
 const char *cli_time(int64_t t, char *buf, size_t len);
 

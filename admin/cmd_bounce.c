@@ -10,6 +10,7 @@
 #include "db/bounces.h"
 #include "lists/bounce.h"
 #include "lists/score.h"
+#include "mail/strbuf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,33 +22,31 @@
 /* How far back `bounces ls` counts policy bounces per domain. */
 #define POLICY_WINDOW (30 * 86400)
 
+/* All of f, NUL-terminated; NULL with errno set on a read error, EFBIG
+ * from PARSE_MAX_OCTETS on, ENOMEM when memory runs out. */
 static char *
 read_all(FILE *f, size_t *len)
 {
-	size_t cap = 65536, n = 0;
-	char *b = malloc(cap), *nb;
+	struct strbuf b = {0};
+	char chunk[65536];
 	size_t r;
 
-	if (b == NULL)
-		return NULL;
-	while ((r = fread(b + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap) {
-			if (cap >= PARSE_MAX_OCTETS || (nb = realloc(b, cap * 2)) == NULL) {
-				free(b);
-				errno = EFBIG;
-				return NULL;
-			}
-			b = nb;
-			cap *= 2;
+	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		strbuf_add(&b, chunk, r);
+		if (b.len >= PARSE_MAX_OCTETS) {
+			strbuf_free(&b);
+			errno = EFBIG;
+			return NULL;
 		}
 	}
 	if (ferror(f)) {
-		free(b);
+		strbuf_free(&b);
 		return NULL;
 	}
-	*len = n;
-	return b;
+	*len = b.len;
+	if (b.oom)
+		errno = ENOMEM;
+	return strbuf_done(&b);
 }
 
 static const char *

@@ -21,34 +21,9 @@
 #include "lists/moderate.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-/* Tells a running fanmaild that mail was queued, through the control file
- * it watches (server/control.h; the same as `fanmail queue` does). Without
- * a daemon the file is harmless: the next start scans the queue. */
-static void
-kick_daemon(struct cli *cli)
-{
-	char path[4200];
-	int fd;
-
-	if (cli->conf.control_file[0] != '\0')
-		snprintf(path, sizeof(path), "%s", cli->conf.control_file);
-	else
-		snprintf(path, sizeof(path), "%s.kick", cli->conf.database);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
-	if (fd < 0) {
-		fprintf(stderr, "fanmail: warning: cannot notify fanmaild through %s: %s\n", path,
-		        strerror(errno));
-		return;
-	}
-	(void)!write(fd, "kick", 4);
-	close(fd);
-}
 
 /* Opens the store, finds the list and expires its overdue holds. */
 static int
@@ -261,7 +236,7 @@ decide(struct cli *cli, int argc, char **argv, enum moderate_action action)
 	}
 	/* A released post or a notice is in the queue now. */
 	if (queued && action != MODERATE_DISCARD)
-		kick_daemon(cli);
+		cli_notify_daemon(cli, "kick");
 	return worst;
 }
 

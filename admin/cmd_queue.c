@@ -11,32 +11,11 @@
 #include "admin/cli.h"
 #include "db/queue.h"
 #include "db/retention.h"
+#include "mail/strbuf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-static void
-notify_daemon(struct cli *cli, const char *word)
-{
-	char path[4200];
-	int fd;
-
-	if (cli->conf.control_file[0] != '\0')
-		snprintf(path, sizeof(path), "%s", cli->conf.control_file);
-	else
-		snprintf(path, sizeof(path), "%s.kick", cli->conf.database);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0660);
-	if (fd < 0) {
-		fprintf(stderr, "fanmail: warning: cannot notify fanmaild through %s: %s\n", path,
-		        strerror(errno));
-		return;
-	}
-	(void)!write(fd, word, strlen(word));
-	close(fd);
-}
 
 static void
 put_time(struct cli *cli, int64_t t)
@@ -46,6 +25,20 @@ put_time(struct cli *cli, int64_t t)
 	fputs(t > 0 ? cli_time(t, buf, sizeof(buf)) : "-", cli->out);
 }
 
+/* The fields of a queued message that `queue ls` and `queue show` share,
+ * inside an object the caller opened. */
+static void
+json_message(struct cli *cli, const struct db_qsummary *s)
+{
+	cli_json_kv_str(cli, "qid", s->qid);
+	cli_json_kv_str(cli, "kind", s->kind);
+	cli_json_kv_str(cli, "from", s->env_from);
+	cli_json_kv_int(cli, "created", s->created);
+	cli_json_kv_int(cli, "expires", s->expires);
+	cli_json_kv_int(cli, "size", s->size);
+	cli_json_kv_bool(cli, "held", s->held);
+}
+
 static void
 ls_row(void *arg, const struct db_qsummary *s)
 {
@@ -53,13 +46,7 @@ ls_row(void *arg, const struct db_qsummary *s)
 
 	if (cli->json) {
 		cli_json_begin_object(cli);
-		cli_json_kv_str(cli, "qid", s->qid);
-		cli_json_kv_str(cli, "kind", s->kind);
-		cli_json_kv_str(cli, "from", s->env_from);
-		cli_json_kv_int(cli, "created", s->created);
-		cli_json_kv_int(cli, "expires", s->expires);
-		cli_json_kv_int(cli, "size", s->size);
-		cli_json_kv_bool(cli, "held", s->held);
+		json_message(cli, s);
 		cli_json_kv_int(cli, "queued", s->queued);
 		cli_json_kv_int(cli, "deferred", s->deferred);
 		cli_json_kv_int(cli, "sent", s->sent);
@@ -104,13 +91,7 @@ show_msg(void *arg, const struct db_qsummary *s)
 
 	if (cli->json) {
 		cli_json_begin_object(cli);
-		cli_json_kv_str(cli, "qid", s->qid);
-		cli_json_kv_str(cli, "kind", s->kind);
-		cli_json_kv_str(cli, "from", s->env_from);
-		cli_json_kv_int(cli, "created", s->created);
-		cli_json_kv_int(cli, "expires", s->expires);
-		cli_json_kv_int(cli, "size", s->size);
-		cli_json_kv_bool(cli, "held", s->held);
+		json_message(cli, s);
 		cli_json_key(cli, "recipients");
 		cli_json_begin_array(cli);
 		return;
@@ -200,7 +181,7 @@ cmd_queue_flush(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (db_queue_flush(cli->db, &changed) < 0)
 		return cli_db_error(cli, "queue flush");
-	notify_daemon(cli, "flush");
+	cli_notify_daemon(cli, "flush");
 	fprintf(cli->out, "%lld recipient(s) due now\n", (long long)changed);
 	return EX_OK;
 }
@@ -260,7 +241,7 @@ change(struct cli *cli, int argc, char **argv, int what)
 			return cli_db_error(cli, argv[i]);
 		}
 	}
-	notify_daemon(cli, "kick");
+	cli_notify_daemon(cli, "kick");
 	return EX_OK;
 }
 
@@ -287,31 +268,25 @@ static char *
 read_message(struct cli *cli, const char *path, size_t *len)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	size_t cap = 65536, n = 0;
+	struct strbuf b = {0};
+	size_t n;
 	char *raw, *out;
 	int c, prev = 0;
 
 	if (f == NULL)
 		return NULL;
-	raw = malloc(cap);
-	while (raw != NULL && (c = getc(f)) != EOF) {
-		if (n + 3 > cap) {
-			char *p = realloc(raw, cap *= 2);
-			if (p == NULL) {
-				free(raw);
-				raw = NULL;
-				break;
-			}
-			raw = p;
-		}
+	while (!b.oom && (c = getc(f)) != EOF) {
+		char ch = (char)c;
+
 		if (c == '\n' && prev != '\r')
-			raw[n++] = '\r';
-		raw[n++] = (char)c;
+			strbuf_add(&b, "\r", 1);
+		strbuf_add(&b, &ch, 1);
 		prev = c;
 	}
 	if (f != stdin)
 		fclose(f);
-	if (raw == NULL)
+	n = b.len;
+	if ((raw = strbuf_done(&b)) == NULL)
 		return NULL;
 	out = cli_alloc(cli, n + 1);
 	memcpy(out, raw, n);
@@ -414,7 +389,7 @@ cmd_queue_inject(struct cli *cli, int argc, char **argv)
 	free(r.v);
 	if (rc < 0)
 		return cli_db_error(cli, "queue inject");
-	notify_daemon(cli, "kick");
+	cli_notify_daemon(cli, "kick");
 	fprintf(cli->out, "%s\n", qid);
 	return EX_OK;
 }

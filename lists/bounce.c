@@ -18,6 +18,7 @@
 #include "mail/addr.h"
 #include "mail/msg.h"
 #include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 #define MAX_RCPTS 256
 #define MAX_TEXT (512 * 1024)
@@ -746,29 +747,10 @@ struct dsn_state {
 static int
 put_utf8(char *out, size_t *o, size_t len, unsigned long cp)
 {
-	unsigned char u[4];
-	size_t n;
+	char u[4];
+	size_t n = cp == 0 ? 0 : utf8_encode(cp, u);
 
-	if (cp == 0 || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return -1;
-	if (cp < 0x80) {
-		u[0] = (unsigned char)cp, n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (unsigned char)(0xc0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (unsigned char)(0xe0 | cp >> 12);
-		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		u[0] = (unsigned char)(0xf0 | cp >> 18);
-		u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	if (*o + n >= len)
+	if (n == 0 || *o + n >= len)
 		return -1;
 	memcpy(out + *o, u, n);
 	*o += n;

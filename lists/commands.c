@@ -781,20 +781,11 @@ handle_owner(struct ctx *c)
 	snprintf(env_from, sizeof(env_from), "%s-bounces@%s", c->in->list_local,
 	         c->in->list_domain);
 	strbuf_printf(&body, "X-Loop: %s\r\n", loop);
-	if (body.p == NULL || (body.len + c->in->len) < body.len) {
+	strbuf_add(&body, c->in->message, c->in->len);
+	if (body.oom) {
+		strbuf_free(&body);
 		free(o);
 		return -1;
-	}
-	{
-		char *p = realloc(body.p, body.len + c->in->len + 1);
-		if (p == NULL) {
-			free(body.p);
-			free(o);
-			return -1;
-		}
-		memcpy(p + body.len, c->in->message, c->in->len);
-		body.p = p;
-		body.len += c->in->len;
 	}
 	m.body = body.p;
 	m.len = body.len;

@@ -25,6 +25,7 @@
 #include "conf/conf.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
+#include "mail/encode.h"
 #include "mail/fold.h"
 #include "mail/strbuf.h"
 #include "mail/utf8.h"
@@ -496,7 +497,7 @@ b_phrase(struct strbuf *b, const char *text)
 		}
 		strbuf_add(b, "\"", 1);
 	} else {
-		char *enc = msg_encode_words(text, strlen(text), "\r\n", 60);
+		char *enc = encode_text(text, strlen(text), "\r\n", 60);
 
 		if (enc == NULL) {
 			b->oom = 1;
@@ -653,36 +654,6 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 	return FOOTER_WRAP;
 }
 
-/* Quoted-printable encoding of the footer, lines kept as lines. */
-static void
-b_qp(struct strbuf *b, const char *s)
-{
-	size_t col = 0;
-
-	for (const char *p = s; *p; p++) {
-		unsigned char ch = (unsigned char)*p;
-
-		if (*p == '\r' && p[1] == '\n') {
-			strbuf_add(b, "\r\n", 2);
-			p++;
-			col = 0;
-			continue;
-		}
-		if (col >= 72) {
-			strbuf_add(b, "=\r\n", 3);
-			col = 0;
-		}
-		if ((ch >= 33 && ch <= 126 && ch != '=') ||
-		    (ch == ' ' && p[1] != '\r' && p[1] != '\0')) {
-			strbuf_add(b, p, 1);
-			col++;
-		} else {
-			strbuf_printf(b, "=%02X", ch);
-			col += 3;
-		}
-	}
-}
-
 static void
 footer_part(struct strbuf *b, const struct post_cfg *c, const char *boundary)
 {
@@ -697,7 +668,7 @@ footer_part(struct strbuf *b, const struct post_cfg *c, const char *boundary)
 	              : ascii ? "7bit"
 	                      : "8bit");
 	if (qp)
-		b_qp(b, c->footer);
+		encode_qp(b, c->footer, fl);
 	else
 		strbuf_add(b, c->footer, fl);
 	if (!ends_with_eol(c->footer, fl))
@@ -754,7 +725,7 @@ subject_field(struct strbuf *b, const struct post_cfg *c, const struct msg *m, s
 	 * is folded again (mail/fold.h), never sent as one long line. */
 	strbuf_str(&f, "Subject: ");
 	if (enc || !utf8_is_ascii(s)) {
-		char *e = msg_encode_words(s, strlen(s), "\r\n", 69);
+		char *e = encode_text(s, strlen(s), "\r\n", 69);
 
 		if (e == NULL) {
 			b->oom = 1;
@@ -967,7 +938,7 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		if (!ends_with_eol(m.body, m.body_len))
 			strbuf_str(&b, "\r\n");
 		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
-			b_qp(&b, c->footer);
+			encode_qp(&b, c->footer, strlen(c->footer));
 		else
 			strbuf_str(&b, c->footer);
 		if (!ends_with_eol(c->footer, strlen(c->footer)))

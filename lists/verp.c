@@ -146,29 +146,53 @@ valid_domain(const char *d, size_t n)
 	return 1;
 }
 
-int
-verp_encode(const char *list_local, const char *list_domain, const char *rcpt, char *buf,
-            size_t len)
+/* The member's local part of rcpt, unquoted, into local; returns the
+ * domain after the '@', or NULL when rcpt cannot be carried in a VERP
+ * address. */
+static const char *
+split_rcpt(const char *rcpt, char local[VERP_PATH_MAX + 1])
 {
-	char local[VERP_PATH_MAX + 1], raw[2 * VERP_PATH_MAX + 8], enc[2 * VERP_PATH_MAX + 8];
 	const char *at = strrchr(rcpt, '@');
-	int ln, rn, en, n;
 
 	if (at == NULL || at == rcpt || at[1] == '\0' || !valid_domain(at + 1, strlen(at + 1)))
-		return -1;
-	ln = unquote(rcpt, (size_t)(at - rcpt), local, sizeof(local));
-	if (ln <= 0)
-		return -1;
-	rn = snprintf(raw, sizeof(raw), "%s%s+%s=%s", list_local, VERP_TAG, local, at + 1);
+		return NULL;
+	if (unquote(rcpt, (size_t)(at - rcpt), local, VERP_PATH_MAX + 1) <= 0)
+		return NULL;
+	return at + 1;
+}
+
+/* "LIST+fm+LOCAL=DOMAIN[+SIG]@LISTDOMAIN" into buf, the local part quoted
+ * when it is not a dot-atom; its length, or -1 when it is longer than
+ * VERP_PATH_MAX or len. */
+static int
+put_path(const char *list_local, const char *list_domain, const char *local, const char *domain,
+         const char *sig, char *buf, size_t len)
+{
+	char raw[3 * VERP_PATH_MAX], enc[3 * VERP_PATH_MAX];
+	int rn, n;
+
+	rn = snprintf(raw, sizeof(raw), "%s%s+%s=%s%s%s", list_local, VERP_TAG, local, domain,
+	              sig ? "+" : "", sig ? sig : "");
 	if (rn < 0 || (size_t)rn >= sizeof(raw))
 		return -1;
-	en = put_local(raw, (size_t)rn, enc, sizeof(enc));
-	if (en < 0)
+	if (put_local(raw, (size_t)rn, enc, sizeof(enc)) < 0)
 		return -1;
 	n = snprintf(buf, len, "%s@%s", enc, list_domain);
 	if (n < 0 || (size_t)n >= len || n > VERP_PATH_MAX)
 		return -1;
 	return n;
+}
+
+int
+verp_encode(const char *list_local, const char *list_domain, const char *rcpt, char *buf,
+            size_t len)
+{
+	char local[VERP_PATH_MAX + 1];
+	const char *domain = split_rcpt(rcpt, local);
+
+	if (domain == NULL)
+		return -1;
+	return put_path(list_local, list_domain, local, domain, NULL, buf, len);
 }
 
 int
@@ -308,31 +332,19 @@ verp_encode_signed(const struct verp_key *k, const char *list_local, const char 
                    const char *rcpt, char *buf, size_t len)
 {
 	char ext[2 * VERP_PATH_MAX + 8], member[2 * VERP_PATH_MAX + 8], local[VERP_PATH_MAX + 1];
-	char raw[3 * VERP_PATH_MAX], enc[3 * VERP_PATH_MAX], sig[VERP_SIG_LEN + 1];
-	const char *at = strrchr(rcpt, '@');
-	int ln, rn, en, n;
+	char sig[VERP_SIG_LEN + 1];
+	const char *domain = split_rcpt(rcpt, local);
+	int n;
 
-	if (at == NULL || at == rcpt || at[1] == '\0' || !valid_domain(at + 1, strlen(at + 1)))
-		return -1;
-	ln = unquote(rcpt, (size_t)(at - rcpt), local, sizeof(local));
-	if (ln <= 0)
+	if (domain == NULL)
 		return -1;
 	/* Signed as the decoder will read it back. */
-	n = snprintf(ext, sizeof(ext), "%s=%s", local, at + 1);
+	n = snprintf(ext, sizeof(ext), "%s=%s", local, domain);
 	if (n < 0 || (size_t)n >= sizeof(ext) ||
 	    verp_decode(ext, (size_t)n, member, sizeof(member)) < 0)
 		return -1;
 	verp_sig(k, list_local, list_domain, member, sig);
-	rn = snprintf(raw, sizeof(raw), "%s%s+%s=%s+%s", list_local, VERP_TAG, local, at + 1, sig);
-	if (rn < 0 || (size_t)rn >= sizeof(raw))
-		return -1;
-	en = put_local(raw, (size_t)rn, enc, sizeof(enc));
-	if (en < 0)
-		return -1;
-	n = snprintf(buf, len, "%s@%s", enc, list_domain);
-	if (n < 0 || (size_t)n >= len || n > VERP_PATH_MAX)
-		return -1;
-	return n;
+	return put_path(list_local, list_domain, local, domain, sig, buf, len);
 }
 
 void

@@ -634,6 +634,12 @@ first_mailbox_end(const char *s, const char *e)
 	return e;
 }
 
+size_t
+addr_list_item_end(const char *s, size_t n)
+{
+	return (size_t)(first_mailbox_end(s, s + n) - s);
+}
+
 /* The display name s..e into name: quotes and escapes removed, RFC 2047
  * words decoded, cut to fit at a UTF-8 boundary. A name that is not
  * readable text is left empty: who the mail is from is the address. */

@@ -60,6 +60,11 @@ int addr_parse_line(const char *line, size_t len, int flags, struct addr *a, cha
 int addr_parse_mailbox(const char *value, size_t len, struct addr *a, char *name, size_t namelen,
                        const char **why);
 
+/* In an unfolded address list s[0..n): the offset of the comma that ends
+ * its first item (outside quoted strings, comments and angle brackets),
+ * or n when there is none. */
+size_t addr_list_item_end(const char *s, size_t n);
+
 /* Checks a display name: well-formed UTF-8, no control characters.
  * Returns 0 or -1 with *why set. */
 int addr_check_name(const char *s, size_t len, const char **why);

@@ -16,12 +16,17 @@
 #include <sys/random.h>
 #include <sys/time.h>
 
+#include "mail/encode.h"
+#include "mail/fold.h"
 #include "mail/strbuf.h"
 #include "mail/utf8.h"
 
 #define FOLD_AT 78
-#define EW_RAW_MAX 45 /* 45 octets -> 60 base64 chars -> 72-octet encoded-word */
-#define MAX_REFS 10   /* References keeps the newest ids only */
+/* Encoded-words as these notices have always been written: "=?UTF-8?B?",
+ * separated by spaces, where put_header() folds. */
+#define EW_HOW (ENCODE_EW_B | ENCODE_EW_UPPER)
+#define EW_MAX 75
+#define MAX_REFS 10 /* References keeps the newest ids only */
 
 int
 build_random_hex(char *buf, size_t n)
@@ -88,14 +93,7 @@ build_date(time_t t, char *buf, size_t len)
 static char *
 flatten(const char *s)
 {
-	char *c = strdup(s ? s : "");
-
-	if (c == NULL)
-		return NULL;
-	for (char *p = c; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	return c;
+	return fold_flatten(strdup(s ? s : ""));
 }
 
 /* "Name: value" folded at spaces: a fold goes before a word that would
@@ -133,52 +131,6 @@ put_header(struct strbuf *b, const char *name, const char *value)
 	strbuf_str(b, "\r\n");
 }
 
-static void
-base64(struct strbuf *b, const unsigned char *in, size_t n)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char out[4];
-
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		out[0] = tab[(v >> 18) & 63];
-		out[1] = tab[(v >> 12) & 63];
-		out[2] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-		out[3] = i + 2 < n ? tab[v & 63] : '=';
-		strbuf_add(b, out, 4);
-	}
-}
-
-/* s as UTF-8 "B" encoded-words separated by spaces (folding points). */
-static void
-encode_words(struct strbuf *b, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t left = strlen(s);
-	int first = 1;
-
-	while (left > 0) {
-		size_t n = left < EW_RAW_MAX ? left : EW_RAW_MAX;
-		/* Back off to the start of a UTF-8 sequence. */
-		if (n < left)
-			while (n > 1 && (p[n] & 0xc0) == 0x80)
-				n--;
-		if (!first)
-			strbuf_str(b, " ");
-		strbuf_str(b, "=?UTF-8?B?");
-		base64(b, p, n);
-		strbuf_str(b, "?=");
-		p += n;
-		left -= n;
-		first = 0;
-	}
-}
-
 static size_t
 longest_word(const char *s)
 {
@@ -209,7 +161,7 @@ put_subject(struct strbuf *b, const char *subject)
 	if (utf8_is_ascii(s) && strstr(s, "=?") == NULL && longest_word(s) < 900)
 		strbuf_str(&v, s);
 	else
-		encode_words(&v, s);
+		encode_words(&v, s, strlen(s), EW_HOW, EW_MAX, " ");
 	if (v.oom)
 		b->oom = 1;
 	else
@@ -248,7 +200,7 @@ put_mailbox_header(struct strbuf *b, const char *hname, const char *name, const 
 		strbuf_str(&v, a);
 	} else {
 		if (!utf8_is_ascii(n) || strstr(n, "=?") != NULL) {
-			encode_words(&v, n);
+			encode_words(&v, n, strlen(n), EW_HOW, EW_MAX, " ");
 		} else if (is_atext_phrase(n)) {
 			strbuf_str(&v, n);
 		} else {
@@ -354,40 +306,13 @@ put_text_crlf(struct strbuf *b, const char *s, size_t n)
 	});
 }
 
-/* Quoted-printable (RFC 2045 6.7): lines of at most 76 octets with soft
- * breaks; trailing white space encoded. */
+/* The body quoted-printable (encode.h), every line ended. */
 static void
 put_qp(struct strbuf *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
-	FOR_EACH_LINE(s, n, line, len, {
-		size_t col = 0;
-		for (size_t k = 0; k < len; k++) {
-			unsigned char c = (unsigned char)line[k];
-			char enc[3];
-			size_t w;
-			int last = k + 1 == len;
-			if ((c >= 33 && c <= 126 && c != '=') ||
-			    ((c == ' ' || c == '\t') && !last)) {
-				enc[0] = (char)c;
-				w = 1;
-			} else {
-				enc[0] = '=';
-				enc[1] = hex[c >> 4];
-				enc[2] = hex[c & 15];
-				w = 3;
-			}
-			/* Room for a soft break "=" unless this is the line's end. */
-			if (col + w > (last ? 76u : 75u)) {
-				strbuf_str(b, "=\r\n");
-				col = 0;
-			}
-			strbuf_add(b, enc, w);
-			col += w;
-		}
+	encode_qp(b, s, n);
+	if (n > 0 && s[n - 1] != '\r' && s[n - 1] != '\n')
 		strbuf_str(b, "\r\n");
-	});
 }
 
 static void

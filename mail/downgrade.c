@@ -3,13 +3,16 @@
  * quoted-printable or base64 (see downgrade.h).
  *
  * The message is parsed with msg.h (nothing copied) and written anew into
- * an open_memstream(3) buffer: libc's growing string, so that this file
- * keeps no string buffer of its own. Encoded words come from
- * msg_encode_words(), transfer decoding from msg_decode_body().
+ * a strbuf. Encoded words and transfer encodings come from encode.h,
+ * transfer decoding from msg_decode_body().
  */
 #include "mail/downgrade.h"
 
+#include "mail/addr.h"
+#include "mail/encode.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -21,7 +24,7 @@
 #define LINE_WANT 78
 
 struct out {
-	FILE *f;
+	struct strbuf b;
 	char *why;
 	size_t whylen;
 	int failed; /* why is written */
@@ -45,10 +48,7 @@ fail(struct out *o, const char *fmt, ...)
 static int
 has_8bit(const char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] >= 0x80)
-			return 1;
-	return 0;
+	return !utf8_is_ascii_n(s, n);
 }
 
 static int
@@ -92,50 +92,13 @@ put_words(struct out *o, const char *s, size_t n, size_t used)
 
 	if (text == NULL)
 		return -1;
-	enc =
-	    msg_encode_words(text, strlen(text), "\r\n", used < LINE_WANT ? LINE_WANT - used : 20);
+	enc = encode_text(text, strlen(text), "\r\n", used < LINE_WANT ? LINE_WANT - used : 20);
 	free(text);
 	if (enc == NULL)
 		return -1;
-	fputs(enc, o->f);
+	strbuf_str(&o->b, enc);
 	free(enc);
 	return 0;
-}
-
-/* The end of the item that starts at i in an unfolded address list: its
- * top-level comma, or n. */
-static size_t
-next_item(const char *s, size_t n, size_t i)
-{
-	int quoted = 0, comment = 0, angle = 0;
-
-	for (; i < n; i++) {
-		char c = s[i];
-		if (quoted) {
-			if (c == '\\' && i + 1 < n)
-				i++;
-			else if (c == '"')
-				quoted = 0;
-		} else if (comment) {
-			if (c == '\\' && i + 1 < n)
-				i++;
-			else if (c == '(')
-				comment++;
-			else if (c == ')')
-				comment--;
-		} else if (c == '"') {
-			quoted = 1;
-		} else if (c == '(') {
-			comment = 1;
-		} else if (c == '<') {
-			angle = 1;
-		} else if (c == '>') {
-			angle = 0;
-		} else if (c == ',' && !angle) {
-			return i;
-		}
-	}
-	return n;
 }
 
 /* The offset of the top-level '<' of one item, or n. */
@@ -208,9 +171,9 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 	size_t col = h->name_len + 2;
 	int first = 1;
 
-	fprintf(o->f, "%.*s: ", (int)h->name_len, h->name);
+	strbuf_printf(&o->b, "%.*s: ", (int)h->name_len, h->name);
 	for (size_t i = 0; i <= vn;) {
-		size_t e = next_item(v, vn, i), in, lt;
+		size_t e = i + addr_list_item_end(v + i, vn - i), in, lt;
 		const char *item = v + i;
 
 		in = e - i;
@@ -221,12 +184,12 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 		if (!first) {
 			/* One item a line once anything was encoded: simple,
 			 * and no line grows past its item. */
-			fputs(",\r\n ", o->f);
+			strbuf_str(&o->b, ",\r\n ");
 			col = 1;
 		}
 		first = 0;
 		if (!has_8bit(item, in)) {
-			fprintf(o->f, "%.*s", (int)in, item);
+			strbuf_printf(&o->b, "%.*s", (int)in, item);
 			col += in;
 			continue;
 		}
@@ -243,10 +206,10 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 			return -1;
 		/* The angle address on a line of its own: the words above
 		 * may have filled theirs. */
-		fprintf(o->f, "\r\n %.*s", (int)(in - lt), item + lt);
+		strbuf_printf(&o->b, "\r\n %.*s", (int)(in - lt), item + lt);
 		col = 1 + in - lt;
 	}
-	fputs("\r\n", o->f);
+	strbuf_str(&o->b, "\r\n");
 	return 0;
 }
 
@@ -255,7 +218,7 @@ put_address_field(struct out *o, const struct msg_header *h, const char *v, size
 static int
 put_param_field(struct out *o, const struct msg_header *h, const char *v, size_t vn)
 {
-	fprintf(o->f, "%.*s: ", (int)h->name_len, h->name);
+	strbuf_printf(&o->b, "%.*s: ", (int)h->name_len, h->name);
 	for (size_t i = 0; i < vn;) {
 		if (v[i] == '"') {
 			size_t e = i + 1;
@@ -265,13 +228,13 @@ put_param_field(struct out *o, const struct msg_header *h, const char *v, size_t
 				e++;
 			}
 			if (has_8bit(v + i + 1, e - i - 1)) {
-				char *enc = msg_encode_words(v + i + 1, e - i - 1, "\r\n ", 60);
+				char *enc = encode_text(v + i + 1, e - i - 1, "\r\n ", 60);
 				if (enc == NULL)
 					return -1;
-				fprintf(o->f, "\r\n \"%s\"", enc);
+				strbuf_printf(&o->b, "\r\n \"%s\"", enc);
 				free(enc);
 			} else {
-				fprintf(o->f, "%.*s", (int)(e - i + (e < vn)), v + i);
+				strbuf_printf(&o->b, "%.*s", (int)(e - i + (e < vn)), v + i);
 			}
 			i = e + 1;
 			continue;
@@ -281,10 +244,10 @@ put_param_field(struct out *o, const struct msg_header *h, const char *v, size_t
 			     (int)h->name_len, h->name);
 			return -1;
 		}
-		fputc(v[i], o->f);
+		strbuf_add(&o->b, v + i, 1);
 		i++;
 	}
-	fputs("\r\n", o->f);
+	strbuf_str(&o->b, "\r\n");
 	return 0;
 }
 
@@ -296,7 +259,7 @@ put_header(struct out *o, const struct msg_header *h, int downgrade)
 	int rc = 0;
 
 	if (!downgrade || !has_8bit(h->start, h->len)) {
-		fwrite(h->start, 1, h->len, o->f);
+		strbuf_add(&o->b, h->start, h->len);
 		return 0;
 	}
 	if (name_in(h->name, h->name_len, mime_fields)) {
@@ -313,9 +276,9 @@ put_header(struct out *o, const struct msg_header *h, int downgrade)
 	} else {
 		const char *pre =
 		    name_in(h->name, h->name_len, encapsulated_fields) ? "Downgraded-" : "";
-		fprintf(o->f, "%s%.*s: ", pre, (int)h->name_len, h->name);
+		strbuf_printf(&o->b, "%s%.*s: ", pre, (int)h->name_len, h->name);
 		rc = put_words(o, v, vn, strlen(pre) + h->name_len + 2);
-		fputs("\r\n", o->f);
+		strbuf_str(&o->b, "\r\n");
 	}
 	free(v);
 	return rc;
@@ -323,90 +286,13 @@ put_header(struct out *o, const struct msg_header *h, int downgrade)
 
 /* --- bodies --- */
 
-static void
-put_b64(struct out *o, const unsigned char *in, size_t n)
-{
-	static const char tab[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	int col = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)in[i + 1] << 8;
-		if (i + 2 < n)
-			v |= in[i + 2];
-		fputc(tab[(v >> 18) & 63], o->f);
-		fputc(tab[(v >> 12) & 63], o->f);
-		fputc(i + 1 < n ? tab[(v >> 6) & 63] : '=', o->f);
-		fputc(i + 2 < n ? tab[v & 63] : '=', o->f);
-		if ((col += 4) >= 76) {
-			fputs("\r\n", o->f);
-			col = 0;
-		}
-	}
-	if (col > 0)
-		fputs("\r\n", o->f);
-}
-
-char *
-downgrade_qp_encode(const char *in, size_t len, size_t *outlen)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *buf = NULL;
-	size_t blen = 0;
-	FILE *f = open_memstream(&buf, &blen);
-	size_t col = 0;
-
-	if (f == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		char enc[3];
-		size_t w;
-		int eol_next, last;
-
-		if (c == '\r' || c == '\n') {
-			if (c == '\r' && i + 1 < len && in[i + 1] == '\n')
-				i++;
-			fputs("\r\n", f);
-			col = 0;
-			continue;
-		}
-		eol_next = i + 1 == len || in[i + 1] == '\r' || in[i + 1] == '\n';
-		/* The last octet of a line needs no room for a soft break. */
-		last = eol_next;
-		if ((c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !eol_next)) {
-			enc[0] = (char)c;
-			w = 1;
-		} else {
-			enc[0] = '=';
-			enc[1] = hex[c >> 4];
-			enc[2] = hex[c & 15];
-			w = 3;
-		}
-		if (col + w > (last ? 76u : 75u)) {
-			fputs("=\r\n", f);
-			col = 0;
-		}
-		fwrite(enc, 1, w, f);
-		col += w;
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	*outlen = blen;
-	return buf;
-}
-
 static int entity(struct out *o, const char *buf, size_t len, int flags, int depth);
 
 static void
 put_sanitized(struct out *o, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		fputc((unsigned char)s[i] >= 0x80 ? '?' : s[i], o->f);
+		strbuf_add(&o->b, (unsigned char)s[i] >= 0x80 ? "?" : s + i, 1);
 }
 
 static int
@@ -453,11 +339,11 @@ put_multipart(struct out *o, const char *b, size_t n, const char *bd, int flags,
 				pl = pe - part;
 				if (entity(o, b + part, pl, flags, depth + 1) < 0)
 					return -1;
-				fwrite(b + pe, 1, i - pe, o->f);
+				strbuf_add(&o->b, b + pe, i - pe);
 			} else {
 				put_sanitized(o, b + part, i - part);
 			}
-			fwrite(b + i, 1, e + eol_len - i, o->f);
+			strbuf_add(&o->b, b + i, e + eol_len - i);
 			in_part = !close;
 			done = close;
 			part = e + eol_len;
@@ -494,25 +380,17 @@ put_leaf_body(struct out *o, const struct msg *m, const struct msg_ctype *ct, in
 		}
 	}
 	if (top && msg_header_get(m, "MIME-Version", 0) == NULL)
-		fputs("MIME-Version: 1.0\r\n", o->f);
+		strbuf_str(&o->b, "MIME-Version: 1.0\r\n");
 	if (msg_header_get(m, "Content-Type", 0) == NULL)
 		/* Unlabelled 8-bit text: say what it is now that it is
 		 * encoded (RFC 1428's name for "8-bit, charset unknown"). */
-		fputs("Content-Type: text/plain; charset=unknown-8bit\r\n", o->f);
-	fprintf(o->f, "Content-Transfer-Encoding: %s\r\n\r\n",
-	        text ? "quoted-printable" : "base64");
-	if (text) {
-		size_t ql;
-		char *q = downgrade_qp_encode(dec, dlen, &ql);
-		if (q == NULL) {
-			free(dec);
-			return -1;
-		}
-		fwrite(q, 1, ql, o->f);
-		free(q);
-	} else {
-		put_b64(o, (const unsigned char *)dec, dlen);
-	}
+		strbuf_str(&o->b, "Content-Type: text/plain; charset=unknown-8bit\r\n");
+	strbuf_printf(&o->b, "Content-Transfer-Encoding: %s\r\n\r\n",
+	              text ? "quoted-printable" : "base64");
+	if (text)
+		encode_qp(&o->b, dec, dlen);
+	else
+		encode_base64(&o->b, dec, dlen, 76);
 	free(dec);
 	return 0;
 }
@@ -528,7 +406,7 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 	int rc = 0, dh = flags & DOWNGRADE_HEADERS;
 
 	if (!has_8bit(buf, len)) {
-		fwrite(buf, 1, len, o->f);
+		strbuf_add(&o->b, buf, len);
 		return 0;
 	}
 	if (msg_parse(&m, buf, len) < 0)
@@ -552,10 +430,10 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 	{
 		const char *he =
 		    m.nhdrs ? m.hdrs[m.nhdrs - 1].start + m.hdrs[m.nhdrs - 1].len : buf;
-		fwrite(he, 1, (size_t)(m.body - he), o->f);
+		strbuf_add(&o->b, he, (size_t)(m.body - he));
 	}
 	if (!has_8bit(m.body, m.body_len)) {
-		fwrite(m.body, 1, m.body_len, o->f);
+		strbuf_add(&o->b, m.body, m.body_len);
 	} else if (depth >= MSG_WALK_MAX_DEPTH) {
 		fail(o, "MIME parts nested more than %d deep", MSG_WALK_MAX_DEPTH);
 		rc = -1;
@@ -572,7 +450,7 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 		rc = entity(o, m.body, m.body_len, flags, depth + 1);
 	} else {
 		/* Only the headers were to be downgraded. */
-		fwrite(m.body, 1, m.body_len, o->f);
+		strbuf_add(&o->b, m.body, m.body_len);
 	}
 out:
 	msg_ctype_free(&ct);
@@ -613,26 +491,19 @@ int
 downgrade_message(const char *msg, size_t len, int flags, char **out, size_t *outlen, char *whybuf,
                   size_t whylen)
 {
-	struct out o = {NULL, whybuf, whylen, 0};
-	char *buf = NULL;
-	size_t blen = 0;
+	struct out o = {{0}, whybuf, whylen, 0};
 	int rc;
 
 	*out = NULL;
-	if ((o.f = open_memstream(&buf, &blen)) == NULL) {
-		snprintf(whybuf, whylen, "out of memory");
-		return -1;
-	}
 	rc = entity(&o, msg, len, flags, 0);
-	if (fclose(o.f) != 0)
+	if (o.b.oom)
 		rc = -1;
-	if (rc < 0) {
+	*outlen = o.b.len;
+	if (rc < 0 || (*out = strbuf_done(&o.b)) == NULL) {
 		if (!o.failed)
 			snprintf(whybuf, whylen, "out of memory");
-		free(buf);
+		strbuf_free(&o.b);
 		return -1;
 	}
-	*out = buf;
-	*outlen = blen;
 	return 0;
 }

@@ -52,10 +52,4 @@ int downgrade_scan(const char *msg, size_t len);
 int downgrade_message(const char *msg, size_t len, int flags, char **out, size_t *outlen,
                       char *whybuf, size_t whylen);
 
-/* Quoted-printable (RFC 2045 6.7) of in[0..len): line ends (CRLF, LF or
- * CR) are kept as CRLF hard breaks, other lines cut with soft breaks at 76
- * columns, white space before a line end and every 8-bit or control
- * octet encoded. malloc'd, NUL-terminated; NULL when out of memory. */
-char *downgrade_qp_encode(const char *in, size_t len, size_t *outlen);
-
 #endif

@@ -1,32 +1,30 @@
 /*
  * fold.c - folding the header fields fanmail writes; see fold.h.
  *
- * The output is bounded before it is written (a Q-encoded octet takes 3,
- * an encoded-word's frame 15 per 21 octets of text or more, a fold 3 per
- * word), so one allocation of six times the input is always enough.
+ * The field is written anew into a strbuf (mail/strbuf.h) with the column
+ * of the line being written kept beside it; an over-long word of text
+ * becomes encoded-words from encode.h.
  */
 #include "mail/fold.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail/encode.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 
-#define EW_MAX 75                   /* RFC 2047 section 2 */
-#define EW_FRAME 12                 /* "=?utf-8?q?" and "?=" */
-#define EW_TEXT (EW_MAX - EW_FRAME) /* room for encoded text in one word */
+#define EW_FRAME 12 /* "=?utf-8?q?" and "?=" */
 
 struct out {
-	char *p;
-	size_t len, col;
+	struct strbuf b;
+	size_t col; /* octets on the line being written */
 };
 
 static void
 put(struct out *o, const char *s, size_t n)
 {
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
+	strbuf_add(&o->b, s, n);
 	o->col += n;
 }
 
@@ -37,59 +35,24 @@ fold_here(struct out *o)
 	o->col = 0;
 }
 
-static int
-q_plain(unsigned char c)
-{
-	return isalnum(c) || strchr("!*+-/", c) != NULL;
-}
-
 /* s[0..n) as Q encoded-words, each on a line of its own after the first
  * (a reader drops the white space between two encoded-words). */
 static void
-put_encoded(struct out *o, const unsigned char *s, size_t n)
+put_encoded(struct out *o, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t i = 0;
-	int first = 1;
+	const char *nl;
 
-	while (i < n) {
-		size_t used = 0, room;
-
-		if (!first || o->col + EW_FRAME + 4 > FOLD_SOFT) {
-			fold_here(o);
-			put(o, " ", 1);
-		}
-		room = FOLD_SOFT - o->col - EW_FRAME;
-		if (room > EW_TEXT)
-			room = EW_TEXT;
-		put(o, "=?utf-8?q?", 10);
-		while (i < n) {
-			/* A UTF-8 sequence stays in one word. */
-			size_t sl = 1, cost = 0;
-
-			while (i + sl < n && (s[i + sl] & 0xc0) == 0x80)
-				sl++;
-			for (size_t k = 0; k < sl; k++)
-				cost += q_plain(s[i + k]) || s[i + k] == ' ' ? 1 : 3;
-			if (used + cost > room && used > 0)
-				break;
-			for (size_t k = 0; k < sl; k++) {
-				unsigned char c = s[i + k];
-				char e[3] = {'=', hex[c >> 4], hex[c & 15]};
-
-				if (c == ' ')
-					put(o, "_", 1);
-				else if (q_plain(c))
-					put(o, (const char *)&c, 1);
-				else
-					put(o, e, 3);
-			}
-			used += cost;
-			i += sl;
-		}
-		put(o, "?=", 2);
-		first = 0;
+	if (o->col + EW_FRAME + 4 > FOLD_SOFT) {
+		fold_here(o);
+		put(o, " ", 1);
 	}
+	encode_words(&o->b, s, n, ENCODE_EW_Q, FOLD_SOFT - o->col, "\r\n ");
+	if (o->b.oom)
+		return;
+	nl = o->b.p + o->b.len;
+	while (nl > o->b.p && nl[-1] != '\n')
+		nl--;
+	o->col = (size_t)(o->b.p + o->b.len - nl);
 }
 
 /* White space before a word of `need` octets, folded inside itself when
@@ -143,10 +106,6 @@ fold_field(const char *field, size_t len, enum fold_kind kind)
 	if (in == NULL)
 		return NULL;
 	n = strlen(in);
-	if ((o.p = malloc(n * 6 + 16)) == NULL) {
-		free(in);
-		return NULL;
-	}
 	end = in + n;
 	colon = memchr(in, ':', n);
 	p = colon ? colon + 1 : in;
@@ -181,19 +140,18 @@ fold_field(const char *field, size_t len, enum fold_kind kind)
 			/* After an encoded-word the white space would be lost: it
 			 * goes inside the encoding. */
 			put(&o, " ", 1);
-			put_encoded(&o, (const unsigned char *)ws, wl + tl);
+			put_encoded(&o, ws, wl + tl);
 		} else {
 			put_ws(&o, ws, wl, 0);
 			if (wl == 0)
 				put(&o, " ", 1); /* "Subject:word": room for the fold */
-			put_encoded(&o, (const unsigned char *)w, tl);
+			put_encoded(&o, w, tl);
 			prev_encoded = 1;
 		}
 	}
 	put(&o, "\r\n", 2);
-	o.p[o.len] = '\0';
 	free(in);
-	return o.p;
+	return strbuf_done(&o.b);
 }
 
 char *

@@ -1,6 +1,7 @@
 /*
- * msg.c - header fields, unfolding, RFC 2047 words, Content-Type with RFC
- * 2231 parameters, transfer decoding and the MIME walk. See msg.h.
+ * msg.c - header fields, unfolding, RFC 2047 decoding, Content-Type with
+ * RFC 2231 parameters, transfer decoding and the MIME walk. See msg.h (the
+ * encoders that write these forms are in encode.c).
  *
  * Nothing here trusts the input: every scan is bounded by the buffer's
  * end, malformed pieces are kept as they are written rather than refused.
@@ -16,6 +17,7 @@
 #include <strings.h>
 
 #include "mail/strbuf.h"
+#include "mail/utf8.h"
 
 int
 msg_word_eq(const char *s, size_t len, const char *word)
@@ -216,16 +218,9 @@ sb_add_charset(struct strbuf *b, const char *cs, const char *in, size_t len)
 	}
 	if (strcasecmp(cs, "iso-8859-1") == 0 || strcasecmp(cs, "latin1") == 0) {
 		for (size_t i = 0; i < len; i++) {
-			unsigned char c = (unsigned char)in[i];
-			char u[2];
+			char u[4];
 
-			if (c < 0x80) {
-				strbuf_add(b, (const char *)&in[i], 1);
-			} else {
-				u[0] = (char)(0xc0 | (c >> 6));
-				u[1] = (char)(0x80 | (c & 0x3f));
-				strbuf_add(b, u, 2);
-			}
+			strbuf_add(b, u, utf8_encode((unsigned char)in[i], u));
 		}
 		return 0;
 	}
@@ -364,119 +359,7 @@ msg_decode_words(const char *s, size_t len, int *had_words)
 	return strbuf_done(&b);
 }
 
-static int
-needs_encoding(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c >= 0x80 || (c < 32 && c != '\t') || c == 127)
-			return 1;
-		if (c == '=' && i + 1 < len && s[i + 1] == '?')
-			return 1;
-	}
-	return 0;
-}
-
-/* Length of the UTF-8 sequence that starts with c (1 for stray bytes). */
-static size_t
-utf8_seq(unsigned char c)
-{
-	if (c >= 0xf0 && c < 0xf8)
-		return 4;
-	if (c >= 0xe0)
-		return c < 0xf0 ? 3 : 1;
-	if (c >= 0xc0)
-		return 2;
-	return 1;
-}
-
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t
-q_len(const unsigned char *s, size_t n)
-{
-	size_t l = 0;
-
-	for (size_t i = 0; i < n; i++)
-		l += (isalnum(s[i]) || s[i] == ' ' || strchr("!*+-/", s[i])) ? 1 : 3;
-	return l;
-}
-
-char *
-msg_encode_words(const char *utf8, size_t len, const char *eol, size_t first_room)
-{
-	struct strbuf b = {0};
-	const unsigned char *s = (const unsigned char *)utf8;
-	int use_b;
-	size_t i = 0, room = first_room < 20 ? 75 : (first_room > 75 ? 75 : first_room);
-	const size_t overhead = 12; /* "=?utf-8?q?" + "?=" */
-
-	if (!needs_encoding(utf8, len)) {
-		strbuf_add(&b, utf8, len);
-		return strbuf_done(&b);
-	}
-	use_b = q_len(s, len) > (len + 2) / 3 * 4;
-	while (i < len) {
-		size_t j = i, used = 0;
-
-		/* Take whole UTF-8 sequences while the word fits. */
-		while (j < len) {
-			size_t sl = utf8_seq(s[j]), cost;
-
-			if (j + sl > len)
-				sl = len - j;
-			if (use_b)
-				cost = (j - i + sl + 2) / 3 * 4 - used;
-			else
-				cost = q_len(s + j, sl);
-			if (overhead + used + cost > room && j > i)
-				break;
-			used += cost;
-			j += sl;
-		}
-		if (i > 0) {
-			strbuf_add(&b, eol, strlen(eol));
-			strbuf_add(&b, " ", 1);
-		}
-		strbuf_add(&b, use_b ? "=?utf-8?b?" : "=?utf-8?q?", 10);
-		if (use_b) {
-			for (size_t k = i; k < j; k += 3) {
-				unsigned v = (unsigned)s[k] << 16;
-				char o[4];
-
-				if (k + 1 < j)
-					v |= (unsigned)s[k + 1] << 8;
-				if (k + 2 < j)
-					v |= s[k + 2];
-				o[0] = b64chars[(v >> 18) & 63];
-				o[1] = b64chars[(v >> 12) & 63];
-				o[2] = k + 1 < j ? b64chars[(v >> 6) & 63] : '=';
-				o[3] = k + 2 < j ? b64chars[v & 63] : '=';
-				strbuf_add(&b, o, 4);
-			}
-		} else {
-			for (size_t k = i; k < j; k++) {
-				char o[4];
-
-				if (s[k] == ' ') {
-					strbuf_add(&b, "_", 1);
-				} else if (isalnum(s[k]) || strchr("!*+-/", s[k])) {
-					strbuf_add(&b, (const char *)&s[k], 1);
-				} else {
-					o[0] = '=';
-					o[1] = "0123456789ABCDEF"[s[k] >> 4];
-					o[2] = "0123456789ABCDEF"[s[k] & 15];
-					strbuf_add(&b, o, 3);
-				}
-			}
-		}
-		strbuf_add(&b, "?=", 2);
-		i = j;
-		room = 74; /* after the folding space */
-	}
-	return strbuf_done(&b);
-}
 
 /* --- Content-Type --- */
 

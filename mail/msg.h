@@ -70,13 +70,6 @@ char *msg_unfold(const char *value, size_t len);
  * least one word was decoded. */
 char *msg_decode_words(const char *s, size_t len, int *had_words);
 
-/* Encodes UTF-8 text as an unstructured header value: returned as is when
- * it is printable ASCII, else as "=?utf-8?q?...?=" or "=?utf-8?b?...?="
- * words (whichever is shorter), each at most 75 octets, joined by
- * eol + " " so that the field is folded. first_room is how many columns
- * the first line has left after "Name: ". */
-char *msg_encode_words(const char *utf8, size_t len, const char *eol, size_t first_room);
-
 /* Content-Type (RFC 2045), with RFC 2231 parameter continuations and
  * charset/language-tagged values (decoded to UTF-8). type and subtype are
  * lower-cased; parameter names lower-cased; values unquoted. */

@@ -1,6 +1,7 @@
 /*
  * strbuf.c - the growable string buffer shared by every module that builds
- * text (message building, rewriting, DSNs, bounce parsing). See strbuf.h.
+ * text (message building, rewriting, DSNs, bounce parsing, the engine's
+ * log lines). See strbuf.h.
  */
 #include "mail/strbuf.h"
 
@@ -72,6 +73,15 @@ strbuf_printf(struct strbuf *b, const char *fmt, ...)
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	b->len += (size_t)n;
+}
+
+void
+strbuf_truncate(struct strbuf *b, size_t len)
+{
+	if (len < b->len) {
+		b->len = len;
+		b->p[len] = '\0';
+	}
 }
 
 char *

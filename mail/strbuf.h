@@ -25,6 +25,10 @@ void strbuf_str(struct strbuf *b, const char *s);
 /* Appends printf-formatted text, whatever its length. */
 void strbuf_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Cuts the text back to its first len octets (an undo of what was
+ * appended since b->len was len); a longer len changes nothing. */
+void strbuf_truncate(struct strbuf *b, size_t len);
+
 /* The text, owned by the caller from now on: "" (malloc'd) when nothing was
  * added, NULL when out of memory (the buffer is then freed). */
 char *strbuf_done(struct strbuf *b);

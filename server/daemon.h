@@ -1,12 +1,18 @@
 /*
  * daemon.h - what the parts of fanmaild share: one event base (the loop
- * thread), the configuration, the spool writer, and the stop flag.
+ * thread), the configuration, the spool writer, the running subsystems
+ * and the stop flag.
  *
  * main.c creates it and starts each subsystem from its table of
- * subsystems (smtp_in, and the list-engine runner and delivery scheduler
- * as they arrive); each gets this struct in its start function. Everything
- * here is used from the loop thread only, except spool, whose functions
- * say which thread they run on.
+ * subsystems (smtp_in, the delivery scheduler, the list-engine runner);
+ * each gets this struct in its start, shutdown, busy, finish and free
+ * functions and keeps its handle here, so that the subsystems can wake
+ * one another (the engine kicks delivery after its commits; delivery
+ * wakes the engine when it puts mail into the spool) without globals.
+ * Everything here is used from the loop thread only, except spool,
+ * deliver and runner, whose functions say which thread they run on; each
+ * handle is set before any other thread can use it and cleared only
+ * after those threads have stopped.
  */
 #ifndef FANMAIL_DAEMON_H
 #define FANMAIL_DAEMON_H
@@ -14,7 +20,11 @@
 #include "conf/conf.h"
 #include "db/db.h"
 
+struct deliver;
+struct engine_runner;
+struct event;
 struct event_base;
+struct smtp_in;
 struct spool_writer;
 struct ssl_ctx_st;
 
@@ -27,6 +37,13 @@ struct daemon {
 	int *listen_fds;            /* bound before privileges were dropped */
 	size_t nlisten;
 	int stopping; /* set on SIGTERM/SIGINT */
+	/* the subsystems (NULL when not running) */
+	struct smtp_in *smtp_in;
+	struct deliver *deliver;      /* deliver_kick() from any thread */
+	struct engine_runner *runner; /* engine_runner_wake() from any thread */
+	/* shutdown: polls for work left, and the shutdown_timeout deadline */
+	struct event *poll_ev, *deadline_ev;
+	int deadline_passed;
 };
 
 #endif

@@ -27,17 +27,18 @@ struct deliver;
 struct deliver *deliver_start(struct event_base *base, const struct conf *conf);
 void deliver_stop(struct deliver *d);
 
-/* Thread-safe; a no-op when no scheduler runs. */
-void deliver_kick(void);
+/* Thread-safe; a no-op when dl is NULL (no scheduler runs). dl must not
+ * be stopped while another thread may still call this. */
+void deliver_kick(struct deliver *dl);
 
 /* Mail for one of our own list domains (a DSN to LIST-bounces, a notice to
  * LIST-owner) never goes out over the network: the writer puts it into the
  * inbound spool, and then calls fn (on the writer thread) so that the list
  * engine can be woken. Thread-safe; fn NULL turns it off. */
-void deliver_on_spool(void (*fn)(void *arg), void *arg);
+void deliver_on_spool(struct deliver *dl, void (*fn)(void *arg), void *arg);
 
-/* The subsystem entries for server/main.c's table (they keep the one
- * running scheduler): start, shutdown (no new transactions), busy
+/* The subsystem entries for server/main.c's table (they keep the
+ * running scheduler in the daemon's struct): start, shutdown (no new transactions), busy
  * (transactions or result commits in flight), finish (close connections
  * now; their rows stay due), free (commit what is left, stop). */
 struct daemon;

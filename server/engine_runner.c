@@ -22,9 +22,11 @@
 #include "lists/inbound.h"
 #include "lists/post.h"
 #include "mail/msg.h"
+#include "mail/strbuf.h"
 #include "server/dmarc.h"
 #include "server/log.h"
 #include "server/retention.h"
+#include "server/workq.h"
 
 #if __has_include("lists/commands.h")
 #include "lists/commands.h"
@@ -49,10 +51,7 @@ struct engine_runner {
 	void (*after_commit)(void *);
 	void *arg;
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int pending;
-	int stop;
+	struct workq *wake; /* engine_runner_wake(), engine_runner_stop() */
 	time_t last_bounce_sweep;
 };
 
@@ -101,8 +100,7 @@ dispatch(struct db *db, const struct conf *conf, const struct engine_dmarc *dmar
  * (and an admin who greps the log finds the queue row). Each line is kept
  * as a tag octet ('I' info, 'W' warning), its text and a NUL. */
 struct pending {
-	char *buf;
-	size_t len, cap;
+	struct strbuf b;
 	int dropped; /* lines lost to a failed allocation */
 };
 
@@ -114,6 +112,7 @@ pending_add(struct pending *pl, int warn, const char *fmt, ...)
 {
 	char line[RUNNER_OUTCOME_MAX * 2];
 	va_list ap;
+	size_t mark;
 	int n;
 
 	va_start(ap, fmt);
@@ -123,38 +122,30 @@ pending_add(struct pending *pl, int warn, const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof(line))
 		n = (int)sizeof(line) - 1;
-	if (pl->len + (size_t)n + 2 > pl->cap) {
-		size_t cap = pl->cap ? pl->cap * 2 : 16384;
-		char *nb;
-
-		while (cap < pl->len + (size_t)n + 2)
-			cap *= 2;
-		if ((nb = realloc(pl->buf, cap)) == NULL) {
-			pl->dropped++;
-			return;
-		}
-		pl->buf = nb;
-		pl->cap = cap;
+	mark = pl->b.len;
+	strbuf_add(&pl->b, warn ? "W" : "I", 1);
+	strbuf_add(&pl->b, line, (size_t)n);
+	strbuf_add(&pl->b, "", 1); /* the NUL that ends the line */
+	if (pl->b.oom) {
+		/* This line and every later one of the batch is lost. */
+		strbuf_truncate(&pl->b, mark);
+		pl->dropped++;
 	}
-	pl->buf[pl->len] = warn ? 'W' : 'I';
-	memcpy(pl->buf + pl->len + 1, line, (size_t)n);
-	pl->buf[pl->len + 1 + (size_t)n] = '\0';
-	pl->len += (size_t)n + 2;
 }
 
 /* Writes the lines (the transaction committed) and empties pl. */
 static void
 pending_flush(struct pending *pl)
 {
-	for (size_t o = 0; o < pl->len; o += strlen(pl->buf + o) + 1) {
-		if (pl->buf[o] == 'W')
-			log_warnx("%s", pl->buf + o + 1);
+	for (size_t o = 0; o < pl->b.len; o += strlen(pl->b.p + o) + 1) {
+		if (pl->b.p[o] == 'W')
+			log_warnx("%s", pl->b.p + o + 1);
 		else
-			log_info("%s", pl->buf + o + 1);
+			log_info("%s", pl->b.p + o + 1);
 	}
 	if (pl->dropped > 0)
 		log_warnx("engine: %d outcome line(s) not logged: out of memory", pl->dropped);
-	pl->len = 0;
+	strbuf_truncate(&pl->b, 0);
 	pl->dropped = 0;
 }
 
@@ -232,7 +223,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 {
 	struct db_engine_entry e;
 	struct db_engine_rcpt *r = NULL;
-	size_t n = 0, mark = pl->len;
+	size_t n = 0, mark = pl->b.len;
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
 	int failed = 0, rc = -1;
 
@@ -276,7 +267,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 				    "%s: engine: to=<%s>, role=%s, store failed, will retry: %s",
 				    e.qid, r[i].rcpt, r[i].role, outcome);
 				db_undo_savepoint(db);
-				pl->len = mark; /* undone: nothing of it to report */
+				strbuf_truncate(&pl->b, mark); /* undone: nothing of it to report */
 				goto out;
 			}
 		}
@@ -290,7 +281,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 		/* Nothing of the entry's work stays: undo it, then record the
 		 * failure alone, so that an admin can look and retry. */
 		db_undo_savepoint(db);
-		pl->len = mark;
+		strbuf_truncate(&pl->b, mark);
 		if (db_savepoint(db) < 0 || db_engine_finish(db, id, "failed", all) < 0 ||
 		    db_release_savepoint(db) < 0) {
 			log_warnx("%s: engine: cannot mark failed: %s", e.qid, db_errmsg(db));
@@ -301,7 +292,7 @@ handle_entry(struct db *db, const struct conf *conf, const struct engine_dmarc *
 	} else if (db_engine_finish(db, id, "done", all) < 0 || db_release_savepoint(db) < 0) {
 		log_warnx("%s: engine: cannot record: %s", e.qid, db_errmsg(db));
 		db_undo_savepoint(db);
-		pl->len = mark;
+		strbuf_truncate(&pl->b, mark);
 		goto out;
 	}
 	rc = 1;
@@ -349,7 +340,7 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 		if (rc < 0) {
 			if (!db_in_transaction(db)) {
 				db_rollback(db);
-				free(pl.buf);
+				strbuf_free(&pl.b);
 				return -1; /* all of it undone: every entry stays 'new' */
 			}
 			break;
@@ -359,11 +350,11 @@ run_batch(struct db *db, const struct conf *conf, const struct engine_dmarc *dma
 	if (db_commit(db) < 0) {
 		log_warnx("engine: cannot commit, %d entr%s stay new: %s", done,
 		          done == 1 ? "y" : "ies", db_errmsg(db));
-		free(pl.buf);
+		strbuf_free(&pl.b);
 		return -1;
 	}
 	pending_flush(&pl);
-	free(pl.buf);
+	strbuf_free(&pl.b);
 	*handled += done;
 	return rc < 0 ? -1 : 0;
 }
@@ -482,22 +473,11 @@ run(void *arg)
 	struct db_retention rt = {0};
 
 	for (;;) {
-		struct timespec ts;
-
-		pthread_mutex_lock(&r->mu);
-		clock_gettime(CLOCK_REALTIME, &ts);
 		/* After a store failure, try again soon rather than at the
 		 * next wake-up. */
-		ts.tv_sec += backoff ? backoff : idle_wait(r);
-		while (!r->pending && !r->stop)
-			if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
-				break;
-		r->pending = 0;
-		if (r->stop) {
-			pthread_mutex_unlock(&r->mu);
+		workq_wait(r->wake, 0, (backoff ? backoff : idle_wait(r)) * 1000);
+		if (workq_stopped(r->wake))
 			break;
-		}
-		pthread_mutex_unlock(&r->mu);
 		if (engine_runner_drain(r->db, r->conf, &dm, r->after_commit, r->arg, &handled) < 0)
 			backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
 		else
@@ -525,8 +505,14 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 	r->conf = conf;
 	r->after_commit = after_commit;
 	r->arg = arg;
-	r->pending = 1; /* entries a crash left 'new' */
+	if ((r->wake = workq_new(NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(r);
+		return NULL;
+	}
+	workq_wake(r->wake); /* entries a crash left 'new' */
 	if ((r->db = db_open(conf->database, 0, err, errlen)) == NULL) {
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
@@ -543,20 +529,21 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 	if (db_engine_tune(r->db) < 0 || db_sync_normal(r->db) < 0) {
 		snprintf(err, errlen, "%s", db_errmsg(r->db));
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
 	if ((r->dmarc = dmarc_new(conf, err, errlen)) == NULL) {
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
 	if (pthread_create(&r->thread, NULL, run, r) != 0) {
 		snprintf(err, errlen, "cannot start the engine thread: %s", strerror(errno));
 		dmarc_free(r->dmarc);
 		db_close(r->db);
+		workq_free(r->wake);
 		free(r);
 		return NULL;
 	}
@@ -567,10 +554,7 @@ engine_runner_start(const struct conf *conf, void (*after_commit)(void *), void 
 void
 engine_runner_wake(struct engine_runner *r)
 {
-	pthread_mutex_lock(&r->mu);
-	r->pending = 1;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	workq_wake(r->wake);
 }
 
 void
@@ -578,14 +562,10 @@ engine_runner_stop(struct engine_runner *r)
 {
 	if (r == NULL)
 		return;
-	pthread_mutex_lock(&r->mu);
-	r->stop = 1;
-	pthread_cond_signal(&r->cv);
-	pthread_mutex_unlock(&r->mu);
+	workq_stop(r->wake);
 	pthread_join(r->thread, NULL);
 	dmarc_free(r->dmarc);
 	db_close(r->db);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
+	workq_free(r->wake);
 	free(r);
 }

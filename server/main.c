@@ -6,9 +6,9 @@
  *
  * Adding a subsystem (the list-engine runner, the delivery scheduler):
  * write start/shutdown/busy/finish/free functions that take the struct
- * daemon (server/daemon.h) and add one line to `subsystems`. A subsystem
- * that must hear of new spool rows registers with spool_writer_on_commit()
- * in its start function.
+ * daemon (server/daemon.h), keep its handle there (no globals), and add
+ * one line to `subsystems`. A subsystem that must hear of new spool rows
+ * registers with spool_writer_on_commit() in its start function.
  *
  * Shutdown: every subsystem's shutdown() is called (stop taking new work),
  * then the loop runs until none is busy, or until shutdown_timeout, when
@@ -44,48 +44,47 @@
 
 #define POLL_MS 50 /* how often shutdown checks whether work is left */
 
-static struct smtp_in *smtp_in;
-
 static int
 smtpd_start(struct daemon *d, char *err, size_t errlen)
 {
-	smtp_in = smtp_in_start(d, err, errlen);
-	return smtp_in ? 0 : -1;
+	d->smtp_in = smtp_in_start(d, err, errlen);
+	return d->smtp_in ? 0 : -1;
 }
 
 static void
 smtpd_shutdown(struct daemon *d)
 {
-	smtp_in_shutdown(smtp_in);
+	smtp_in_shutdown(d->smtp_in);
 }
 
 static int
 smtpd_busy(struct daemon *d)
 {
-	return smtp_in_sessions(smtp_in) > 0;
+	return smtp_in_sessions(d->smtp_in) > 0;
 }
 
 static void
 smtpd_finish(struct daemon *d)
 {
-	smtp_in_close_all(smtp_in);
+	smtp_in_close_all(d->smtp_in);
 }
 
 static void
 smtpd_free(struct daemon *d)
 {
-	smtp_in_free(smtp_in);
-	smtp_in = NULL;
+	smtp_in_free(d->smtp_in);
+	d->smtp_in = NULL;
 }
 
 /* The list-engine runner: woken after each spool commit, and it wakes
- * delivery after each of its own. */
-static struct engine_runner *runner;
-
+ * delivery after each of its own (on the runner thread: d->deliver is set
+ * before the runner starts and cleared after it has stopped). */
 static void
 runner_kick_delivery(void *arg)
 {
-	deliver_kick();
+	struct daemon *d = arg;
+
+	deliver_kick(d->deliver);
 }
 
 static void
@@ -103,11 +102,12 @@ runner_wake(void *arg, size_t n)
 static int
 runner_start(struct daemon *d, char *err, size_t errlen)
 {
-	runner = engine_runner_start(d->conf, runner_kick_delivery, NULL, err, errlen);
-	if (runner == NULL)
+	d->runner = engine_runner_start(d->conf, runner_kick_delivery, d, err, errlen);
+	if (d->runner == NULL)
 		return -1;
-	deliver_on_spool(engine_runner_wake_cb, runner); /* mail delivery put into the spool */
-	return spool_writer_on_commit(d->spool, runner_wake, runner);
+	/* mail delivery put into the spool */
+	deliver_on_spool(d->deliver, engine_runner_wake_cb, d->runner);
+	return spool_writer_on_commit(d->spool, runner_wake, d->runner);
 }
 
 static void
@@ -124,9 +124,9 @@ runner_busy(struct daemon *d)
 static void
 runner_free(struct daemon *d)
 {
-	deliver_on_spool(NULL, NULL);
-	engine_runner_stop(runner);
-	runner = NULL;
+	deliver_on_spool(d->deliver, NULL, NULL);
+	engine_runner_stop(d->runner);
+	d->runner = NULL;
 }
 
 static const struct subsystem {
@@ -143,9 +143,6 @@ static const struct subsystem {
     {"engine", runner_start, runner_shutdown, runner_busy, runner_shutdown, runner_free},
 };
 #define NSUBSYSTEMS (sizeof(subsystems) / sizeof(subsystems[0]))
-
-static struct event *poll_ev, *deadline_ev;
-static int deadline_passed;
 
 static int
 anything_busy(struct daemon *d)
@@ -166,7 +163,7 @@ poll_cb(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(d->base);
 		return;
 	}
-	evtimer_add(poll_ev, &tv);
+	evtimer_add(d->poll_ev, &tv);
 }
 
 static void
@@ -174,9 +171,9 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 
-	if (deadline_passed)
+	if (d->deadline_passed)
 		return;
-	deadline_passed = 1;
+	d->deadline_passed = 1;
 	log_info("shutdown deadline reached; closing what is left");
 	for (size_t i = 0; i < NSUBSYSTEMS; i++)
 		subsystems[i].finish(d);
@@ -202,8 +199,8 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 	spool_writer_shutdown(d->spool);
 	for (size_t i = 0; i < NSUBSYSTEMS; i++)
 		subsystems[i].shutdown(d);
-	evtimer_add(deadline_ev, &tv);
-	evtimer_add(poll_ev, &now);
+	evtimer_add(d->deadline_ev, &tv);
+	evtimer_add(d->poll_ev, &now);
 }
 
 static int
@@ -368,8 +365,8 @@ main(int argc, char **argv)
 		}
 		started++;
 	}
-	poll_ev = evtimer_new(d.base, poll_cb, &d);
-	deadline_ev = evtimer_new(d.base, deadline_cb, &d);
+	d.poll_ev = evtimer_new(d.base, poll_cb, &d);
+	d.deadline_ev = evtimer_new(d.base, deadline_cb, &d);
 	sig_ev[0] = evsignal_new(d.base, SIGTERM, signal_cb, &d);
 	sig_ev[1] = evsignal_new(d.base, SIGINT, signal_cb, &d);
 	sig_ev[2] = evsignal_new(d.base, SIGHUP, signal_cb, &d);
@@ -383,8 +380,8 @@ main(int argc, char **argv)
 	log_info("stopped");
 	for (int i = 0; i < 3; i++)
 		event_free(sig_ev[i]);
-	event_free(poll_ev);
-	event_free(deadline_ev);
+	event_free(d.poll_ev);
+	event_free(d.deadline_ev);
 out:
 	/* The writer first: its last results and commit hooks may still
 	 * reach into the subsystems. */

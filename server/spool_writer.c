@@ -1,6 +1,7 @@
 /*
  * spool_writer.c - group commit of accepted messages on a thread of its
- * own; results handed back to the loop thread through an event.
+ * own; results handed back to the loop thread through a work queue
+ * (workq.h).
  *
  * Before and after each commit the writer makes sure the database files
  * at the configured path are still the ones it writes (db_files_check):
@@ -26,21 +27,23 @@
 struct spool_writer {
 	struct db *db;
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct spool_job *queue, **queue_tail; /* submitted, waiting */
-	struct spool_job *done, **done_tail;   /* reported, waiting for the loop */
-	size_t pending;                        /* submitted, done not yet run */
-	int stop;
-	int stopping; /* SIGTERM: stop waiting for the write lock (atomic) */
-	int broken;   /* the database files were replaced (atomic) */
-	struct event *done_ev;
+	struct workq *in;   /* submitted, waiting for the writer */
+	struct workq *done; /* committed or failed, back on the loop */
+	size_t pending;     /* submitted, done not yet run */
+	int stopping;       /* SIGTERM: stop waiting for the write lock (atomic) */
+	int broken;         /* the database files were replaced (atomic) */
 	struct {
 		void (*fn)(void *arg, size_t n);
 		void *arg;
 	} hooks[HOOKS_MAX];
 	size_t nhooks;
 };
+
+static struct spool_job *
+next_job(const struct spool_job *j)
+{
+	return (struct spool_job *)j->link.next;
+}
 
 static void
 fail_job(struct spool_job *j, struct db *db)
@@ -87,7 +90,7 @@ commit_batch(struct spool_writer *w, struct spool_job *batch)
 	if (__atomic_load_n(&w->broken, __ATOMIC_ACQUIRE) || db_files_check(w->db) < 0) {
 		if (db_status(w->db) != DB_OK)
 			files_replaced(w);
-		for (struct spool_job *j = batch; j; j = j->next) {
+		for (struct spool_job *j = batch; j; j = next_job(j)) {
 			j->result = -1;
 			j->status = DB_ERR;
 			snprintf(j->err, sizeof(j->err), "the database files were replaced");
@@ -95,12 +98,12 @@ commit_batch(struct spool_writer *w, struct spool_job *batch)
 		return;
 	}
 	if (db_begin(w->db) < 0) {
-		for (struct spool_job *j = batch; j; j = j->next)
+		for (struct spool_job *j = batch; j; j = next_job(j))
 			fail_job(j, w->db);
 		return;
 	}
 	lock_ms = ms_since(&t);
-	for (struct spool_job *j = batch; j; j = j->next) {
+	for (struct spool_job *j = batch; j; j = next_job(j)) {
 		size_t len = evbuffer_get_length(j->body);
 
 		j->msg.body = evbuffer_pullup(j->body, -1);
@@ -120,7 +123,7 @@ commit_batch(struct spool_writer *w, struct spool_job *batch)
 	}
 	insert_ms = ms_since(&t);
 	if (db_commit(w->db) < 0) {
-		for (struct spool_job *j = batch; j; j = j->next)
+		for (struct spool_job *j = batch; j; j = next_job(j))
 			if (j->result == 0)
 				fail_job(j, w->db);
 		return;
@@ -129,7 +132,7 @@ commit_batch(struct spool_writer *w, struct spool_job *batch)
 		/* Replaced while the batch ran: what was just committed went
 		 * into the old file. The clients try again later. */
 		files_replaced(w);
-		for (struct spool_job *j = batch; j; j = j->next)
+		for (struct spool_job *j = batch; j; j = next_job(j))
 			if (j->result == 0)
 				fail_job(j, w->db);
 		return;
@@ -147,52 +150,25 @@ static void *
 writer_main(void *arg)
 {
 	struct spool_writer *w = arg;
+	struct spool_job *batch;
 
-	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		struct spool_job *batch, *j, **tail;
-		size_t n = 0;
-
-		while (w->queue == NULL && !w->stop)
-			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->queue == NULL)
-			break;
-		batch = w->queue;
-		for (j = batch, tail = &batch; j && n < BATCH_MAX; j = j->next, n++)
-			tail = &j->next;
-		w->queue = *tail;
-		*tail = NULL;
-		if (w->queue == NULL)
-			w->queue_tail = &w->queue;
-		pthread_mutex_unlock(&w->mu);
-
+	while ((batch = (struct spool_job *)workq_wait(w->in, BATCH_MAX, -1)) != NULL) {
 		commit_batch(w, batch);
-
-		pthread_mutex_lock(&w->mu);
-		*w->done_tail = batch;
-		while (*w->done_tail)
-			w->done_tail = &(*w->done_tail)->next;
-		event_active(w->done_ev, EV_READ, 0);
+		workq_post(w->done, &batch->link);
 	}
-	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
 /* On the loop thread: run the done callbacks of every reported job. */
 static void
-report_done(evutil_socket_t fd, short what, void *arg)
+report_done(void *arg, struct workq_item *items)
 {
 	struct spool_writer *w = arg;
-	struct spool_job *list, *next;
+	struct spool_job *list = (struct spool_job *)items, *next;
 
-	pthread_mutex_lock(&w->mu);
-	list = w->done;
-	w->done = NULL;
-	w->done_tail = &w->done;
-	pthread_mutex_unlock(&w->mu);
 	for (; list; list = next) {
-		next = list->next;
-		list->next = NULL;
+		next = next_job(list);
+		list->link.next = NULL;
 		w->pending--;
 		list->done(list, list->arg);
 	}
@@ -226,15 +202,13 @@ spool_writer_start(struct event_base *base, const char *db_path, char *err, size
 		free(w);
 		return NULL;
 	}
-	w->queue_tail = &w->queue;
-	w->done_tail = &w->done;
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->done_ev = event_new(base, -1, 0, report_done, w);
-	if (w->done_ev == NULL || pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+	w->in = workq_new(NULL, NULL, NULL);
+	w->done = workq_new(base, report_done, w);
+	if (w->in == NULL || w->done == NULL ||
+	    pthread_create(&w->thread, NULL, writer_main, w) != 0) {
 		snprintf(err, errlen, "cannot start the spool writer thread");
-		if (w->done_ev)
-			event_free(w->done_ev);
+		workq_free(w->in);
+		workq_free(w->done);
 		db_close(w->db);
 		free(w);
 		return NULL;
@@ -246,15 +220,11 @@ spool_writer_start(struct event_base *base, const char *db_path, char *err, size
 void
 spool_writer_submit(struct spool_writer *w, struct spool_job *job)
 {
-	job->next = NULL;
+	job->link.next = NULL;
 	job->result = -1;
 	job->err[0] = '\0';
 	w->pending++;
-	pthread_mutex_lock(&w->mu);
-	*w->queue_tail = job;
-	w->queue_tail = &job->next;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	workq_post(w->in, &job->link);
 }
 
 int
@@ -293,15 +263,11 @@ spool_writer_stop(struct spool_writer *w)
 	if (w == NULL)
 		return;
 	spool_writer_shutdown(w);
-	pthread_mutex_lock(&w->mu);
-	w->stop = 1;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+	workq_stop(w->in);
 	pthread_join(w->thread, NULL);
-	report_done(-1, 0, w);
-	event_free(w->done_ev);
+	workq_run(w->done);
+	workq_free(w->in);
+	workq_free(w->done);
 	db_close(w->db);
-	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->cv);
 	free(w);
 }

@@ -8,6 +8,7 @@
  * messages, which is what lets durable acceptance keep up with load. Each
  * message is inserted under a savepoint, so one bad message fails alone.
  * Results go back to the loop thread, where each job's done callback runs.
+ * Jobs go to the writer and back through two work queues (workq.h).
  *
  * Other subsystems learn of new spool rows through spool_writer_on_commit():
  * the callback runs on the writer thread right after each commit that
@@ -23,6 +24,7 @@
 
 #include "db/db.h"
 #include "db/spool.h"
+#include "server/workq.h"
 
 struct event_base;
 struct evbuffer;
@@ -34,8 +36,9 @@ typedef void (*spool_done_fn)(struct spool_job *job, void *arg);
 /* Owned by the submitter, which must keep it (and everything msg points
  * to) alive and untouched until done runs. */
 struct spool_job {
-	struct spool_msg msg;  /* msg.body/len are set by the writer from body */
-	struct evbuffer *body; /* the message; linearised on the writer thread */
+	struct workq_item link; /* private; first (workq.h) */
+	struct spool_msg msg;   /* msg.body/len are set by the writer from body */
+	struct evbuffer *body;  /* the message; linearised on the writer thread */
 	spool_done_fn done;
 	void *arg;
 	/* results, valid in done */
@@ -43,8 +46,6 @@ struct spool_job {
 	enum db_status status; /* DB_BUSY, DB_FULL, ... when not stored */
 	char err[256];
 	int64_t spool_id;
-	/* private */
-	struct spool_job *next;
 };
 
 /* Opens its own connection to db_path and starts the thread. NULL with a

@@ -1,4 +1,4 @@
-"""The connection pool (server/deliver.c pool_put/pool_take): an idle
+"""The connection pool (server/deliver_pool.c pool_put/pool_take): an idle
 connection is reused for the next message to the same exchanger, closed
 with QUIT after connection_idle_timeout, and a connection carries at most
 connection_reuse_limit transactions."""

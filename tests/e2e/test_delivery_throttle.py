@@ -1,4 +1,4 @@
-"""Adaptive throttling (server/deliver.c throttle/unthrottle_step): after a
+"""Adaptive throttling (server/deliver_pool.c throttle/unthrottle_step): after a
 4.7.x reply the domain's concurrency is halved and new transactions to it
 pause for throttle_delay; it then grows by one connection after 4 x limit
 good transactions in a row, back to domain_concurrency. Other domains go on

@@ -4,7 +4,7 @@
  * transfer decoding of the body.
  *
  * Beyond "does not crash": every field msg_parse reports lies inside the
- * buffer and in order; and text encoded by msg_encode_words decodes back to
+ * buffer and in order; and text encoded by encode_text decodes back to
  * itself (what the list sends in a Subject reads as what it meant).
  */
 #include <stdint.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail/encode.h"
 #include "mail/msg.h"
 
 #define CHECK(cond)                                                                                \
@@ -70,7 +71,7 @@ check_encode_roundtrip(const char *s, size_t n)
 
 	if (!plain_utf8(s, n))
 		return;
-	enc = msg_encode_words(s, n, "\r\n", 60);
+	enc = encode_text(s, n, "\r\n", 60);
 	CHECK(enc != NULL);
 	unf = msg_unfold(enc, strlen(enc));
 	CHECK(unf != NULL);

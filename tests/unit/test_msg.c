@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail/encode.h"
 #include "mail/msg.h"
 
 static char *
@@ -142,7 +143,7 @@ test_encode_words_round_trips_and_folds(void **state)
 {
 	const char *s = "R\xc3\xa9union du comit\xc3\xa9 \xe2\x80\x94 "
 	                "ordre du jour tr\xc3\xa8s long pour forcer plusieurs mots encod\xc3\xa9s";
-	char *enc = msg_encode_words(s, strlen(s), "\r\n", 66), *dec;
+	char *enc = encode_text(s, strlen(s), "\r\n", 66), *dec;
 	char *line = enc;
 
 	assert_string_contains(enc, "=?utf-8?");
@@ -153,7 +154,7 @@ test_encode_words_round_trips_and_folds(void **state)
 	assert_string_equal(dec, s);
 	free(enc);
 	free(dec);
-	enc = msg_encode_words("plain ascii", 11, "\r\n", 60);
+	enc = encode_text("plain ascii", 11, "\r\n", 60);
 	assert_string_equal(enc, "plain ascii");
 	free(enc);
 }

@@ -76,6 +76,31 @@ test_after_oom_appends_are_dropped_and_done_is_null(void **state)
 	assert_null(b.p);
 }
 
+static void
+test_truncate_undoes_the_appends_since(void **state)
+{
+	struct strbuf b = {0};
+	size_t mark;
+
+	(void)state;
+	strbuf_str(&b, "kept");
+	mark = b.len;
+	strbuf_str(&b, " undone");
+	strbuf_truncate(&b, mark);
+	assert_int_equal(b.len, 4);
+	assert_string_equal(b.p, "kept");
+	strbuf_truncate(&b, 100); /* longer: nothing changes */
+	assert_string_equal(b.p, "kept");
+	strbuf_str(&b, "!");
+	assert_string_equal(b.p, "kept!");
+	strbuf_truncate(&b, 0);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.p, "");
+	strbuf_free(&b);
+	strbuf_truncate(&b, 0); /* an empty buffer has nothing to cut */
+	assert_null(b.p);
+}
+
 int
 main(void)
 {
@@ -84,6 +109,7 @@ main(void)
 	    cmocka_unit_test(test_appends_keep_order_and_nul),
 	    cmocka_unit_test(test_printf_longer_than_any_fixed_buffer_is_whole),
 	    cmocka_unit_test(test_after_oom_appends_are_dropped_and_done_is_null),
+	    cmocka_unit_test(test_truncate_undoes_the_appends_since),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,12 +56,54 @@ test_is_ascii(void **state)
 	assert_false(utf8_is_ascii_n("ab\0\xff", 4));
 }
 
+static void
+test_encode_is_the_inverse_of_seq_len(void **state)
+{
+	static const struct {
+		unsigned long cp;
+		const char *want; /* NULL: no character */
+	} rows[] = {
+	    {0x41, "A"},
+	    {0xe9, "\xc3\xa9"},
+	    {0x20ac, "\xe2\x82\xac"},
+	    {0x1f600, "\xf0\x9f\x98\x80"},
+	    {0x10ffff, "\xf4\x8f\xbf\xbf"},
+	    {0xd800, NULL},
+	    {0x110000, NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char out[4];
+		size_t n = utf8_encode(rows[i].cp, out);
+
+		if (rows[i].want == NULL) {
+			if (n != 0)
+				fail_msg("U+%lX: want no encoding, got %zu octets", rows[i].cp, n);
+			continue;
+		}
+		if (n != strlen(rows[i].want) || memcmp(out, rows[i].want, n) != 0 ||
+		    utf8_seq_len(out, n) != n)
+			fail_msg("U+%lX: want %zu octets read back whole, got %zu", rows[i].cp,
+			         strlen(rows[i].want), n);
+	}
+	/* Every scalar value round-trips through the decoder. */
+	for (unsigned long cp = 1; cp <= 0x10ffff; cp++) {
+		char out[4];
+		size_t n = utf8_encode(cp, out);
+
+		if ((n == 0) != (cp >= 0xd800 && cp <= 0xdfff) || (n && utf8_seq_len(out, n) != n))
+			fail_msg("U+%lX: encoded in %zu octets, not read back", cp, n);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_seq_len_accepts_well_formed_and_refuses_the_rest),
 	    cmocka_unit_test(test_is_ascii),
+	    cmocka_unit_test(test_encode_is_the_inverse_of_seq_len),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
