@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "db/engine.h"
+#include "db/archive.h"
 #include "db/lists.h"
 
 struct export

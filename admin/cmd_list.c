@@ -7,6 +7,7 @@
  */
 #include "admin/cli.h"
 #include "db/members.h"
+#include "lists/store.h"
 
 #include <string.h>
 
@@ -55,17 +56,17 @@ cmd_list_create(struct cli *cli, int argc, char **argv)
 		return rc;
 	if (db_begin(cli->db) < 0)
 		return cli_db_error(cli, address);
-	if (db_list_create(cli->db, &list, &l) < 0)
+	if (store_list_create(cli->db, &list, &l) < 0)
 		goto fail;
-	if (policy != NULL && db_list_set(cli->db, l.id, "policy", policy) < 0)
+	if (policy != NULL && store_setting_set(cli->db, l.id, "policy", policy) < 0)
 		goto fail;
-	if (description != NULL && db_list_set(cli->db, l.id, "description", description) < 0)
+	if (description != NULL && store_setting_set(cli->db, l.id, "description", description) < 0)
 		goto fail;
 	for (size_t i = 0; i < owners.n; i++)
-		if (db_list_role_add(cli->db, l.id, DB_ROLE_OWNER, &oa[i]) < 0)
+		if (store_role_add(cli->db, l.id, DB_ROLE_OWNER, &oa[i]) < 0)
 			goto fail;
 	for (size_t i = 0; i < moderators.n; i++)
-		if (db_list_role_add(cli->db, l.id, DB_ROLE_MODERATOR, &ma[i]) < 0)
+		if (store_role_add(cli->db, l.id, DB_ROLE_MODERATOR, &ma[i]) < 0)
 			goto fail;
 	if (db_commit(cli->db) < 0)
 		return cli_db_error(cli, address);
@@ -125,8 +126,8 @@ ls_one(const struct db_list *l, void *arg)
 	char policy[64], desc[1024];
 
 	if (db_member_count(cli->db, l->id, &c) < 0 ||
-	    db_list_get_setting(cli->db, l->id, "policy", policy, sizeof(policy), NULL) < 0 ||
-	    db_list_get_setting(cli->db, l->id, "description", desc, sizeof(desc), NULL) < 0) {
+	    store_setting_get(cli->db, l->id, "policy", policy, sizeof(policy), NULL) < 0 ||
+	    store_setting_get(cli->db, l->id, "description", desc, sizeof(desc), NULL) < 0) {
 		x->failed = 1;
 		return 1;
 	}
@@ -257,7 +258,7 @@ cmd_list_show(struct cli *cli, int argc, char **argv)
 	}
 	for (size_t i = 0; i < conf_list_ndefs; i++) {
 		const struct conf_def *d = &conf_list_defs[i];
-		if (db_list_get_setting(cli->db, l.id, d->name, value, sizeof(value), &is_def) < 0)
+		if (store_setting_get(cli->db, l.id, d->name, value, sizeof(value), &is_def) < 0)
 			return cli_db_error(cli, l.address);
 		if (cli->json) {
 			cli_json_kv_str(cli, d->name, value);
@@ -300,7 +301,7 @@ cmd_list_set(struct cli *cli, int argc, char **argv)
 	if (db_begin(cli->db) < 0)
 		return cli_db_error(cli, l.address);
 	for (int i = 1; i < n; i++) {
-		if (db_list_set(cli->db, l.id, keys[i], values[i]) < 0) {
+		if (store_setting_set(cli->db, l.id, keys[i], values[i]) < 0) {
 			rc = cli_db_error(cli, argv[i]);
 			db_rollback(cli->db);
 			return rc;

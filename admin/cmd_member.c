@@ -11,6 +11,7 @@
 #include "admin/cli.h"
 #include "db/members.h"
 #include "lists/listaddr.h"
+#include "lists/store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -85,7 +86,7 @@ cmd_member_add(struct cli *cli, int argc, char **argv)
 	if (db_begin(cli->db) < 0)
 		return cli_db_error(cli, l.address);
 	for (int i = 0; i < n - 1; i++) {
-		if (db_member_add(cli->db, l.id, &a[i], names[i], status) < 0) {
+		if (store_member_add(cli->db, l.id, &a[i], names[i], status) < 0) {
 			rc = cli_db_error(cli, l.address);
 			db_rollback(cli->db);
 			return rc;
@@ -117,7 +118,7 @@ cmd_member_remove(struct cli *cli, int argc, char **argv)
 	if (db_begin(cli->db) < 0)
 		return cli_db_error(cli, l.address);
 	for (int i = 1; i < n; i++) {
-		if (db_member_remove(cli->db, l.id, &a[i]) < 0) {
+		if (store_member_remove(cli->db, l.id, &a[i]) < 0) {
 			rc = cli_db_error(cli, l.address);
 			db_rollback(cli->db);
 			return rc;
@@ -221,7 +222,7 @@ cmd_member_show(struct cli *cli, int argc, char **argv)
 		return rc;
 	if ((rc = cli_find_list(cli, argv[0], &l)) != 0)
 		return rc;
-	if (db_member_find(cli->db, l.id, &a, &m) < 0)
+	if (store_member_find(cli->db, l.id, &a, &m) < 0)
 		return cli_db_error(cli, l.address);
 	if (cli->json) {
 		member_json(cli, &m);
@@ -345,7 +346,7 @@ import_lines(struct cli *cli, FILE *in, const char *fname, struct db_import *dbi
 			}
 			continue;
 		}
-		r = db_member_import_add(dbi, &a, name);
+		r = store_member_import_add(cli->db, dbi, &a, name);
 		if (r < 0) {
 			if (db_status(cli->db) == DB_INVALID) {
 				/* A bad name: the line's fault, not the database's. */
@@ -462,7 +463,7 @@ cmd_member_set(struct cli *cli, int argc, char **argv)
 	if (db_begin(cli->db) < 0)
 		return cli_db_error(cli, l.address);
 	for (int i = 2; i < n; i++) {
-		if (db_member_set(cli->db, l.id, &a, keys[i], values[i]) < 0) {
+		if (store_member_set(cli->db, l.id, &a, keys[i], values[i]) < 0) {
 			enum db_status st = db_status(cli->db);
 			rc = cli_db_error(cli, st == DB_INVALID ? NULL : l.address);
 			db_rollback(cli->db);

@@ -16,7 +16,7 @@
  * its control file as `fanmail queue` does.
  */
 #include "admin/cli.h"
-#include "db/commands.h"
+#include "db/holds.h"
 #include "db/lists.h"
 #include "lists/moderate.h"
 

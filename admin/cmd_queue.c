@@ -9,7 +9,6 @@
  * harmless: fanmaild scans the queue when it starts.
  */
 #include "admin/cli.h"
-#include "db/outq.h"
 #include "db/queue.h"
 #include "db/retention.h"
 #include "mail/strbuf.h"

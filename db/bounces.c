@@ -9,32 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-
-	if (n >= len)
-		n = len - 1;
-	if (n > 0)
-		memcpy(buf, t, n);
-	buf[n] = '\0';
-}
-
-/* Steps a statement that returns no rows. */
-static int
-step_done(struct db *db, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, what);
-	db_ok(db);
-	return 0;
-}
-
 int
 db_bounce_add(struct db *db, const struct db_bounce_event *e)
 {
@@ -58,7 +32,7 @@ db_bounce_add(struct db *db, const struct db_bounce_event *e)
 	if (e->spool_id > 0)
 		sqlite3_bind_int64(st, 9, e->spool_id);
 	sqlite3_bind_double(st, 10, e->scored);
-	return step_done(db, st, "recording a bounce");
+	return db_step_done(db, st, "recording a bounce");
 }
 
 int
@@ -120,7 +94,7 @@ db_bounce_member_update(struct db *db, int64_t member_id, double score, int64_t 
 	sqlite3_bind_int64(st, 3, last);
 	db_bind_text(st, 4, reason);
 	sqlite3_bind_int64(st, 5, db_now());
-	return step_done(db, st, "updating a bounce score");
+	return db_step_done(db, st, "updating a bounce score");
 }
 
 int
@@ -138,13 +112,13 @@ db_bounce_member_disable(struct db *db, int64_t member_id, const char *why, int6
 	sqlite3_bind_int64(st, 1, member_id);
 	db_bind_text(st, 2, why);
 	sqlite3_bind_int64(st, 3, now);
-	if (step_done(db, st, "disabling a member") < 0)
+	if (db_step_done(db, st, "disabling a member") < 0)
 		return -1;
 	if ((st = db_stmt(db, sql_note)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, member_id);
 	sqlite3_bind_int64(st, 2, now);
-	return step_done(db, st, "noting a disabled member");
+	return db_step_done(db, st, "noting a disabled member");
 }
 
 int
@@ -156,7 +130,7 @@ db_bounce_member_remove(struct db *db, int64_t member_id)
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, member_id);
-	return step_done(db, st, "removing a member");
+	return db_step_done(db, st, "removing a member");
 }
 
 int
@@ -171,7 +145,7 @@ db_bounce_probe_sent(struct db *db, int64_t member_id, int64_t now, const char *
 	sqlite3_bind_int64(st, 1, member_id);
 	sqlite3_bind_int64(st, 2, now);
 	db_bind_text(st, 3, qid);
-	return step_done(db, st, "noting a probe");
+	return db_step_done(db, st, "noting a probe");
 }
 
 /* Members still disabled for bounces: disabled, with the reason this
@@ -228,12 +202,12 @@ db_bounce_member_each(struct db *db, int64_t list_id, db_bounce_member_fn fn, vo
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		memset(&m, 0, sizeof(m));
 		m.id = sqlite3_column_int64(st, 0);
-		copy_col(st, 1, m.address, sizeof(m.address));
-		copy_col(st, 2, m.status, sizeof(m.status));
+		db_copy_col(st, 1, m.address, sizeof(m.address));
+		db_copy_col(st, 2, m.status, sizeof(m.status));
 		m.score = sqlite3_column_double(st, 3);
 		m.last_bounce = sqlite3_column_int64(st, 4);
-		copy_col(st, 5, m.last_reason, sizeof(m.last_reason));
-		copy_col(st, 6, m.disabled_reason, sizeof(m.disabled_reason));
+		db_copy_col(st, 5, m.last_reason, sizeof(m.last_reason));
+		db_copy_col(st, 6, m.disabled_reason, sizeof(m.disabled_reason));
 		m.last_scored = sqlite3_column_int64(st, 9);
 		if (strcmp(m.status, "disabled") == 0) {
 			m.disabled_since = sqlite3_column_int64(st, 7);
@@ -289,7 +263,7 @@ db_bounce_disabled_each(struct db *db, int64_t list_id, int64_t before,
 		}
 		rows[n].list_id = sqlite3_column_int64(st, 0);
 		rows[n].id = sqlite3_column_int64(st, 1);
-		copy_col(st, 2, rows[n].address, sizeof(rows[n].address));
+		db_copy_col(st, 2, rows[n].address, sizeof(rows[n].address));
 		rows[n].since = sqlite3_column_int64(st, 3);
 		rows[n].probe = sqlite3_column_int64(st, 4);
 		n++;
@@ -376,4 +350,20 @@ db_bounce_policy_domains(struct db *db, int64_t list_id, int64_t since, db_bounc
 		return db_fail(db, rc, "counting policy bounces");
 	db_ok(db);
 	return 0;
+}
+
+/* ---- retention ---- */
+
+int
+db_purge_bounce_events(struct db *db, int64_t before, int limit)
+{
+	/* A member's latest scored event is kept: the decay of the score
+	 * counts from it (db_bounce_last_scored). */
+	static const char sql[] =
+	    "DELETE FROM bounce_events WHERE id IN (SELECT e.id FROM bounce_events e"
+	    " WHERE e.time < ?1 AND (e.member_id IS NULL OR e.scored <= 0 OR e.id <"
+	    " (SELECT max(l.id) FROM bounce_events l WHERE l.member_id = e.member_id"
+	    " AND l.scored > 0)) ORDER BY e.id LIMIT ?2)";
+
+	return db_delete_before(db, sql, before, limit, "purging old bounce events");
 }

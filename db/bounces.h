@@ -92,4 +92,10 @@ typedef int (*db_bounce_domain_fn)(const char *domain, int64_t count, int64_t la
 int db_bounce_policy_domains(struct db *db, int64_t list_id, int64_t since, db_bounce_domain_fn fn,
                              void *arg);
 
+/* ---- retention (retention.h runs these a chunk a transaction) ---- */
+
+/* Deletes at most `limit` bounce events older than `before`, except each
+ * member's latest scored one. Returns how many, or -1. */
+int db_purge_bounce_events(struct db *db, int64_t before, int limit);
+
 #endif

@@ -73,6 +73,18 @@ db_failf(struct db *db, enum db_status st, const char *fmt, ...)
 	return -1;
 }
 
+int
+db_refuse(struct db *db, const char *fmt, ...)
+{
+	va_list ap;
+
+	db->status = DB_INVALID;
+	va_start(ap, fmt);
+	vsnprintf(db->err, sizeof(db->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 void
 db_ok(struct db *db)
 {
@@ -114,6 +126,39 @@ db_bind_text(sqlite3_stmt *st, int idx, const char *s)
 	if (s == NULL)
 		return sqlite3_bind_null(st, idx);
 	return sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+int
+db_step_done(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, what);
+	db_ok(db);
+	return 0;
+}
+
+void
+db_copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+
+	if (n >= len)
+		n = len - 1;
+	if (n > 0)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
+}
+
+char *
+db_col_dup(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return strdup(t ? (const char *)t : "");
 }
 
 sqlite3_stmt *
@@ -433,6 +478,24 @@ db_run(struct db *db, const char *sql, const char *what)
 	if (rc != SQLITE_DONE)
 		return db_fail(db, rc, what);
 	return 0;
+}
+
+int
+db_delete_before(struct db *db, const char *sql, int64_t before, int limit, const char *what)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, before);
+	sqlite3_bind_int(st, 2, limit);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, what);
+	db_ok(db);
+	return sqlite3_changes(db->sql);
 }
 
 /* Savepoints run for every message and every spool entry: prepared once

@@ -4,10 +4,29 @@
  * One struct db per SQLite connection (a connection is used by one thread
  * at a time). db_open() opens or creates the database, sets WAL, foreign
  * keys, synchronous=FULL and a busy timeout, and runs pending migrations.
- * The typed functions of each area live in their own files (lists.c,
- * members.c, spool.c, queue.c, ...) and declare themselves in their own
- * headers; every function returns 0 on success and -1 on failure, with the
- * kind of failure in db_status() and a message in db_errmsg().
+ * The typed functions live in one file per table (or close family), each
+ * with its own header:
+ *
+ *   lists.c      lists, list_settings, roles, list_gen (change detection)
+ *   members.c    members, member_counts (bulk import), a poster's standing
+ *   spool.c      spool, spool_body, spool_rcpt: insert, the engine's walk
+ *   queue.c      out_msg, deliveries: queue ids, adding (incl. the fan-out
+ *                of a post), the scheduler, `fanmail queue`
+ *   bounces.c    bounce_events, bounce_disabled, members' bounce scores
+ *   tokens.c     tokens (and the random tokens holds use)
+ *   holds.c      holds (moderation)
+ *   replies.c    reply_log (rate limits of automatic replies)
+ *   archive.c    archive
+ *   engine.c     dmarc_cache, events; the engine runner's connection
+ *   secrets.c    secrets (server keys the schema makes)
+ *   retention.c  the retention pass (each table's purge is in its file)
+ *   schema.c     migrations; db.c: open, transactions, errors, statements
+ *
+ * db/ speaks SQLite only: it includes nothing of conf/ or mail/ and takes
+ * canonical, checked strings (lists/store.c checks and canonicalizes).
+ * The statements and helpers its files share are in db_internal.h. Every
+ * function returns 0 on success and -1 on failure, with the kind of
+ * failure in db_status() and a message in db_errmsg().
  */
 #ifndef FANMAIL_DB_H
 #define FANMAIL_DB_H
@@ -16,6 +35,26 @@
 #include <stdint.h>
 
 struct db;
+
+/* The longest address texts the store keeps: RFC 5321's limits, the same
+ * as mail/addr.h's ADDR_LOCAL_MAX, ADDR_DOMAIN_MAX and ADDR_PATH_MAX
+ * (lists/store.c checks that they agree). */
+#define DB_LOCAL_MAX 64
+#define DB_DOMAIN_MAX 255
+#define DB_PATH_MAX 254
+
+/* One address in the forms the store keeps of it; lists/store.c makes it
+ * from a parsed address (store_addr()). */
+struct db_addr {
+	char address[DB_PATH_MAX + 1];  /* as written: addr_format() */
+	char key[DB_PATH_MAX + 1];      /* what compares: addr_key() */
+	char domain[DB_DOMAIN_MAX + 1]; /* lower-cased: addr_domain_key() */
+};
+
+/* Records that the caller refused its input before calling in (a layer
+ * above that checks what the store keeps: lists/, admin/): DB_INVALID
+ * with the message, as a refusal inside db/ would be. Returns -1. */
+int db_refuse(struct db *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 enum db_status {
 	DB_OK = 0,

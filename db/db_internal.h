@@ -48,10 +48,31 @@ void db_ok(struct db *db);
  * its end; on failure sets the error under what and returns -1. */
 int db_run(struct db *db, const char *sql, const char *what);
 
+/* Runs the cached DELETE sql (a string literal) whose ?1 is a time and ?2
+ * a row limit (retention's chunks); returns how many rows went, or -1
+ * with the error set under what. */
+int db_delete_before(struct db *db, const char *sql, int64_t before, int limit, const char *what);
+
 /* Runs SQL text with no results (schema, pragmas). */
 int db_exec(struct db *db, const char *sql);
 
 /* Binds text, or NULL when s is NULL. */
 int db_bind_text(sqlite3_stmt *st, int idx, const char *s);
+
+/* Steps st, a statement that returns no rows, and resets it; sets the
+ * error under what and returns -1 when it does not run to its end. */
+int db_step_done(struct db *db, sqlite3_stmt *st, const char *what);
+
+/* Copies text column col of the current row into buf (len > 0), cut to
+ * fit; "" for NULL. */
+void db_copy_col(sqlite3_stmt *st, int col, char *buf, size_t len);
+
+/* A malloc'd copy of text column col ("" for NULL); NULL when out of
+ * memory. */
+char *db_col_dup(sqlite3_stmt *st, int col);
+
+/* Writes 32 random hex digits and a NUL to out (tokens.c, for tokens and
+ * holds); -1 with errno set when the system has no randomness to give. */
+int db_random_token(char out[33]);
 
 #endif

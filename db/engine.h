@@ -1,13 +1,11 @@
 /*
- * engine.h - what the list engine and its runner read and write: spool
- * entries waiting for the engine, a list's settings and posters, the fan-out
- * of a post into the outbound queue, the archive, and the DMARC cache.
- *
- * db_engine_queue_post() is the fan-out: one out_msg row and one
- * deliveries row per enabled member with regular delivery, made by a
- * single INSERT ... SELECT from members, so no member list is ever held in
- * memory. Everything here runs inside the caller's transaction when there
- * is one.
+ * engine.h - the list engine's own tables: the DMARC cache and the event
+ * log; and the tuning of the engine runner's connection. (The spool
+ * entries it reads are in spool.h, a list's settings and post count in
+ * lists.h, its posters in members.h, the fan-out of a post into the
+ * outbound queue, db_engine_queue_post(), in queue.h, the archive in
+ * archive.h.) Everything here runs inside the caller's transaction when
+ * there is one.
  */
 #ifndef FANMAIL_DB_ENGINE_H
 #define FANMAIL_DB_ENGINE_H
@@ -16,27 +14,6 @@
 #include <stdint.h>
 
 #include "db/db.h"
-#include "db/outq.h"
-
-/* One spool entry. Strings and message owned; db_engine_entry_free(). */
-struct db_engine_entry {
-	int64_t id;
-	char qid[32];
-	char *mail_from;
-	int64_t received;
-	char *state; /* new, done, failed */
-	char *message;
-	size_t len;
-};
-
-struct db_engine_rcpt {
-	char *rcpt;
-	int64_t list_id; /* 0 when the list is gone */
-	char *local;     /* "" when the list is gone */
-	char *domain;
-	char *role;
-	char *extension; /* NULL when none */
-};
 
 /* Sizes the connection for fan-outs: a page cache big enough to hold the
  * index pages a post to a large list touches (bounded: 32 MB), so that
@@ -46,59 +23,6 @@ int db_engine_tune(struct db *db);
  * runner calls it when it has nothing left to do, so that the cache of a
  * big INSERT ... SELECT does not stay allocated while delivery works). */
 void db_engine_release(struct db *db);
-
-/* The id of the oldest entry in state 'new' with an id above after; *id
- * is 0 when there is none. */
-int db_engine_next(struct db *db, int64_t after, int64_t *id);
-/* Loads entry id (any state); DB_NOTFOUND when there is none. */
-int db_engine_load(struct db *db, int64_t id, struct db_engine_entry *e);
-void db_engine_entry_free(struct db_engine_entry *e);
-/* The recipients of entry id, in RCPT order, with their lists' names. */
-int db_engine_rcpts(struct db *db, int64_t id, struct db_engine_rcpt **rcpts, size_t *n);
-void db_engine_rcpts_free(struct db_engine_rcpt *rcpts, size_t n);
-/* Marks entry id done or failed with its outcome. */
-int db_engine_finish(struct db *db, int64_t id, const char *state, const char *outcome);
-
-/* A list's local part and domain; DB_NOTFOUND when it is gone. */
-int db_engine_list(struct db *db, int64_t list_id, char *local, size_t locallen, char *domain,
-                   size_t domainlen);
-/* The list named local@domain (both compared lower-cased). */
-int db_engine_list_find(struct db *db, const char *local, const char *domain, int64_t *list_id);
-/* What the poster with lookup key addr_key is to the list: a member (any
- * status but unconfirmed), an owner or moderator. */
-int db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
-                     int *is_privileged);
-
-struct db_engine_post {
-	int64_t list_id;
-	int64_t spool_id;     /* 0: none */
-	const char *env_from; /* LIST-bounces@DOMAIN */
-	const void *body;     /* the outgoing message, CRLF */
-	size_t len;
-	int64_t lifetime;       /* seconds until undelivered recipients fail */
-	const char *poster_key; /* whose row is left out unless self_copy; NULL: none */
-	int verp;               /* per-recipient envelope senders (out_msg.verp) */
-};
-
-/* Queues a post: *nrcpt receives the number of delivery rows made. With
- * none (no member to send to), nothing stays queued: qid is "" and
- * *msg_id 0. */
-int db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_QID_LEN],
-                         int64_t *msg_id, int64_t *nrcpt);
-
-/* Counts one more post in lists.post_count; *k (may be NULL) gets the new
- * count, the post's number (1 for the list's first). */
-int db_engine_count_post(struct db *db, int64_t list_id, int64_t *k);
-
-/* The archive: every post that went out. */
-int db_engine_archive_add(struct db *db, int64_t list_id, const char *message_id, int64_t date,
-                          const char *sender, const char *subject, const void *raw, size_t len);
-/* Calls fn for each archived post of the list, oldest first; fn returning
- * non-zero stops the walk (the function then returns -1 with DB_INVALID). */
-int db_engine_archive_each(struct db *db, int64_t list_id,
-                           int (*fn)(void *arg, int64_t date, const char *sender, const void *raw,
-                                     size_t len),
-                           void *arg);
 
 /* DMARC cache: the policy last seen for a From domain ("" for no record).
  * get: DB_NOTFOUND when none is kept; *expires may be in the past. */

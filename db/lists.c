@@ -1,5 +1,6 @@
 /*
- * lists.c - lists, per-list settings and roles. See lists.h.
+ * lists.c - lists, per-list settings and roles, the post count, and the
+ * change detection and load of all lists that RCPT checks use. See lists.h.
  *
  * Every statement is reset before a function returns, so that no read
  * transaction stays open behind the caller's back (a WAL reader left open
@@ -7,25 +8,13 @@
  */
 #include "db/lists.h"
 #include "db/db_internal.h"
-#include "conf/conf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void
-copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-
-	if (n >= len)
-		n = len - 1;
-	if (n > 0)
-		memcpy(buf, t, n);
-	buf[n] = '\0';
-}
-
+/* The one rule by which a list's name is stored and found: ASCII letters
+ * lower-cased, every other octet kept (list addresses are ASCII). */
 static void
 lower_copy(char *dst, const char *src, size_t len)
 {
@@ -40,9 +29,9 @@ static void
 list_row(sqlite3_stmt *st, struct db_list *l)
 {
 	l->id = sqlite3_column_int64(st, 0);
-	copy_col(st, 1, l->address, sizeof(l->address));
-	copy_col(st, 2, l->local, sizeof(l->local));
-	copy_col(st, 3, l->domain, sizeof(l->domain));
+	db_copy_col(st, 1, l->address, sizeof(l->address));
+	db_copy_col(st, 2, l->local, sizeof(l->local));
+	db_copy_col(st, 3, l->domain, sizeof(l->domain));
 	l->created = sqlite3_column_int64(st, 4);
 	l->post_count = sqlite3_column_int64(st, 5);
 }
@@ -50,18 +39,20 @@ list_row(sqlite3_stmt *st, struct db_list *l)
 #define LIST_COLS "id, address, local, domain, created, post_count"
 
 int
-db_list_create(struct db *db, const struct addr *a, struct db_list *out)
+db_list_create(struct db *db, const char *address, const char *local_part, const char *domain_name,
+               struct db_list *out)
 {
 	static const char sql[] = "INSERT INTO lists (address, local, domain, created) "
 	                          "VALUES (?, ?, ?, ?)";
-	char address[ADDR_PATH_MAX + 1], local[ADDR_LOCAL_MAX + 1], domain[ADDR_DOMAIN_MAX + 1];
+	char local[DB_LOCAL_MAX + 1], domain[DB_DOMAIN_MAX + 1];
 	sqlite3_stmt *st;
 	int rc;
 
-	if (addr_format(a, address, sizeof(address)) < 0)
+	if (strlen(address) > DB_PATH_MAX || strlen(local_part) > DB_LOCAL_MAX ||
+	    strlen(domain_name) > DB_DOMAIN_MAX)
 		return db_failf(db, DB_INVALID, "address too long");
-	lower_copy(local, a->local, sizeof(local));
-	lower_copy(domain, a->domain, sizeof(domain));
+	lower_copy(local, local_part, sizeof(local));
+	lower_copy(domain, domain_name, sizeof(domain));
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	db_bind_text(st, 1, address);
@@ -105,7 +96,7 @@ int
 db_list_find(struct db *db, const char *local, const char *domain, struct db_list *out)
 {
 	static const char sql[] = "SELECT " LIST_COLS " FROM lists WHERE local = ? AND domain = ?";
-	char l[ADDR_LOCAL_MAX + 1], d[ADDR_DOMAIN_MAX + 1];
+	char l[DB_LOCAL_MAX + 1], d[DB_DOMAIN_MAX + 1];
 	sqlite3_stmt *st;
 	int rc;
 
@@ -212,6 +203,32 @@ db_list_all(struct db *db, struct db_list **lists, size_t *n)
 	return 0;
 }
 
+int
+db_engine_count_post(struct db *db, int64_t list_id, int64_t *k)
+{
+	static const char sql[] = "UPDATE lists SET post_count = post_count + 1 WHERE id = ?1"
+	                          " RETURNING post_count";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int64_t n = 0;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		n = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "count post");
+	if (k != NULL)
+		*k = n;
+	db_ok(db);
+	return 0;
+}
+
 /* ---- settings ---- */
 
 int
@@ -220,17 +237,14 @@ db_list_set(struct db *db, int64_t list_id, const char *key, const char *value)
 	static const char sql[] =
 	    "INSERT INTO list_settings (list_id, key, value) VALUES (?, ?, ?) "
 	    "ON CONFLICT (list_id, key) DO UPDATE SET value = excluded.value";
-	char canon[4096], err[512];
 	sqlite3_stmt *st;
 	int rc;
 
-	if (conf_list_check(key, value, canon, sizeof(canon), err, sizeof(err)) < 0)
-		return db_failf(db, DB_INVALID, "%s", err);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	db_bind_text(st, 2, key);
-	db_bind_text(st, 3, canon);
+	db_bind_text(st, 3, value);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -244,40 +258,24 @@ db_list_set(struct db *db, int64_t list_id, const char *key, const char *value)
 }
 
 int
-db_list_get_setting(struct db *db, int64_t list_id, const char *key, char *buf, size_t len,
-                    int *is_default)
+db_list_setting_stored(struct db *db, int64_t list_id, const char *key, char *buf, size_t len)
 {
 	static const char sql[] = "SELECT value FROM list_settings WHERE list_id = ? AND key = ?";
-	const struct conf_def *d = conf_list_def(key);
-	char err[256];
 	sqlite3_stmt *st;
 	int rc;
 
-	if (d == NULL)
-		return db_failf(db, DB_INVALID, "%s: unknown list setting", key);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	db_bind_text(st, 2, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		copy_col(st, 0, buf, len);
+		db_copy_col(st, 0, buf, len);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return db_fail(db, rc, "reading a list setting");
-	if (rc == SQLITE_DONE) {
-		/* The default, in canonical form. */
-		if (conf_list_check(key, d->def, buf, len, err, sizeof(err)) < 0)
-			snprintf(buf, len, "%s", d->def);
-	}
-	if (is_default != NULL) {
-		char def[4096];
-		if (conf_list_check(key, d->def, def, sizeof(def), err, sizeof(err)) < 0)
-			snprintf(def, sizeof(def), "%s", d->def);
-		*is_default = strcmp(buf, def) == 0;
-	}
 	db_ok(db);
-	return 0;
+	return rc == SQLITE_ROW;
 }
 
 int
@@ -311,24 +309,22 @@ check_role(struct db *db, const char *role)
 }
 
 int
-db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct addr *a)
+db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct db_addr *a)
 {
 	static const char sql[] = "INSERT INTO roles (list_id, role, address, addr_key) "
 	                          "VALUES (?, ?, ?, ?)";
-	char address[ADDR_PATH_MAX + 1], key[ADDR_PATH_MAX + 1];
+	const char *address = a->address;
 	sqlite3_stmt *st;
 	int rc;
 
 	if (check_role(db, role) < 0)
 		return -1;
-	if (addr_format(a, address, sizeof(address)) < 0 || addr_key(a, key, sizeof(key)) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	db_bind_text(st, 2, role);
 	db_bind_text(st, 3, address);
-	db_bind_text(st, 4, key);
+	db_bind_text(st, 4, a->key);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -345,18 +341,16 @@ db_list_role_add(struct db *db, int64_t list_id, const char *role, const struct 
 }
 
 int
-db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct addr *a)
+db_list_role_remove(struct db *db, int64_t list_id, const char *role, const struct db_addr *a)
 {
 	static const char sql[] =
 	    "DELETE FROM roles WHERE list_id = ? AND role = ? AND addr_key = ?";
-	char key[ADDR_PATH_MAX + 1];
+	const char *key = a->key;
 	sqlite3_stmt *st;
 	int rc;
 
 	if (check_role(db, role) < 0)
 		return -1;
-	if (addr_key(a, key, sizeof(key)) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
@@ -398,7 +392,7 @@ db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn f
 {
 	static const char sql[] = "SELECT address FROM roles WHERE list_id = ? AND role = ? "
 	                          "ORDER BY addr_key";
-	char address[ADDR_PATH_MAX + 1];
+	char address[DB_PATH_MAX + 1];
 	sqlite3_stmt *st;
 	int rc, stop = 0;
 
@@ -407,7 +401,7 @@ db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn f
 	sqlite3_bind_int64(st, 1, list_id);
 	db_bind_text(st, 2, role);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		copy_col(st, 0, address, sizeof(address));
+		db_copy_col(st, 0, address, sizeof(address));
 		if ((stop = fn(address, arg)) != 0)
 			break;
 	}
@@ -418,4 +412,83 @@ db_list_role_each(struct db *db, int64_t list_id, const char *role, db_role_fn f
 		return db_fail(db, rc, "listing roles");
 	db_ok(db);
 	return 0;
+}
+
+/* ---- every list at once: RCPT checks and local delivery ---- */
+
+int
+db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp)
+{
+	static const char dv_sql[] = "PRAGMA data_version";
+	static const char gen_sql[] = "SELECT gen FROM list_gen WHERE id = 1";
+	sqlite3_stmt *st;
+	int64_t dv, gen = 0;
+	int rc;
+
+	if ((st = db_stmt(db, dv_sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	dv = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "data_version");
+	if (stamp->valid && dv == stamp->data_version)
+		return 0;
+	if ((st = db_stmt(db, gen_sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		gen = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "list generation");
+	stamp->data_version = dv;
+	if (stamp->valid && gen == stamp->gen)
+		return 0;
+	stamp->gen = gen;
+	stamp->valid = 1;
+	return 1;
+}
+
+int
+db_spool_lists_load(struct db *db,
+                    int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
+                    void *arg)
+{
+	static const char sql[] = "SELECT id, local, domain FROM lists";
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		       (const char *)sqlite3_column_text(st, 2)) != 0) {
+			sqlite3_reset(st);
+			return db_failf(db, DB_ERR, "loading lists: out of memory");
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "load lists");
+	db_ok(db);
+	return 0;
+}
+
+int
+db_queue_local_domain(struct db *db, const char *domain)
+{
+	static const char sql[] = "SELECT 1 FROM lists WHERE domain = ?1 LIMIT 1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "look up list domain");
+	db_ok(db);
+	return rc == SQLITE_ROW;
 }

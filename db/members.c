@@ -9,7 +9,6 @@
  */
 #include "db/members.h"
 #include "db/db_internal.h"
-#include "conf/conf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,19 +16,6 @@
 
 /* SQLite's page cache during a bulk import (KiB; the default is 2 MB). */
 #define IMPORT_CACHE_KIB 65536
-
-static void
-copy_col(sqlite3_stmt *st, int col, char *buf, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
-
-	if (n >= len)
-		n = len - 1;
-	if (n > 0)
-		memcpy(buf, t, n);
-	buf[n] = '\0';
-}
 
 int
 db_member_status_valid(const char *s)
@@ -46,49 +32,14 @@ delivery_valid(const char *s)
 	return strcmp(s, "regular") == 0 || strcmp(s, "nomail") == 0;
 }
 
-/* Address, key and domain of a, or -1 with the error set. */
-static int
-keys(struct db *db, const struct addr *a, char *address, char *key, char *domain)
-{
-	if (addr_format(a, address, ADDR_PATH_MAX + 1) < 0 ||
-	    addr_key(a, key, ADDR_PATH_MAX + 1) < 0 ||
-	    addr_domain_key(a, domain, ADDR_DOMAIN_MAX + 1) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
-	return 0;
-}
-
-static int
-check_name(struct db *db, const char *name)
-{
-	const char *why;
-
-	if (name == NULL)
-		return 0;
-	if (strlen(name) > DB_MEMBER_NAME_MAX)
-		return db_failf(db, DB_INVALID, "the name is longer than %d octets",
-		                DB_MEMBER_NAME_MAX);
-	if (addr_check_name(name, strlen(name), &why) < 0)
-		return db_failf(db, DB_INVALID, "%s", why);
-	return 0;
-}
-
-/* The texts a member row is bound with; they must outlive the step, as
- * they are bound without a copy (SQLITE_STATIC saves a malloc and a copy
- * per column on a million-row import). */
-struct member_text {
-	char address[ADDR_PATH_MAX + 1];
-	char key[ADDR_PATH_MAX + 1];
-	char domain[ADDR_DOMAIN_MAX + 1];
-};
-
-static int
-bind_member(struct db *db, sqlite3_stmt *st, int64_t list_id, const struct addr *a,
-            const char *name, struct member_text *t)
+/* The texts of a member row are bound without a copy (SQLITE_STATIC saves
+ * a malloc and a copy per column on a million-row import): they must
+ * outlive the step. */
+static void
+bind_member(sqlite3_stmt *st, int64_t list_id, const struct db_addr *t, const char *name)
 {
 	int64_t now = db_now();
 
-	if (keys(db, a, t->address, t->key, t->domain) < 0 || check_name(db, name) < 0)
-		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
 	sqlite3_bind_text(st, 2, t->address, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, t->key, -1, SQLITE_STATIC);
@@ -99,16 +50,14 @@ bind_member(struct db *db, sqlite3_stmt *st, int64_t list_id, const struct addr 
 		sqlite3_bind_null(st, 5);
 	sqlite3_bind_int64(st, 6, now);
 	sqlite3_bind_int64(st, 7, now);
-	return 0;
 }
 
 int
-db_member_add(struct db *db, int64_t list_id, const struct addr *a, const char *name,
+db_member_add(struct db *db, int64_t list_id, const struct db_addr *a, const char *name,
               const char *status)
 {
 	static const char sql[] = "INSERT INTO members (list_id, address, addr_key, domain, name, "
 	                          "created, updated, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-	struct member_text t;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -119,13 +68,12 @@ db_member_add(struct db *db, int64_t list_id, const struct addr *a, const char *
 		                "%s: not a member status (enabled, disabled, unconfirmed)", status);
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
-	if (bind_member(db, st, list_id, a, name, &t) < 0)
-		return -1;
+	bind_member(st, list_id, a, name);
 	db_bind_text(st, 8, status);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE)
-		return db_failf(db, DB_EXISTS, "%s@%s is already a member", a->local, a->domain);
+		return db_failf(db, DB_EXISTS, "%s is already a member", a->address);
 	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
 		return db_failf(db, DB_NOTFOUND, "no list with id %lld", (long long)list_id);
 	if (rc != SQLITE_DONE)
@@ -135,15 +83,13 @@ db_member_add(struct db *db, int64_t list_id, const struct addr *a, const char *
 }
 
 int
-db_member_remove(struct db *db, int64_t list_id, const struct addr *a)
+db_member_remove(struct db *db, int64_t list_id, const struct db_addr *a)
 {
 	static const char sql[] = "DELETE FROM members WHERE list_id = ? AND addr_key = ?";
-	char key[ADDR_PATH_MAX + 1];
+	const char *key = a->key;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (addr_key(a, key, sizeof(key)) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
@@ -153,7 +99,7 @@ db_member_remove(struct db *db, int64_t list_id, const struct addr *a)
 	if (rc != SQLITE_DONE)
 		return db_fail(db, rc, "removing a member");
 	if (sqlite3_changes(db->sql) == 0)
-		return db_failf(db, DB_NOTFOUND, "%s@%s is not a member", a->local, a->domain);
+		return db_failf(db, DB_NOTFOUND, "%s is not a member", a->address);
 	db_ok(db);
 	return 0;
 }
@@ -167,12 +113,12 @@ member_row(sqlite3_stmt *st, struct db_member *m)
 {
 	m->id = sqlite3_column_int64(st, 0);
 	m->list_id = sqlite3_column_int64(st, 1);
-	copy_col(st, 2, m->address, sizeof(m->address));
-	copy_col(st, 3, m->addr_key, sizeof(m->addr_key));
-	copy_col(st, 4, m->domain, sizeof(m->domain));
-	copy_col(st, 5, m->name, sizeof(m->name));
-	copy_col(st, 6, m->status, sizeof(m->status));
-	copy_col(st, 7, m->delivery, sizeof(m->delivery));
+	db_copy_col(st, 2, m->address, sizeof(m->address));
+	db_copy_col(st, 3, m->addr_key, sizeof(m->addr_key));
+	db_copy_col(st, 4, m->domain, sizeof(m->domain));
+	db_copy_col(st, 5, m->name, sizeof(m->name));
+	db_copy_col(st, 6, m->status, sizeof(m->status));
+	db_copy_col(st, 7, m->delivery, sizeof(m->delivery));
 	m->self_copy = sqlite3_column_int(st, 8);
 	m->bounce_score = sqlite3_column_double(st, 9);
 	m->last_bounce = sqlite3_column_int64(st, 10);
@@ -181,16 +127,14 @@ member_row(sqlite3_stmt *st, struct db_member *m)
 }
 
 int
-db_member_find(struct db *db, int64_t list_id, const struct addr *a, struct db_member *out)
+db_member_find(struct db *db, int64_t list_id, const struct db_addr *a, struct db_member *out)
 {
 	static const char sql[] = "SELECT " MEMBER_COLS " FROM members "
 	                          "WHERE list_id = ? AND addr_key = ?";
-	char key[ADDR_PATH_MAX + 1];
+	const char *key = a->key;
 	sqlite3_stmt *st;
 	int rc;
 
-	if (addr_key(a, key, sizeof(key)) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	sqlite3_bind_int64(st, 1, list_id);
@@ -200,7 +144,7 @@ db_member_find(struct db *db, int64_t list_id, const struct addr *a, struct db_m
 		member_row(st, out);
 	sqlite3_reset(st);
 	if (rc == SQLITE_DONE)
-		return db_failf(db, DB_NOTFOUND, "%s@%s is not a member", a->local, a->domain);
+		return db_failf(db, DB_NOTFOUND, "%s is not a member", a->address);
 	if (rc != SQLITE_ROW)
 		return db_fail(db, rc, "finding a member");
 	db_ok(db);
@@ -208,7 +152,7 @@ db_member_find(struct db *db, int64_t list_id, const struct addr *a, struct db_m
 }
 
 int
-db_member_set(struct db *db, int64_t list_id, const struct addr *a, const char *key,
+db_member_set(struct db *db, int64_t list_id, const struct db_addr *a, const char *key,
               const char *value)
 {
 	static const char sql_status[] =
@@ -223,7 +167,7 @@ db_member_set(struct db *db, int64_t list_id, const struct addr *a, const char *
 	                                    "WHERE list_id = ?3 AND addr_key = ?4";
 	static const char sql_name[] = "UPDATE members SET name = ?1, updated = ?2 "
 	                               "WHERE list_id = ?3 AND addr_key = ?4";
-	char k[ADDR_PATH_MAX + 1];
+	const char *k = a->key;
 	const char *sql;
 	sqlite3_stmt *st;
 	int b = 0, rc;
@@ -244,24 +188,20 @@ db_member_set(struct db *db, int64_t list_id, const struct addr *a, const char *
 			                "delivery: '%s' is not one of regular, nomail", value);
 		sql = sql_delivery;
 	} else if (strcmp(key, "self_copy") == 0) {
-		if (conf_parse_bool(value, &b) < 0)
+		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
 			return db_failf(db, DB_INVALID, "self_copy: '%s' is not yes or no", value);
+		b = strcmp(value, "yes") == 0;
 		sql = sql_self_copy;
 	} else if (strcmp(key, "name") == 0) {
-		const char *why;
 		if (strlen(value) > DB_MEMBER_NAME_MAX)
 			return db_failf(db, DB_INVALID, "name: longer than %d octets",
 			                DB_MEMBER_NAME_MAX);
-		if (addr_check_name(value, strlen(value), &why) < 0)
-			return db_failf(db, DB_INVALID, "name: %s", why);
 		sql = sql_name;
 	} else {
 		return db_failf(db, DB_INVALID,
 		                "%s: unknown member field (status, delivery, self_copy, name)",
 		                key);
 	}
-	if (addr_key(a, k, sizeof(k)) < 0)
-		return db_failf(db, DB_INVALID, "address too long");
 	if ((st = db_stmt(db, sql)) == NULL)
 		return -1;
 	if (sql == sql_self_copy)
@@ -276,7 +216,7 @@ db_member_set(struct db *db, int64_t list_id, const struct addr *a, const char *
 	if (rc != SQLITE_DONE)
 		return db_fail(db, rc, "changing a member");
 	if (sqlite3_changes(db->sql) == 0)
-		return db_failf(db, DB_NOTFOUND, "%s@%s is not a member", a->local, a->domain);
+		return db_failf(db, DB_NOTFOUND, "%s is not a member", a->address);
 	db_ok(db);
 	return 0;
 }
@@ -371,7 +311,7 @@ struct db_import {
 	char *trigger_sql; /* to re-create COUNT_TRIGGER; NULL if there is none */
 	char *index_sql;   /* to re-create DEFER_INDEX at the end; NULL: not dropped */
 	int n;             /* rows waiting in text[]/name[] */
-	struct member_text text[IMPORT_BATCH];
+	struct db_addr text[IMPORT_BATCH];
 	char name[IMPORT_BATCH][DB_MEMBER_NAME_MAX + 1];
 };
 
@@ -464,7 +404,7 @@ import_flush(struct db_import *im)
 		if (st == NULL)
 			return -1;
 		for (int i = 0; i < per; i++) {
-			struct member_text *t = &im->text[done + i];
+			struct db_addr *t = &im->text[done + i];
 			const char *name = im->name[done + i];
 			int p = i * 7;
 			sqlite3_bind_int64(st, p + 1, im->list_id);
@@ -493,12 +433,12 @@ import_flush(struct db_import *im)
 }
 
 int
-db_member_import_add(struct db_import *im, const struct addr *a, const char *name)
+db_member_import_add(struct db_import *im, const struct db_addr *a, const char *name)
 {
-	struct member_text *t = &im->text[im->n];
-
-	if (keys(im->db, a, t->address, t->key, t->domain) < 0 || check_name(im->db, name) < 0)
-		return -1;
+	if (name != NULL && strlen(name) > DB_MEMBER_NAME_MAX)
+		return db_failf(im->db, DB_INVALID, "the name is longer than %d octets",
+		                DB_MEMBER_NAME_MAX);
+	im->text[im->n] = *a;
 	snprintf(im->name[im->n], sizeof(im->name[0]), "%s", name ? name : "");
 	if (++im->n == IMPORT_BATCH)
 		return import_flush(im);
@@ -605,6 +545,39 @@ db_member_import_expect(struct db_import *im, int64_t rows)
 		im->index_sql = NULL;
 		return -1;
 	}
+	db_ok(db);
+	return 0;
+}
+
+int
+db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
+                 int *is_privileged)
+{
+	static const char sql_m[] = "SELECT 1 FROM members WHERE list_id = ?1 AND addr_key = ?2"
+	                            " AND status <> 'unconfirmed'";
+	static const char sql_r[] = "SELECT 1 FROM roles WHERE list_id = ?1 AND addr_key = ?2";
+	sqlite3_stmt *st;
+	int rc;
+
+	*is_member = *is_privileged = 0;
+	if ((st = db_stmt(db, sql_m)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_text(st, 2, addr_key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*is_member = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "poster membership");
+	if ((st = db_stmt(db, sql_r)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_text(st, 2, addr_key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*is_privileged = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "poster role");
 	db_ok(db);
 	return 0;
 }

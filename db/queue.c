@@ -1,13 +1,192 @@
 /*
- * queue.c - the outbound queue's SQL (see queue.h).
+ * queue.c - the outbound queue's SQL (see queue.h): queue ids, adding
+ * messages (explicit recipients, and the fan-out of a post), the
+ * scheduler's walk and results, and `fanmail queue`.
  */
 #include "db/queue.h"
 #include "db/db_internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #define PENDING "state IN ('queued', 'deferred')"
+
+/* ---- adding messages ---- */
+
+void
+db_qid_make(char out[DB_QID_LEN])
+{
+	static atomic_uint counter;
+	struct timeval tv;
+	unsigned mix;
+
+	gettimeofday(&tv, NULL);
+	mix = ((unsigned)getpid() * 2654435761u) ^ atomic_fetch_add(&counter, 1);
+	snprintf(out, DB_QID_LEN, "%08llX%05lX%03X", (unsigned long long)tv.tv_sec & 0xffffffffULL,
+	         (unsigned long)tv.tv_usec & 0xfffff, mix & 0xfff);
+}
+
+static int
+insert_msg(struct db *db, const struct outq_msg *m, char qid[DB_QID_LEN], int64_t *id)
+{
+	static const char sql[] =
+	    "INSERT INTO out_msg (qid, list_id, spool_id, kind, env_from, verp, created,"
+	    " expires, size, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+	int64_t now = db_now();
+	sqlite3_stmt *st;
+	int rc;
+
+	for (int tries = 0; tries < 5; tries++) {
+		if ((st = db_stmt(db, sql)) == NULL)
+			return -1;
+		db_qid_make(qid);
+		sqlite3_bind_text(st, 1, qid, -1, SQLITE_TRANSIENT);
+		if (m->list_id > 0)
+			sqlite3_bind_int64(st, 2, m->list_id);
+		if (m->spool_id > 0)
+			sqlite3_bind_int64(st, 3, m->spool_id);
+		sqlite3_bind_text(st, 4, m->kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, m->env_from, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 6, m->verp);
+		sqlite3_bind_int64(st, 7, now);
+		sqlite3_bind_int64(st, 8, now + m->lifetime);
+		sqlite3_bind_int64(st, 9, (int64_t)m->len);
+		sqlite3_bind_blob(st, 10, m->body, (int)m->len, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE) {
+			*id = sqlite3_last_insert_rowid(db->sql);
+			return 0;
+		}
+		/* A queue id taken in the same microsecond: draw again. */
+		if (rc != SQLITE_CONSTRAINT_UNIQUE)
+			return db_fail(db, rc, "queue message");
+	}
+	return db_failf(db, DB_ERR, "queue message: no free queue id");
+}
+
+int
+db_outq_add(struct db *db, const struct outq_msg *m, const struct outq_rcpt *rcpts, size_t n,
+            char qid[DB_QID_LEN], int64_t *msg_id)
+{
+	static const char sql[] = "INSERT INTO deliveries (msg_id, rcpt, domain, member_id)"
+	                          " VALUES (?1, ?2, ?3, ?4)";
+	char qbuf[DB_QID_LEN];
+	int own = sqlite3_get_autocommit(db->sql);
+	int64_t id = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (own && db_begin(db) < 0)
+		return -1;
+	if (insert_msg(db, m, qid ? qid : qbuf, &id) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if ((st = db_stmt(db, sql)) == NULL)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, rcpts[i].addr, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, rcpts[i].domain, -1, SQLITE_STATIC);
+		if (rcpts[i].member_id > 0)
+			sqlite3_bind_int64(st, 4, rcpts[i].member_id);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			db_fail(db, rc, "queue recipient");
+			goto fail;
+		}
+	}
+	if (own && db_commit(db) < 0)
+		return -1;
+	if (msg_id != NULL)
+		*msg_id = id;
+	db_ok(db);
+	return 0;
+fail:
+	if (own)
+		db_rollback(db);
+	return -1;
+}
+
+int
+db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_QID_LEN],
+                     int64_t *msg_id, int64_t *nrcpt)
+{
+	/* The fan-out: one statement, rows streamed by SQLite from the
+	 * members index straight into deliveries. */
+#define POST_RCPTS                                                                                 \
+	" FROM members WHERE list_id = ?2 AND status = 'enabled' AND delivery = 'regular'"         \
+	" AND (?3 IS NULL OR addr_key <> ?3 OR self_copy <> 0)"
+	static const char sql[] = "INSERT INTO deliveries (msg_id, rcpt, domain, member_id)"
+	                          " SELECT ?1, address, domain, id" POST_RCPTS;
+	/* The same members, asked first whether there is any (?1 unused). */
+	static const char sql_any[] = "SELECT EXISTS (SELECT 1" POST_RCPTS ")";
+#undef POST_RCPTS
+	struct outq_msg m = {
+	    .list_id = p->list_id,
+	    .spool_id = p->spool_id,
+	    .kind = "post",
+	    .env_from = p->env_from,
+	    .verp = p->verp,
+	    .body = p->body,
+	    .len = p->len,
+	    .lifetime = p->lifetime,
+	};
+	int own = sqlite3_get_autocommit(db->sql);
+	int64_t id = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (own && db_begin(db) < 0)
+		return -1;
+	/* Nobody to send to (a list without members, or only the poster):
+	 * no message is written to the queue for nothing. */
+	if ((st = db_stmt(db, sql_any)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 2, p->list_id);
+	db_bind_text(st, 3, p->poster_key);
+	rc = sqlite3_step(st);
+	*nrcpt = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		db_fail(db, rc, "count post recipients");
+		goto fail;
+	}
+	if (*nrcpt == 0) {
+		qid[0] = '\0';
+		goto done;
+	}
+	if (db_outq_add(db, &m, NULL, 0, qid, &id) < 0)
+		goto fail;
+	if ((st = db_stmt(db, sql)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, p->list_id);
+	db_bind_text(st, 3, p->poster_key);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_fail(db, rc, "queue post recipients");
+		goto fail;
+	}
+	*nrcpt = sqlite3_changes(db->sql);
+done:
+	if (own && db_commit(db) < 0)
+		return -1;
+	if (msg_id != NULL)
+		*msg_id = id;
+	db_ok(db);
+	return 0;
+fail:
+	if (own)
+		db_rollback(db);
+	return -1;
+}
+
+/* ---- the scheduler ---- */
 
 int
 db_queue_domains(struct db *db, const char *after, int64_t now, int limit,
@@ -137,45 +316,6 @@ db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
 	sqlite3_reset(st);
 	db_ok(db);
 	return 0;
-}
-
-int
-db_queue_local_domain(struct db *db, const char *domain)
-{
-	static const char sql[] = "SELECT 1 FROM lists WHERE domain = ?1 LIMIT 1";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "look up list domain");
-	db_ok(db);
-	return rc == SQLITE_ROW;
-}
-
-int64_t
-db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain)
-{
-	static const char sql[] = "SELECT id FROM lists WHERE local = lower(?1) AND domain = ?2";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int64_t id = 0;
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_text(st, 1, local, (int)len, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		id = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "look up list");
-	return id;
 }
 
 int
@@ -352,4 +492,77 @@ db_queue_hold(struct db *db, const char *qid, int held)
 	static const char sql[] = "UPDATE out_msg SET held = ?2 WHERE qid = ?1";
 
 	return change_msg(db, sql, qid, held ? 1 : 0, "hold queue message");
+}
+
+/* ---- retention ---- */
+
+/* The oldest finished message: none of its rows is still to be sent.
+ * deliveries_by_msg finds a message's rows; out_msg is one row a message. */
+static int
+oldest_finished(struct db *db, int64_t before, int64_t *msg_id)
+{
+	static const char sql[] = "SELECT m.id FROM out_msg m WHERE m.created < ?1 AND NOT EXISTS"
+	                          " (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id"
+	                          " AND d.state IN ('queued', 'deferred')) ORDER BY m.id LIMIT 1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, before);
+	rc = sqlite3_step(st);
+	*msg_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, "finding finished messages");
+	return 0;
+}
+
+int
+db_purge_outq_step(struct db *db, int64_t before, int chunk, int64_t *msg_id)
+{
+	/* Only rows that are final: a message chosen as finished stays so
+	 * (nothing makes a sent or failed row due again), but checking costs
+	 * nothing here and keeps a pending row from ever being dropped. */
+	static const char sql_rows[] =
+	    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE msg_id = ?1"
+	    " AND state IN ('sent', 'failed') LIMIT ?2)";
+	static const char sql_msg[] = "DELETE FROM out_msg WHERE id = ?1 AND NOT EXISTS"
+	                              " (SELECT 1 FROM deliveries WHERE msg_id = ?1)";
+	sqlite3_stmt *st;
+	int rc, n;
+
+	if (*msg_id == 0) {
+		if (oldest_finished(db, before, msg_id) < 0)
+			return -1;
+		if (*msg_id == 0) {
+			db_ok(db);
+			return 0;
+		}
+	}
+	if ((st = db_stmt(db, sql_rows)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, *msg_id);
+	sqlite3_bind_int(st, 2, chunk);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "purging delivery rows");
+	if ((n = sqlite3_changes(db->sql)) > 0) {
+		db_ok(db);
+		return n;
+	}
+	if ((st = db_stmt(db, sql_msg)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, *msg_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "purging a finished message");
+	n = sqlite3_changes(db->sql);
+	*msg_id = 0;
+	db_ok(db);
+	/* 0 rows and no message: it has a pending row after all (it cannot,
+	 * see above), or it is gone already; the next call looks again. */
+	return n > 0 ? n : 1;
 }

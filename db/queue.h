@@ -1,7 +1,14 @@
 /*
- * queue.h - the SQL of the outbound queue: the scheduler's walk (due
+ * queue.h - the outbound queue (tables out_msg and deliveries): queue ids,
+ * adding a message with explicit recipients (notices, confirmations, DSNs)
+ * or a post to a whole list (the fan-out), the scheduler's walk (due
  * domains, pages of due rows of one domain, messages), the results it
  * commits, and what `fanmail queue` shows and changes.
+ *
+ * db_engine_queue_post() is the fan-out: one out_msg row and one
+ * deliveries row per enabled member with regular delivery, made by a
+ * single INSERT ... SELECT from members, so no member list is ever held in
+ * memory. Adding runs inside the caller's transaction when there is one.
  *
  * The scheduler reads with one connection and writes with another (WAL lets
  * both run at once); each connection is used by one thread. Strings handed
@@ -21,6 +28,56 @@
 #define DB_Q_DEFERRED "deferred"
 #define DB_Q_SENT "sent"
 #define DB_Q_FAILED "failed"
+
+/* ---- adding messages ---- */
+
+#define DB_QID_LEN 17 /* 16 hex digits and the NUL */
+
+/* A new queue id, unique across processes: the time in microseconds and a
+ * per-process counter mixed with the pid. Thread-safe. */
+void db_qid_make(char out[DB_QID_LEN]);
+
+struct outq_rcpt {
+	const char *addr;   /* envelope recipient */
+	const char *domain; /* its domain, lower-cased */
+	int64_t member_id;  /* 0 when not a member */
+};
+
+struct outq_msg {
+	int64_t list_id;      /* 0: none */
+	int64_t spool_id;     /* 0: none */
+	const char *kind;     /* post, notice, dsn, probe, digest */
+	const char *env_from; /* "" for the null sender */
+	int verp;
+	const void *body; /* the whole message, CRLF line ends */
+	size_t len;
+	int64_t lifetime; /* seconds until undelivered recipients fail */
+};
+
+/* Adds m with its n recipients. Runs inside the caller's transaction when
+ * there is one, else in its own. On success writes the queue id to qid and
+ * the row id to *msg_id (either may be NULL). */
+int db_outq_add(struct db *db, const struct outq_msg *m, const struct outq_rcpt *rcpts, size_t n,
+                char qid[DB_QID_LEN], int64_t *msg_id);
+
+struct db_engine_post {
+	int64_t list_id;
+	int64_t spool_id;     /* 0: none */
+	const char *env_from; /* LIST-bounces@DOMAIN */
+	const void *body;     /* the outgoing message, CRLF */
+	size_t len;
+	int64_t lifetime;       /* seconds until undelivered recipients fail */
+	const char *poster_key; /* whose row is left out unless self_copy; NULL: none */
+	int verp;               /* per-recipient envelope senders (out_msg.verp) */
+};
+
+/* Queues a post: *nrcpt receives the number of delivery rows made. With
+ * none (no member to send to), nothing stays queued: qid is "" and
+ * *msg_id 0. */
+int db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_QID_LEN],
+                         int64_t *msg_id, int64_t *nrcpt);
+
+/* ---- the scheduler ---- */
 
 /* Calls cb with each domain (in name order, after `after`) that has a row
  * due at `now` of a message that is not held, at most limit of them; stops
@@ -63,13 +120,6 @@ struct db_qmsg {
  * (valid only during the call). DB_NOTFOUND if the message is gone. */
 int db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
                  void (*body_cb)(void *arg, const unsigned char *body, size_t len), void *arg);
-
-/* 1 when domain is the domain of one of our lists, 0 when not, -1. */
-int db_queue_local_domain(struct db *db, const char *domain);
-
-/* The id of the list local@domain (local compared without ASCII case,
- * domain lower-case), or 0 when there is none; -1 on error. */
-int64_t db_queue_list_id(struct db *db, const char *local, size_t len, const char *domain);
 
 /* For the connection that commits delivery results: commits go to the
  * WAL without an fsync each (PRAGMA synchronous = NORMAL). A process crash
@@ -118,5 +168,14 @@ int db_queue_flush(struct db *db, int64_t *n);
 int db_queue_delete(struct db *db, const char *qid);
 /* Holds (held=1) or releases (0) message qid. DB_NOTFOUND if no such qid. */
 int db_queue_hold(struct db *db, const char *qid, int held);
+
+/* ---- retention (retention.h runs these a chunk a transaction) ---- */
+
+/* Deletes at most `chunk` delivery rows of one finished outbound message
+ * created before `before` (the one in *msg_id when not 0, else the oldest
+ * such message, whose id is left in *msg_id), or the message itself once
+ * it has no rows left (then *msg_id is set to 0). Returns the number of
+ * rows and messages deleted: 0 when there is nothing to purge. */
+int db_purge_outq_step(struct db *db, int64_t before, int chunk, int64_t *msg_id);
 
 #endif

@@ -1,131 +1,18 @@
 /*
- * retention.c - purging finished and old rows (see retention.h).
+ * retention.c - the retention pass: purging finished and old rows a chunk
+ * a transaction, each table by its own file's purge (see retention.h).
  */
 #include "db/retention.h"
 #include "db/db_internal.h"
+#include "db/bounces.h"
+#include "db/queue.h"
+#include "db/spool.h"
 
 #include <time.h>
 
 #define ROWS_CHUNK 5000 /* delivery rows a transaction */
 #define SPOOL_CHUNK 200 /* spool entries (whole messages) a transaction */
 #define EVENTS_CHUNK 2000
-
-/* The oldest finished message: none of its rows is still to be sent.
- * deliveries_by_msg finds a message's rows; out_msg is one row a message. */
-static int
-oldest_finished(struct db *db, int64_t before, int64_t *msg_id)
-{
-	static const char sql[] = "SELECT m.id FROM out_msg m WHERE m.created < ?1 AND NOT EXISTS"
-	                          " (SELECT 1 FROM deliveries d WHERE d.msg_id = m.id"
-	                          " AND d.state IN ('queued', 'deferred')) ORDER BY m.id LIMIT 1";
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, before);
-	rc = sqlite3_step(st);
-	*msg_id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "finding finished messages");
-	return 0;
-}
-
-int
-db_purge_outq_step(struct db *db, int64_t before, int chunk, int64_t *msg_id)
-{
-	/* Only rows that are final: a message chosen as finished stays so
-	 * (nothing makes a sent or failed row due again), but checking costs
-	 * nothing here and keeps a pending row from ever being dropped. */
-	static const char sql_rows[] =
-	    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE msg_id = ?1"
-	    " AND state IN ('sent', 'failed') LIMIT ?2)";
-	static const char sql_msg[] = "DELETE FROM out_msg WHERE id = ?1 AND NOT EXISTS"
-	                              " (SELECT 1 FROM deliveries WHERE msg_id = ?1)";
-	sqlite3_stmt *st;
-	int rc, n;
-
-	if (*msg_id == 0) {
-		if (oldest_finished(db, before, msg_id) < 0)
-			return -1;
-		if (*msg_id == 0) {
-			db_ok(db);
-			return 0;
-		}
-	}
-	if ((st = db_stmt(db, sql_rows)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, *msg_id);
-	sqlite3_bind_int(st, 2, chunk);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "purging delivery rows");
-	if ((n = sqlite3_changes(db->sql)) > 0) {
-		db_ok(db);
-		return n;
-	}
-	if ((st = db_stmt(db, sql_msg)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, *msg_id);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "purging a finished message");
-	n = sqlite3_changes(db->sql);
-	*msg_id = 0;
-	db_ok(db);
-	/* 0 rows and no message: it has a pending row after all (it cannot,
-	 * see above), or it is gone already; the next call looks again. */
-	return n > 0 ? n : 1;
-}
-
-/* Runs a DELETE whose ?1 is a time and ?2 a row limit; returns how many
- * rows went, or -1. */
-static int
-delete_before(struct db *db, const char *sql, int64_t before, int limit, const char *what)
-{
-	sqlite3_stmt *st = db_stmt(db, sql);
-	int rc;
-
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, before);
-	sqlite3_bind_int(st, 2, limit);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, what);
-	db_ok(db);
-	return sqlite3_changes(db->sql);
-}
-
-int
-db_purge_spool(struct db *db, int64_t before, int limit)
-{
-	/* spool_done is the partial index of processed entries by time. */
-	static const char sql[] =
-	    "DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE state = 'done'"
-	    " AND processed < ?1 AND id NOT IN (SELECT spool_id FROM holds"
-	    " WHERE state = 'held' AND spool_id IS NOT NULL) ORDER BY processed LIMIT ?2)";
-
-	return delete_before(db, sql, before, limit, "purging processed spool entries");
-}
-
-int
-db_purge_bounce_events(struct db *db, int64_t before, int limit)
-{
-	/* A member's latest scored event is kept: the decay of the score
-	 * counts from it (db_bounce_last_scored). */
-	static const char sql[] =
-	    "DELETE FROM bounce_events WHERE id IN (SELECT e.id FROM bounce_events e"
-	    " WHERE e.time < ?1 AND (e.member_id IS NULL OR e.scored <= 0 OR e.id <"
-	    " (SELECT max(l.id) FROM bounce_events l WHERE l.member_id = e.member_id"
-	    " AND l.scored > 0)) ORDER BY e.id LIMIT ?2)";
-
-	return delete_before(db, sql, before, limit, "purging old bounce events");
-}
 
 static double
 mono_now(void)

@@ -3,9 +3,11 @@
  * not grow for ever: outbound messages all of whose recipients are sent or
  * failed, inbound spool entries the engine is done with, old bounce events.
  *
- * Each call does a bounded amount of work in the caller's transaction (a
- * post to a big list has a delivery row per member: they go a chunk at a
- * time, so that no transaction holds the write lock for long). Nothing
+ * A pass runs chunks of bounded work, each in its own transaction (a post
+ * to a big list has a delivery row per member: they go a chunk at a time,
+ * so that no transaction holds the write lock for long), with the purge of
+ * each table in that table's file: db_purge_outq_step (queue.h),
+ * db_purge_spool (spool.h), db_purge_bounce_events (bounces.h). Nothing
  * that may still be needed goes: a spool entry held for moderation stays,
  * and so does each member's latest scored bounce (the score's decay
  * counts from it).
@@ -16,21 +18,6 @@
 #include <stdint.h>
 
 #include "db/db.h"
-
-/* Deletes at most `chunk` delivery rows of one finished outbound message
- * created before `before` (the one in *msg_id when not 0, else the oldest
- * such message, whose id is left in *msg_id), or the message itself once
- * it has no rows left (then *msg_id is set to 0). Returns the number of
- * rows and messages deleted: 0 when there is nothing to purge. */
-int db_purge_outq_step(struct db *db, int64_t before, int chunk, int64_t *msg_id);
-
-/* Deletes at most `limit` spool entries in state 'done', processed before
- * `before`, that no held post refers to. Returns how many, or -1. */
-int db_purge_spool(struct db *db, int64_t before, int limit);
-
-/* Deletes at most `limit` bounce events older than `before`, except each
- * member's latest scored one. Returns how many, or -1. */
-int db_purge_bounce_events(struct db *db, int64_t before, int limit);
 
 /* What a pass purged. */
 struct db_retention {

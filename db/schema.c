@@ -23,7 +23,7 @@ static const char *const migrations[] = {
     ");"
     /* A counter bumped by every change to lists, so that fanmaild sees a
      * list created by the CLI without reading the lists table on every
-     * RCPT (db/spool.c: db_spool_lists_changed). */
+     * RCPT (db/lists.c: db_spool_lists_changed). */
     "CREATE TABLE list_gen (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL);"
     "INSERT INTO list_gen VALUES (1, 0);"
     "CREATE TRIGGER lists_gen_ins AFTER INSERT ON lists"
@@ -63,7 +63,7 @@ static const char *const migrations[] = {
     ");"
     /* Fan-out and per-domain walks: enabled members of a list by domain.
      * The columns after domain make it covering for the engine's
-     * INSERT ... SELECT fan-out (db/engine.c), which then reads this index
+     * INSERT ... SELECT fan-out (db/queue.c), which then reads this index
      * alone, in order, instead of one table row per member: 3x faster at a
      * million members. */
     "CREATE INDEX members_by_status_domain ON members"

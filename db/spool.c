@@ -1,6 +1,7 @@
 /*
- * spool.c - inserting accepted messages, and the list addresses RCPT is
- * checked against.
+ * spool.c - inserting accepted messages, the engine's walk over them (next,
+ * load, recipients, finish), and the list addresses RCPT is checked
+ * against.
  */
 #include "db/spool.h"
 #include "db/db_internal.h"
@@ -137,61 +138,169 @@ db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id)
 	return 0;
 }
 
+/* ---- the engine's walk ---- */
+
 int
-db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp)
+db_engine_next(struct db *db, int64_t after, int64_t *id)
 {
-	static const char dv_sql[] = "PRAGMA data_version";
-	static const char gen_sql[] = "SELECT gen FROM list_gen WHERE id = 1";
-	sqlite3_stmt *st;
-	int64_t dv, gen = 0;
+	static const char sql[] = "SELECT id FROM spool WHERE state = 'new' AND id > ?1"
+	                          " ORDER BY id LIMIT 1";
+	sqlite3_stmt *st = db_stmt(db, sql);
 	int rc;
 
-	if ((st = db_stmt(db, dv_sql)) == NULL)
+	*id = 0;
+	if (st == NULL)
 		return -1;
-	rc = sqlite3_step(st);
-	dv = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW)
-		return db_fail(db, rc, "data_version");
-	if (stamp->valid && dv == stamp->data_version)
-		return 0;
-	if ((st = db_stmt(db, gen_sql)) == NULL)
-		return -1;
+	sqlite3_bind_int64(st, 1, after);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		gen = sqlite3_column_int64(st, 0);
+		*id = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "list generation");
-	stamp->data_version = dv;
-	if (stamp->valid && gen == stamp->gen)
-		return 0;
-	stamp->gen = gen;
-	stamp->valid = 1;
-	return 1;
+		return db_fail(db, rc, "next spool entry");
+	db_ok(db);
+	return 0;
 }
 
 int
-db_spool_lists_load(struct db *db,
-                    int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
-                    void *arg)
+db_engine_load(struct db *db, int64_t id, struct db_engine_entry *e)
 {
-	static const char sql[] = "SELECT id, local, domain FROM lists";
-	sqlite3_stmt *st;
+	static const char sql[] = "SELECT s.qid, s.mail_from, s.received, s.state, b.message"
+	                          " FROM spool s JOIN spool_body b ON b.id = s.id WHERE s.id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
 	int rc;
 
-	if ((st = db_stmt(db, sql)) == NULL)
+	memset(e, 0, sizeof(*e));
+	if (st == NULL)
 		return -1;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-		       (const char *)sqlite3_column_text(st, 2)) != 0) {
-			sqlite3_reset(st);
-			return db_failf(db, DB_ERR, "loading lists: out of memory");
-		}
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			return db_failf(db, DB_NOTFOUND, "spool entry %lld: not found",
+			                (long long)id);
+		return db_fail(db, rc, "load spool entry");
+	}
+	e->id = id;
+	snprintf(e->qid, sizeof(e->qid), "%s", (const char *)sqlite3_column_text(st, 0));
+	e->mail_from = db_col_dup(st, 1);
+	e->received = sqlite3_column_int64(st, 2);
+	e->state = db_col_dup(st, 3);
+	e->len = (size_t)sqlite3_column_bytes(st, 4);
+	e->message = malloc(e->len + 1);
+	if (e->message != NULL) {
+		if (e->len)
+			memcpy(e->message, sqlite3_column_blob(st, 4), e->len);
+		e->message[e->len] = '\0';
 	}
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return db_fail(db, rc, "load lists");
+	if (e->mail_from == NULL || e->state == NULL || e->message == NULL) {
+		db_engine_entry_free(e);
+		return db_failf(db, DB_ERR, "load spool entry: out of memory");
+	}
 	db_ok(db);
 	return 0;
+}
+
+void
+db_engine_entry_free(struct db_engine_entry *e)
+{
+	free(e->mail_from);
+	free(e->state);
+	free(e->message);
+	e->mail_from = e->state = e->message = NULL;
+}
+
+int
+db_engine_rcpts(struct db *db, int64_t id, struct db_engine_rcpt **rcpts, size_t *n)
+{
+	static const char sql[] = "SELECT r.rcpt, l.id, l.local, l.domain, r.role, r.extension"
+	                          " FROM spool_rcpt r LEFT JOIN lists l ON l.id = r.list_id"
+	                          " WHERE r.spool_id = ?1 ORDER BY r.rowid";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	struct db_engine_rcpt *v = NULL;
+	size_t cnt = 0;
+	int rc;
+
+	*rcpts = NULL;
+	*n = 0;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct db_engine_rcpt *nv = realloc(v, (cnt + 1) * sizeof(*v));
+
+		if (nv == NULL)
+			break;
+		v = nv;
+		v[cnt].rcpt = db_col_dup(st, 0);
+		v[cnt].list_id = sqlite3_column_int64(st, 1);
+		v[cnt].local = db_col_dup(st, 2);
+		v[cnt].domain = db_col_dup(st, 3);
+		v[cnt].role = db_col_dup(st, 4);
+		v[cnt].extension =
+		    sqlite3_column_type(st, 5) == SQLITE_NULL ? NULL : db_col_dup(st, 5);
+		cnt++;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		db_engine_rcpts_free(v, cnt);
+		if (rc == SQLITE_ROW)
+			return db_failf(db, DB_ERR, "spool recipients: out of memory");
+		return db_fail(db, rc, "spool recipients");
+	}
+	*rcpts = v;
+	*n = cnt;
+	db_ok(db);
+	return 0;
+}
+
+void
+db_engine_rcpts_free(struct db_engine_rcpt *rcpts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rcpts[i].rcpt);
+		free(rcpts[i].local);
+		free(rcpts[i].domain);
+		free(rcpts[i].role);
+		free(rcpts[i].extension);
+	}
+	free(rcpts);
+}
+
+int
+db_engine_finish(struct db *db, int64_t id, const char *state, const char *outcome)
+{
+	static const char sql[] = "UPDATE spool SET state = ?2, outcome = ?3, processed = ?4"
+	                          " WHERE id = ?1";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, outcome, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, db_now());
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "finish spool entry");
+	db_ok(db);
+	return 0;
+}
+
+/* ---- retention ---- */
+
+int
+db_purge_spool(struct db *db, int64_t before, int limit)
+{
+	/* spool_done is the partial index of processed entries by time. */
+	static const char sql[] =
+	    "DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE state = 'done'"
+	    " AND processed < ?1 AND id NOT IN (SELECT spool_id FROM holds"
+	    " WHERE state = 'held' AND spool_id IS NOT NULL) ORDER BY processed LIMIT ?2)";
+
+	return db_delete_before(db, sql, before, limit, "purging processed spool entries");
 }

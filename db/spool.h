@@ -1,7 +1,8 @@
 /*
- * spool.h - the inbound spool: messages fanmaild accepted, with their
- * envelope, committed before the 250 reply; and the list addresses that
- * RCPT is checked against.
+ * spool.h - the inbound spool (tables spool, spool_body, spool_rcpt):
+ * messages fanmaild accepted, with their envelope, committed before the 250
+ * reply; and the engine's walk over them (db_engine_next, _load, _rcpts,
+ * _finish).
  *
  * Table spool: one row per accepted message. state 'new' until the list
  * engine has handled it. message holds the whole message as received
@@ -69,22 +70,44 @@ int db_spool_tune(struct db *db, int (*cancel)(void *arg), void *arg);
  * in its own transaction. *id (may be NULL) receives the spool row id. */
 int db_spool_insert(struct db *db, const struct spool_msg *m, int64_t *id);
 
-/* Change detection for the list table, cheap enough for every RCPT: *stamp
- * starts zeroed; returns 1 (and updates *stamp) when lists were created,
- * deleted or renamed since the last call that returned 1, 0 when not, -1 on
- * error. It reads only SQLite's data_version unless another connection has
- * committed since the previous call. */
-struct db_list_stamp {
-	int64_t data_version;
-	int64_t gen;
-	int valid;
-};
-int db_spool_lists_changed(struct db *db, struct db_list_stamp *stamp);
+/* ---- the engine's walk ---- */
 
-/* Calls fn for every list (id, lower-cased local part and domain). Stops
- * and returns -1 when fn returns non-zero. */
-int db_spool_lists_load(struct db *db,
-                        int (*fn)(void *arg, int64_t id, const char *local, const char *domain),
-                        void *arg);
+/* One spool entry. Strings and message owned; db_engine_entry_free(). */
+struct db_engine_entry {
+	int64_t id;
+	char qid[32];
+	char *mail_from;
+	int64_t received;
+	char *state; /* new, done, failed */
+	char *message;
+	size_t len;
+};
+
+struct db_engine_rcpt {
+	char *rcpt;
+	int64_t list_id; /* 0 when the list is gone */
+	char *local;     /* "" when the list is gone */
+	char *domain;
+	char *role;
+	char *extension; /* NULL when none */
+};
+
+/* The id of the oldest entry in state 'new' with an id above after; *id
+ * is 0 when there is none. */
+int db_engine_next(struct db *db, int64_t after, int64_t *id);
+/* Loads entry id (any state); DB_NOTFOUND when there is none. */
+int db_engine_load(struct db *db, int64_t id, struct db_engine_entry *e);
+void db_engine_entry_free(struct db_engine_entry *e);
+/* The recipients of entry id, in RCPT order, with their lists' names. */
+int db_engine_rcpts(struct db *db, int64_t id, struct db_engine_rcpt **rcpts, size_t *n);
+void db_engine_rcpts_free(struct db_engine_rcpt *rcpts, size_t n);
+/* Marks entry id done or failed with its outcome. */
+int db_engine_finish(struct db *db, int64_t id, const char *state, const char *outcome);
+
+/* ---- retention (retention.h runs these a chunk a transaction) ---- */
+
+/* Deletes at most `limit` spool entries in state 'done', processed before
+ * `before`, that no held post refers to. Returns how many, or -1. */
+int db_purge_spool(struct db *db, int64_t before, int limit);
 
 #endif

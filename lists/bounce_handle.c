@@ -27,6 +27,7 @@
 
 #include "db/db.h"
 #include "db/members.h"
+#include "lists/store.h"
 #include "lists/score.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
@@ -41,7 +42,7 @@ find_member(struct db *db, int64_t list_id, const char *s, struct db_member *m)
 
 	if (s == NULL || *s == '\0' || addr_parse(s, strlen(s), ADDR_UTF8, &a, &why) < 0)
 		return 0;
-	if (db_member_find(db, list_id, &a, m) == 0)
+	if (store_member_find(db, list_id, &a, m) == 0)
 		return 1;
 	return db_status(db) == DB_NOTFOUND ? 0 : -1;
 }

@@ -20,12 +20,15 @@
 #include <strings.h>
 
 #include "conf/conf.h"
-#include "db/commands.h"
+#include "db/holds.h"
+#include "db/replies.h"
+#include "db/tokens.h"
 #include "db/engine.h"
 #include "db/lists.h"
 #include "db/members.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "lists/list_conf.h"
+#include "lists/store.h"
 #include "mail/addr.h"
 #include "mail/build.h"
 #include "mail/fold.h"
@@ -301,7 +304,7 @@ member_status(struct ctx *c, const char *addr, char *status, size_t len)
 
 	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0)
 		return 0;
-	if (db_member_find(c->db, c->in->list_id, &a, &m) < 0)
+	if (store_member_find(c->db, c->in->list_id, &a, &m) < 0)
 		return db_status(c->db) == DB_NOTFOUND ? 0 : -1;
 	snprintf(status, len, "%s", m.status);
 	return 1;
@@ -358,7 +361,7 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 	const char *why;
 
 	if (addr_parse(addr, strlen(addr), ADDR_UTF8, &a, &why) < 0 ||
-	    db_member_remove(c->db, c->in->list_id, &a) < 0) {
+	    store_member_remove(c->db, c->in->list_id, &a) < 0) {
 		if (db_status(c->db) != DB_NOTFOUND && db_status(c->db) != DB_OK)
 			return -1;
 		outcome_add(c, "unsubscribe %s: not a member", addr);
@@ -421,9 +424,9 @@ use_token(struct ctx *c, const struct db_token *t)
 	}
 	/* A member already (disabled, unconfirmed, or added meanwhile):
 	 * enabled now. */
-	if (db_member_add(c->db, c->in->list_id, &a, t->name, "enabled") < 0) {
+	if (store_member_add(c->db, c->in->list_id, &a, t->name, "enabled") < 0) {
 		if (db_status(c->db) != DB_EXISTS ||
-		    db_member_set(c->db, c->in->list_id, &a, "status", "enabled") < 0)
+		    store_member_set(c->db, c->in->list_id, &a, "status", "enabled") < 0)
 			return -1;
 	}
 	snprintf(detail, sizeof(detail), "%s subscribed (confirmed by email)", t->address);

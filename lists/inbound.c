@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "db/engine.h"
+#include "db/spool.h"
 #include "lists/bounce.h"
 #include "lists/commands.h"
 #include "lists/posting.h"

@@ -1,6 +1,7 @@
 /*
  * listaddr.c - mapping a recipient local part to a list and a role, and
- * telling whether an address is one of this server's (listaddr_is_ours).
+ * checking that an address can be a list's, and telling whether an address
+ * is one of this server's (listaddr_is_ours).
  */
 #include "lists/listaddr.h"
 
@@ -135,7 +136,6 @@ listaddr_resolve(const char *local, size_t len, listaddr_lookup_fn lookup, void 
 	}
 	return -1;
 }
-
 struct ours_ctx {
 	struct db *db;
 	const char *domain;

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct addr;
+#include "mail/addr.h"
 
 enum listaddr_role {
 	LISTADDR_POST,

@@ -23,10 +23,11 @@
 #include <string.h>
 
 #include "conf/conf.h"
-#include "db/commands.h"
+#include "db/holds.h"
+#include "db/tokens.h"
 #include "db/engine.h"
 #include "db/lists.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "lists/list_conf.h"
 #include "mail/addr.h"
 #include "mail/build.h"

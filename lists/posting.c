@@ -11,8 +11,12 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "db/archive.h"
 #include "db/engine.h"
-#include "db/outq.h"
+#include "db/lists.h"
+#include "db/members.h"
+#include "db/queue.h"
+#include "db/spool.h"
 #include "lists/list_conf.h"
 #include "lists/post.h"
 #include "lists/verp.h"
@@ -312,12 +316,12 @@ posting_release(struct db *db, const struct conf *conf, int64_t list_id, int64_t
 {
 	struct db_engine_entry e;
 	struct post_cfg cfg;
+	struct db_list l;
 	struct msg m;
-	char local[65], domain[256];
 	int rc;
 
-	if (db_engine_list(db, list_id, local, sizeof(local), domain, sizeof(domain)) < 0 ||
-	    load_cfg(db, list_id, local, domain, &cfg) < 0 ||
+	if (db_list_get(db, list_id, &l) < 0 ||
+	    load_cfg(db, list_id, l.local, l.domain, &cfg) < 0 ||
 	    db_engine_load(db, spool_id, &e) < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
 		return -1;

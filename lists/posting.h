@@ -6,7 +6,7 @@
  * with an outcome line, -1 to roll back). It checks for loops, applies the list's posting policy
  * (open, members, moderated, announce; non-member action hold, reject, discard), and for a post
  * that passes builds the outgoing message (lists/post.h) and queues it: one out_msg and one
- * deliveries row per enabled regular member (db/engine.h), archived.
+ * deliveries row per enabled regular member (db/queue.h), archived.
  *
  * posting_release() is called by moderation (lists/moderate.c) when a
  * moderator approves a held post: it runs the same path WITHOUT the policy

@@ -12,7 +12,7 @@
 
 #include "db/bounces.h"
 #include "db/lists.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "lists/list_conf.h"
 #include "lists/verp.h"
 #include "mail/build.h"

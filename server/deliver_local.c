@@ -9,7 +9,7 @@
 
 #include "conf/conf.h"
 #include "db/db.h"
-#include "db/outq.h"
+#include "db/lists.h"
 #include "db/queue.h"
 #include "db/spool.h"
 #include "lists/listaddr.h"

@@ -10,7 +10,6 @@
 
 #include "conf/conf.h"
 #include "db/db.h"
-#include "db/outq.h"
 #include "db/queue.h"
 #include "mail/addr.h"
 #include "mail/dsn.h"

@@ -9,6 +9,7 @@
 
 #include "conf/conf.h"
 #include "db/db.h"
+#include "db/lists.h"
 #include "db/queue.h"
 #include "server/log.h"
 

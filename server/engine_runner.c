@@ -17,6 +17,7 @@
 #include "conf/conf.h"
 #include "db/db.h"
 #include "db/engine.h"
+#include "db/spool.h"
 #include "lists/posting.h"
 #include "lists/inbound.h"
 #include "lists/post.h"

@@ -7,7 +7,7 @@
  * refresher alone uses the connection and the stamp.
  */
 #include "server/rcpt_lists.h"
-#include "db/spool.h"
+#include "db/lists.h"
 #include "server/log.h"
 
 #include <ctype.h>

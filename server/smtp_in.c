@@ -18,7 +18,7 @@
  * commit's end) is counted in srv->data_held.
  */
 #include "server/smtp_in.h"
-#include "db/outq.h"
+#include "db/queue.h"
 #include "db/spool.h"
 #include "lists/listaddr.h"
 #include "mail/addr.h"

@@ -22,6 +22,7 @@
 #include "db/db.h"
 #include "db/lists.h"
 #include "db/members.h"
+#include "lists/store.h"
 #include "lists/bounce.h"
 #include "lists/score.h"
 #include "lists/verp.h"
@@ -88,7 +89,7 @@ member(struct fx *f, const char *addr, struct db_member *m)
 {
 	struct addr a;
 	parse_addr(addr, &a);
-	assert_int_equal(db_member_find(f->db, f->list.id, &a, m), 0);
+	assert_int_equal(store_member_find(f->db, f->list.id, &a, m), 0);
 }
 
 static int
@@ -108,12 +109,12 @@ setup(void **state)
 	conf_init(&f->conf);
 	conf_set(&f->conf, "hostname", "mx.lists.example.org", err, sizeof(err));
 	parse_addr("dev@lists.example.org", &a);
-	assert_int_equal(db_list_create(f->db, &a, &f->list), 0);
+	assert_int_equal(store_list_create(f->db, &a, &f->list), 0);
 	parse_addr("owner@example.org", &a);
-	assert_int_equal(db_list_role_add(f->db, f->list.id, "owner", &a), 0);
+	assert_int_equal(store_role_add(f->db, f->list.id, "owner", &a), 0);
 	for (size_t i = 0; i < 3; i++) {
 		parse_addr(members[i], &a);
-		assert_int_equal(db_member_add(f->db, f->list.id, &a, NULL, NULL), 0);
+		assert_int_equal(store_member_add(f->db, f->list.id, &a, NULL, NULL), 0);
 	}
 	f->l.id = f->list.id;
 	f->l.local = f->list.local;
@@ -252,7 +253,7 @@ test_reenable_resets_score(void **state)
 	for (int i = 0; i < 5; i++)
 		bounce_at(f, "bob@example.net", BOUNCE_HARD, "5.1.1", T0 + i * DAY);
 	parse_addr("bob@example.net", &a);
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "status", "enabled"), 0);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "status", "enabled"), 0);
 	assert_true(score_of(f, "bob@example.net") == 0.0);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members WHERE status = 'enabled'"), 3);
 }
@@ -300,7 +301,8 @@ test_disabled_action_remove_removes_after_wait(void **state)
 	struct fx *f = *state;
 	int acted = -1;
 
-	assert_int_equal(db_list_set(f->db, f->list.id, "bounce_disabled_action", "remove"), 0);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "bounce_disabled_action", "remove"),
+	                 0);
 	for (int i = 0; i < 5; i++)
 		bounce_at(f, "bob@example.net", BOUNCE_HARD, "5.1.1", T0 + i * DAY);
 	assert_int_equal(db_begin(f->db), 0);
@@ -317,7 +319,8 @@ test_complaint_follows_complaint_action(void **state)
 
 	bounce_at(f, "ann@example.com", BOUNCE_COMPLAINT, "", T0);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members WHERE status = 'enabled'"), 3);
-	assert_int_equal(db_list_set(f->db, f->list.id, "complaint_action", "unsubscribe"), 0);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "complaint_action", "unsubscribe"),
+	                 0);
 	bounce_at(f, "ann@example.com", BOUNCE_COMPLAINT, "", T0 + 10);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members"), 2);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM bounce_events WHERE class = 'complaint'"),
@@ -418,7 +421,7 @@ test_handler_scores_member_named_by_dsn(void **state)
 	struct fx *f = *state;
 	char out[1024];
 
-	assert_int_equal(db_list_set(f->db, f->list.id, "bounce_threshold", "1"), 0);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "bounce_threshold", "1"), 0);
 	assert_int_equal(handle(f, NULL, "5.1.1", "user unknown", out, sizeof(out)), 0);
 	assert_string_contains(out, "bob@example.net");
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members WHERE addr_key = "
@@ -458,7 +461,7 @@ test_handler_policy_rejection_disables_nobody(void **state)
 	struct fx *f = *state;
 	char out[1024];
 
-	assert_int_equal(db_list_set(f->db, f->list.id, "bounce_threshold", "1"), 0);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "bounce_threshold", "1"), 0);
 	assert_int_equal(
 	    handle(f, NULL, "5.7.1", "message refused as spam by policy", out, sizeof(out)), 0);
 	assert_int_equal(scalar(f, "SELECT count(*) FROM members WHERE status = 'enabled'"), 3);

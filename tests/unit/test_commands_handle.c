@@ -24,11 +24,12 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "db/commands.h"
+#include "db/tokens.h"
 #include "db/db.h"
 #include "db/lists.h"
 #include "db/members.h"
-#include "db/outq.h"
+#include "db/queue.h"
+#include "lists/store.h"
 #include "db/spool.h"
 #include "lists/commands.h"
 #include "lists/moderate.h"
@@ -73,14 +74,14 @@ setup(void **state)
 	conf_init(&e->conf);
 	assert_int_equal(conf_set(&e->conf, "hostname", "mx.example.org", err, sizeof(err)), 0);
 	a = parse_addr("dev@lists.example.org");
-	assert_int_equal(db_list_create(e->db, &a, &l), 0);
+	assert_int_equal(store_list_create(e->db, &a, &l), 0);
 	e->list_id = l.id;
 	a = parse_addr("owner@example.org");
-	assert_int_equal(db_list_role_add(e->db, l.id, DB_ROLE_OWNER, &a), 0);
+	assert_int_equal(store_role_add(e->db, l.id, DB_ROLE_OWNER, &a), 0);
 	a = parse_addr("mod@example.org");
-	assert_int_equal(db_list_role_add(e->db, l.id, DB_ROLE_MODERATOR, &a), 0);
+	assert_int_equal(store_role_add(e->db, l.id, DB_ROLE_MODERATOR, &a), 0);
 	a = parse_addr("member@example.net");
-	assert_int_equal(db_member_add(e->db, l.id, &a, NULL, NULL), 0);
+	assert_int_equal(store_member_add(e->db, l.id, &a, NULL, NULL), 0);
 	assert_int_equal(sqlite3_open(e->path, &e->peek), SQLITE_OK);
 	sqlite3_busy_timeout(e->peek, 5000);
 	E = e;
@@ -107,7 +108,7 @@ teardown(void **state)
 static void
 set(const char *key, const char *value)
 {
-	if (db_list_set(E->db, E->list_id, key, value) < 0)
+	if (store_setting_set(E->db, E->list_id, key, value) < 0)
 		fail_msg("list set %s=%s: %s", key, value, db_errmsg(E->db));
 }
 
@@ -239,7 +240,7 @@ is_member(const char *address, char *status)
 	struct addr a = parse_addr(address);
 	struct db_member m;
 
-	if (db_member_find(E->db, E->list_id, &a, &m) < 0)
+	if (store_member_find(E->db, E->list_id, &a, &m) < 0)
 		return 0;
 	if (status)
 		strcpy(status, m.status);
@@ -695,7 +696,7 @@ test_hold_token_of_another_list_is_refused(void **state)
 	const char *out;
 
 	hold(token);
-	assert_int_equal(db_list_create(E->db, &a, &l), 0);
+	assert_int_equal(store_list_create(E->db, &a, &l), 0);
 	E->list_id = l.id;
 	snprintf(body, sizeof(body), "From: mod@example.org\r\nSubject: approve %s\r\n\r\n", token);
 	out = deliver("request", NULL, "mod@example.org", body);

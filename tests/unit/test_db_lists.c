@@ -18,11 +18,12 @@
 
 #include <sqlite3.h>
 
-#include "db/commands.h"
+#include "db/holds.h"
 #include "db/db.h"
 #include "db/db_internal.h"
 #include "db/lists.h"
 #include "db/members.h"
+#include "lists/store.h"
 #include "db/schema.h"
 
 struct fixture {
@@ -55,7 +56,7 @@ setup(void **state)
 	f->db = db_open(f->path, DB_OPEN_CREATE, err, sizeof(err));
 	if (f->db == NULL)
 		fail_msg("db_open: %s", err);
-	assert_int_equal(db_list_create(f->db, &l, &f->list), 0);
+	assert_int_equal(store_list_create(f->db, &l, &f->list), 0);
 	*state = f;
 	return 0;
 }
@@ -105,7 +106,7 @@ test_reopen_keeps_data_and_version(void **state)
 	char err[512];
 	struct addr m = A("alice@example.org");
 
-	assert_int_equal(db_member_add(f->db, f->list.id, &m, "Alice", NULL), 0);
+	assert_int_equal(store_member_add(f->db, f->list.id, &m, "Alice", NULL), 0);
 	db_close(f->db);
 	f->db = db_open(f->path, 0, err, sizeof(err));
 	if (f->db == NULL)
@@ -114,7 +115,7 @@ test_reopen_keeps_data_and_version(void **state)
 	assert_int_equal(db_list_find(f->db, "test", "lists.example.org", &l), 0);
 	assert_int_equal(l.id, f->list.id);
 	struct db_member mm;
-	assert_int_equal(db_member_find(f->db, l.id, &m, &mm), 0);
+	assert_int_equal(store_member_find(f->db, l.id, &m, &mm), 0);
 	assert_string_equal(mm.name, "Alice");
 }
 
@@ -297,12 +298,29 @@ test_list_create_find_and_duplicates(void **state)
 	struct addr dup = A("TEST@Lists.Example.ORG");
 	struct db_list l;
 
-	assert_int_equal(db_list_create(f->db, &dup, NULL), -1);
+	assert_int_equal(store_list_create(f->db, &dup, NULL), -1);
 	assert_int_equal(db_status(f->db), DB_EXISTS);
 	assert_int_equal(db_list_find(f->db, "Test", "LISTS.example.org", &l), 0);
 	assert_string_equal(l.address, "test@lists.example.org");
 	assert_int_equal(db_list_find(f->db, "nope", "lists.example.org", &l), -1);
 	assert_int_equal(db_status(f->db), DB_NOTFOUND);
+}
+
+static void
+test_list_addresses_that_clash_with_roles_are_refused(void **state)
+{
+	struct fixture *f = *state;
+	const char *bad[] = {"x-request@example.org", "x-bounces@example.org",
+	                     "x-OWNER@example.org",   "x-subscribe@example.org",
+	                     "a+b@example.org",       "\"q\"@example.org",
+	                     "x@[192.0.2.1]"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct addr a = A(bad[i]);
+		if (store_list_create(f->db, &a, NULL) == 0)
+			fail_msg("expected list <%s> to be refused", bad[i]);
+		assert_int_equal(db_status(f->db), DB_INVALID);
+	}
 }
 
 static int
@@ -321,8 +339,8 @@ test_list_each_and_all(void **state)
 	size_t n;
 	int count = 0;
 
-	assert_int_equal(db_list_create(f->db, &b, NULL), 0);
-	assert_int_equal(db_list_create(f->db, &a, NULL), 0);
+	assert_int_equal(store_list_create(f->db, &b, NULL), 0);
+	assert_int_equal(store_list_create(f->db, &a, NULL), 0);
 	assert_int_equal(db_list_each(f->db, count_list, &count), 0);
 	assert_int_equal(count, 3);
 	assert_int_equal(db_list_all(f->db, &all, &n), 0);
@@ -340,22 +358,52 @@ test_settings_default_set_and_invalid(void **state)
 	char buf[256];
 	int is_def;
 
-	assert_int_equal(
-	    db_list_get_setting(f->db, f->list.id, "policy", buf, sizeof(buf), &is_def), 0);
+	assert_int_equal(store_setting_get(f->db, f->list.id, "policy", buf, sizeof(buf), &is_def),
+	                 0);
 	assert_string_equal(buf, "members");
 	assert_true(is_def);
-	assert_int_equal(db_list_set(f->db, f->list.id, "policy", "Open"), 0);
-	assert_int_equal(
-	    db_list_get_setting(f->db, f->list.id, "policy", buf, sizeof(buf), &is_def), 0);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "policy", "Open"), 0);
+	assert_int_equal(store_setting_get(f->db, f->list.id, "policy", buf, sizeof(buf), &is_def),
+	                 0);
 	assert_string_equal(buf, "open");
 	assert_false(is_def);
-	assert_int_equal(db_list_set(f->db, f->list.id, "policy", "everyone"), -1);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "policy", "everyone"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	assert_string_contains(db_errmsg(f->db), "everyone");
-	assert_int_equal(db_list_set(f->db, f->list.id, "no_such_key", "1"), -1);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "no_such_key", "1"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	assert_int_equal(
-	    db_list_get_setting(f->db, f->list.id, "no_such_key", buf, sizeof(buf), NULL), -1);
+	    store_setting_get(f->db, f->list.id, "no_such_key", buf, sizeof(buf), NULL), -1);
+}
+
+/* db/ stores what it is given, canonical: the checks and the canonical
+ * forms are lists/store.c's, in front of it. */
+static void
+test_db_takes_canonical_values_that_store_makes(void **state)
+{
+	struct fixture *f = *state;
+	struct addr a = A("Dave@Example.ORG");
+	struct db_addr k;
+	struct db_member m;
+	char buf[256];
+
+	assert_int_equal(db_list_setting_stored(f->db, f->list.id, "policy", buf, sizeof(buf)), 0);
+	assert_int_equal(store_setting_set(f->db, f->list.id, "policy", "Open"), 0);
+	assert_int_equal(db_list_setting_stored(f->db, f->list.id, "policy", buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "open");
+
+	assert_int_equal(store_addr(f->db, &a, &k), 0);
+	assert_string_equal(k.address, "Dave@Example.ORG");
+	assert_string_equal(k.key, "dave@example.org");
+	assert_string_equal(k.domain, "example.org");
+	assert_int_equal(db_member_add(f->db, f->list.id, &k, NULL, NULL), 0);
+	/* Only the canonical word reaches db/; store_member_set() makes it. */
+	assert_int_equal(db_member_set(f->db, f->list.id, &k, "self_copy", "on"), -1);
+	assert_int_equal(db_status(f->db), DB_INVALID);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "self_copy", "on"), 0);
+	assert_int_equal(db_member_find(f->db, f->list.id, &k, &m), 0);
+	assert_int_equal(m.self_copy, 1);
+	assert_string_equal(m.address, "Dave@Example.ORG");
 }
 
 static void
@@ -364,17 +412,17 @@ test_roles_add_check_remove(void **state)
 	struct fixture *f = *state;
 	struct addr o = A("Owner@Example.org");
 
-	assert_int_equal(db_list_role_add(f->db, f->list.id, DB_ROLE_OWNER, &o), 0);
-	assert_int_equal(db_list_role_add(f->db, f->list.id, DB_ROLE_OWNER, &o), -1);
+	assert_int_equal(store_role_add(f->db, f->list.id, DB_ROLE_OWNER, &o), 0);
+	assert_int_equal(store_role_add(f->db, f->list.id, DB_ROLE_OWNER, &o), -1);
 	assert_int_equal(db_status(f->db), DB_EXISTS);
 	assert_int_equal(db_list_has_role(f->db, f->list.id, DB_ROLE_OWNER, "owner@example.org"),
 	                 1);
 	assert_int_equal(
 	    db_list_has_role(f->db, f->list.id, DB_ROLE_MODERATOR, "owner@example.org"), 0);
-	assert_int_equal(db_list_role_add(f->db, f->list.id, "admin", &o), -1);
+	assert_int_equal(store_role_add(f->db, f->list.id, "admin", &o), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
-	assert_int_equal(db_list_role_remove(f->db, f->list.id, DB_ROLE_OWNER, &o), 0);
-	assert_int_equal(db_list_role_remove(f->db, f->list.id, DB_ROLE_OWNER, &o), -1);
+	assert_int_equal(store_role_remove(f->db, f->list.id, DB_ROLE_OWNER, &o), 0);
+	assert_int_equal(store_role_remove(f->db, f->list.id, DB_ROLE_OWNER, &o), -1);
 	assert_int_equal(db_status(f->db), DB_NOTFOUND);
 }
 
@@ -400,18 +448,18 @@ test_members_add_find_remove_case_insensitively(void **state)
 	struct addr a = A("Bob@Example.ORG"), same = A("\"bob\"@example.org");
 	struct db_member m;
 
-	assert_int_equal(db_member_add(f->db, f->list.id, &a, "Bob", NULL), 0);
-	assert_int_equal(db_member_add(f->db, f->list.id, &same, NULL, NULL), -1);
+	assert_int_equal(store_member_add(f->db, f->list.id, &a, "Bob", NULL), 0);
+	assert_int_equal(store_member_add(f->db, f->list.id, &same, NULL, NULL), -1);
 	assert_int_equal(db_status(f->db), DB_EXISTS);
-	assert_int_equal(db_member_find(f->db, f->list.id, &same, &m), 0);
+	assert_int_equal(store_member_find(f->db, f->list.id, &same, &m), 0);
 	assert_string_equal(m.address, "Bob@Example.ORG");
 	assert_string_equal(m.addr_key, "bob@example.org");
 	assert_string_equal(m.domain, "example.org");
 	assert_string_equal(m.status, "enabled");
 	assert_string_equal(m.delivery, "regular");
 	expect_counts(f, 1, 0, 0);
-	assert_int_equal(db_member_remove(f->db, f->list.id, &same), 0);
-	assert_int_equal(db_member_remove(f->db, f->list.id, &same), -1);
+	assert_int_equal(store_member_remove(f->db, f->list.id, &same), 0);
+	assert_int_equal(store_member_remove(f->db, f->list.id, &same), -1);
 	assert_int_equal(db_status(f->db), DB_NOTFOUND);
 	expect_counts(f, 0, 0, 0);
 }
@@ -423,43 +471,43 @@ test_member_set_fields_and_enable_resets_bounce_score(void **state)
 	struct addr a = A("carol@example.org");
 	struct db_member m;
 
-	assert_int_equal(db_member_add(f->db, f->list.id, &a, NULL, "unconfirmed"), 0);
+	assert_int_equal(store_member_add(f->db, f->list.id, &a, NULL, "unconfirmed"), 0);
 	expect_counts(f, 0, 0, 1);
 	assert_int_equal(sqlite3_exec(f->db->sql,
 	                              "UPDATE members SET bounce_score = 4.5, status = 'disabled'",
 	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	expect_counts(f, 0, 1, 0);
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "delivery", "nomail"), 0);
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "self_copy", "yes"), 0);
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "name", "Carol C."), 0);
-	assert_int_equal(db_member_find(f->db, f->list.id, &a, &m), 0);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "delivery", "nomail"), 0);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "self_copy", "yes"), 0);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "name", "Carol C."), 0);
+	assert_int_equal(store_member_find(f->db, f->list.id, &a, &m), 0);
 	assert_true(m.bounce_score > 4.0);
 	assert_string_equal(m.delivery, "nomail");
 	assert_int_equal(m.self_copy, 1);
 	assert_string_equal(m.name, "Carol C.");
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "status", "enabled"), 0);
-	assert_int_equal(db_member_find(f->db, f->list.id, &a, &m), 0);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "status", "enabled"), 0);
+	assert_int_equal(store_member_find(f->db, f->list.id, &a, &m), 0);
 	assert_true(m.bounce_score == 0.0);
 	assert_string_equal(m.status, "enabled");
 	expect_counts(f, 1, 0, 0);
 
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "status", "gone"), -1);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "status", "gone"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "delivery", "mime"), -1);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "delivery", "mime"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	/* Digests are not sent yet: a digest member would get nothing. */
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "delivery", "digest"), -1);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "delivery", "digest"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	assert_non_null(strstr(db_errmsg(f->db), "digests are not available yet"));
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "self_copy", "maybe"), -1);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "self_copy", "maybe"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "name", "a\nb"), -1);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "name", "a\nb"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
-	assert_int_equal(db_member_set(f->db, f->list.id, &a, "bounce_score", "0"), -1);
+	assert_int_equal(store_member_set(f->db, f->list.id, &a, "bounce_score", "0"), -1);
 	assert_int_equal(db_status(f->db), DB_INVALID);
 	struct addr other = A("nobody@example.org");
-	assert_int_equal(db_member_set(f->db, f->list.id, &other, "status", "enabled"), -1);
+	assert_int_equal(store_member_set(f->db, f->list.id, &other, "status", "enabled"), -1);
 	assert_int_equal(db_status(f->db), DB_NOTFOUND);
 }
 
@@ -490,7 +538,7 @@ test_member_walk_is_ordered_filtered_and_stoppable(void **state)
 	for (size_t i = 0; i < 4; i++) {
 		struct addr a = A(in[i]);
 		assert_int_equal(
-		    db_member_add(f->db, f->list.id, &a, NULL, i == 2 ? "disabled" : NULL), 0);
+		    store_member_add(f->db, f->list.id, &a, NULL, i == 2 ? "disabled" : NULL), 0);
 	}
 	assert_int_equal(db_member_each(f->db, f->list.id, NULL, walk_one, &w), 0);
 	assert_int_equal(w.n, 4);
@@ -549,7 +597,8 @@ test_import_is_idempotent_and_counts(void **state)
 		for (int i = 0; i < 150; i++) {
 			snprintf(buf, sizeof(buf), "X%d@Example.org", i == 149 ? 7 : i);
 			struct addr a = A(buf);
-			assert_int_equal(db_member_import_add(im, &a, i % 2 ? "N" : NULL), 0);
+			assert_int_equal(store_member_import_add(f->db, im, &a, i % 2 ? "N" : NULL),
+			                 0);
 		}
 		assert_int_equal(db_member_import_end(im, 1, &added[round]), 0);
 	}
@@ -558,11 +607,11 @@ test_import_is_idempotent_and_counts(void **state)
 	expect_counts(f, 149, 0, 0);
 	/* The count trigger is back after a committed import. */
 	struct addr more = A("more@example.org");
-	assert_int_equal(db_member_add(f->db, f->list.id, &more, NULL, NULL), 0);
+	assert_int_equal(store_member_add(f->db, f->list.id, &more, NULL, NULL), 0);
 	expect_counts(f, 150, 0, 0);
 	struct addr x1 = A("x1@example.org");
 	struct db_member m;
-	assert_int_equal(db_member_find(f->db, f->list.id, &x1, &m), 0);
+	assert_int_equal(store_member_find(f->db, f->list.id, &x1, &m), 0);
 	assert_string_equal(m.name, "N");
 	assert_string_equal(m.address, "X1@Example.org");
 }
@@ -575,7 +624,7 @@ test_import_rollback_leaves_nothing(void **state)
 
 	struct db_import *im = db_member_import_begin(f->db, f->list.id);
 	assert_non_null(im);
-	assert_int_equal(db_member_import_add(im, &a, NULL), 0);
+	assert_int_equal(store_member_import_add(f->db, im, &a, NULL), 0);
 	assert_int_equal(db_member_import_end(im, 0, NULL), 0);
 	expect_counts(f, 0, 0, 0);
 	/* Foreign keys are on again, and an import into no list is refused. */
@@ -588,7 +637,7 @@ test_import_rollback_leaves_nothing(void **state)
 	assert_null(db_member_import_begin(f->db, f->list.id + 100));
 	assert_int_equal(db_status(f->db), DB_NOTFOUND);
 	/* The count trigger is back: a plain add is counted. */
-	assert_int_equal(db_member_add(f->db, f->list.id, &a, NULL, NULL), 0);
+	assert_int_equal(store_member_add(f->db, f->list.id, &a, NULL, NULL), 0);
 	expect_counts(f, 1, 0, 0);
 }
 
@@ -622,15 +671,15 @@ test_big_import_builds_the_fanout_index_at_the_end(void **state)
 	assert_non_null(im);
 	assert_int_equal(db_member_import_expect(im, 1000000), 0);
 	assert_int_equal(has_fanout_index(f), 0); /* dropped inside the transaction */
-	assert_int_equal(db_member_import_add(im, &a, NULL), 0);
+	assert_int_equal(store_member_import_add(f->db, im, &a, NULL), 0);
 	assert_int_equal(db_member_import_end(im, 0, NULL), 0);
 	assert_int_equal(has_fanout_index(f), 1);
 	/* Committed: built again, and it has every new member. */
 	im = db_member_import_begin(f->db, f->list.id);
 	assert_non_null(im);
 	assert_int_equal(db_member_import_expect(im, 1000000), 0);
-	assert_int_equal(db_member_import_add(im, &a, NULL), 0);
-	assert_int_equal(db_member_import_add(im, &b, NULL), 0);
+	assert_int_equal(store_member_import_add(f->db, im, &a, NULL), 0);
+	assert_int_equal(store_member_import_add(f->db, im, &b, NULL), 0);
 	assert_int_equal(db_member_import_end(im, 1, &added), 0);
 	assert_int_equal(added, 2);
 	assert_int_equal(has_fanout_index(f), 1);
@@ -662,7 +711,7 @@ test_list_delete_takes_members_and_counts(void **state)
 	struct db_member_counts c;
 	sqlite3_stmt *st;
 
-	assert_int_equal(db_member_add(f->db, f->list.id, &a, NULL, NULL), 0);
+	assert_int_equal(store_member_add(f->db, f->list.id, &a, NULL, NULL), 0);
 	assert_int_equal(db_list_delete(f->db, f->list.id), 0);
 	assert_int_equal(db_list_delete(f->db, f->list.id), -1);
 	assert_int_equal(db_status(f->db), DB_NOTFOUND);
@@ -688,8 +737,10 @@ main(void)
 	    cmocka_unit_test(test_upgrade_to_4_moves_digest_members_to_regular),
 	    cmocka_unit_test(test_newer_database_is_refused),
 	    T(test_list_create_find_and_duplicates),
+	    T(test_list_addresses_that_clash_with_roles_are_refused),
 	    T(test_list_each_and_all),
 	    T(test_settings_default_set_and_invalid),
+	    T(test_db_takes_canonical_values_that_store_makes),
 	    T(test_roles_add_check_remove),
 	    T(test_members_add_find_remove_case_insensitively),
 	    T(test_member_set_fields_and_enable_resets_bounce_score),

@@ -15,10 +15,11 @@
 
 #include "conf/conf.h"
 #include "db/db.h"
-#include "db/engine.h"
+#include "db/spool.h"
 #include "db/lists.h"
 #include "lists/inbound.h"
 #include "lists/listaddr.h"
+#include "lists/store.h"
 #include "mail/addr.h"
 
 struct fx {
@@ -43,7 +44,7 @@ setup(void **state)
 	assert_non_null(f->db = db_open(f->path, DB_OPEN_CREATE, err, sizeof(err)));
 	conf_init(&f->conf);
 	assert_int_equal(addr_parse("dev@lists.example.org", 21, 0, &a, &why), 0);
-	assert_int_equal(db_list_create(f->db, &a, &f->list), 0);
+	assert_int_equal(store_list_create(f->db, &a, &f->list), 0);
 	*state = f;
 	return 0;
 }

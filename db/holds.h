@@ -1,55 +1,20 @@
 /*
- * commands.h - the store of email commands and moderation: confirmation
- * tokens (subscribe, unsubscribe), moderation holds, and the log of
- * automatic replies that the rate limits count.
- *
- * Tokens are 32 random hex digits (128 bits) drawn here; a token is the
- * proof that whoever uses it read mail sent to the address it names, or,
- * for a hold, mail sent to the list's moderators.
+ * holds.h - moderation holds (table holds): posts waiting for a
+ * moderator's decision, each with a random token (see tokens.h) that
+ * approves or rejects it by mail.
  *
  * Every function works inside the caller's transaction when there is one;
  * returns 0 or -1 with db_status()/db_errmsg() set (DB_NOTFOUND for an
- * unknown token or hold).
+ * unknown hold).
  */
-#ifndef FANMAIL_DB_COMMANDS_H
-#define FANMAIL_DB_COMMANDS_H
+#ifndef FANMAIL_DB_HOLDS_H
+#define FANMAIL_DB_HOLDS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "db/db.h"
-
-#define DB_TOKEN_LEN 33 /* 32 hex digits and the NUL */
-#define DB_ADDR_MAX 320
-
-/* ---- confirmation tokens ---- */
-
-struct db_token {
-	char token[DB_TOKEN_LEN];
-	int64_t list_id;
-	char action[16]; /* subscribe, unsubscribe */
-	char address[DB_ADDR_MAX];
-	char addr_key[DB_ADDR_MAX];
-	char name[256];
-	int64_t created;
-	int64_t expires;
-};
-
-/* Stores a new token for action on address, valid until expires; writes
- * it to token. */
-int db_token_add(struct db *db, int64_t list_id, const char *action, const char *address,
-                 const char *addr_key, const char *name, int64_t expires, char token[DB_TOKEN_LEN]);
-
-/* Reads token into *t without using it up. DB_NOTFOUND when unknown. */
-int db_token_get(struct db *db, const char *token, struct db_token *t);
-
-/* Deletes token (it is used, or expired). */
-int db_token_delete(struct db *db, const char *token);
-
-/* Deletes every token expired before now; *n (may be NULL) gets how many. */
-int db_token_purge(struct db *db, int64_t now, int64_t *n);
-
-/* ---- moderation holds ---- */
+#include "db/tokens.h"
 
 struct db_hold_new {
 	int64_t list_id;
@@ -108,21 +73,5 @@ int db_hold_each(struct db *db, int64_t list_id, const char *state, db_hold_fn f
 /* The ids of at most max holds still 'held' whose deadline is before now
  * (list_id 0: every list), oldest first; *n gets how many. */
 int db_hold_due(struct db *db, int64_t list_id, int64_t now, int64_t *ids, size_t max, size_t *n);
-
-/* ---- automatic reply log (rate limits) ---- */
-
-/* Notes one automatic mail of kind ("confirm", "reply", "notice") sent to
- * addr_key for list_id (0: none) at time t. */
-int db_reply_log_add(struct db *db, const char *addr_key, int64_t list_id, const char *kind,
-                     int64_t t);
-
-/* Counts the log entries since `since`: for addr_key when it is not NULL,
- * for list_id when it is not 0, of kind when it is not NULL (all given
- * conditions apply together). */
-int db_reply_log_count(struct db *db, const char *addr_key, int64_t list_id, const char *kind,
-                       int64_t since, int64_t *count);
-
-/* Deletes entries older than before. */
-int db_reply_log_purge(struct db *db, int64_t before);
 
 #endif
