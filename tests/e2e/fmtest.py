@@ -147,3 +147,14 @@ class TestCase(unittest.TestCase):
     def setUp(self):
         self.fm = Instance(self.settings)
         self.addCleanup(self.fm.cleanup)
+
+    def expect(self, code, *args, input=None, err=None):
+        """Runs `fanmail ARGS` and asserts its exit code (and that err, when
+        given, is in what it wrote to stderr); returns the finished process."""
+        p = self.fm.cli(*args, input=input, check=False)
+        self.assertEqual(p.returncode, code,
+                         f"fanmail {' '.join(map(str, args))}: expected exit {code}, "
+                         f"got {p.returncode}; stderr: {p.stderr!r}")
+        if err is not None:
+            self.assertIn(err, p.stderr, f"expected {err!r} in stderr, got {p.stderr!r}")
+        return p

@@ -25,15 +25,6 @@ class AdminCase(fmtest.TestCase):
         self.fm.cli("list", "create", LIST)
         self.fm.cli("list", "create", OTHER)
 
-    def expect(self, code, *args, input=None, err=None):
-        p = self.fm.cli(*args, input=input, check=False)
-        self.assertEqual(p.returncode, code,
-                         f"fanmail {' '.join(map(str, args))}: expected exit {code}, "
-                         f"got {p.returncode}; stderr: {p.stderr!r}")
-        if err is not None:
-            self.assertIn(err, p.stderr, f"expected {err!r} in stderr, got {p.stderr!r}")
-        return p
-
     def addresses(self, lst=LIST):
         return [m["address"] for m in
                 json.loads(self.fm.cli("member", "ls", lst, "--json").stdout)]

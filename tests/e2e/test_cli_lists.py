@@ -13,15 +13,7 @@ import fmtest
 
 
 class CliCase(fmtest.TestCase):
-    def expect(self, code, *args, input=None, err=None):
-        """Runs fanmail ARGS, checks the exit code and (part of) stderr."""
-        p = self.fm.cli(*args, input=input, check=False)
-        self.assertEqual(p.returncode, code,
-                         f"fanmail {' '.join(map(str, args))}: expected exit {code}, "
-                         f"got {p.returncode}; stderr: {p.stderr!r}")
-        if err is not None:
-            self.assertIn(err, p.stderr, f"expected {err!r} in stderr, got {p.stderr!r}")
-        return p
+    """fmtest.TestCase, whose expect() runs the CLI and checks its exit."""
 
 
 class ConfigTest(CliCase):

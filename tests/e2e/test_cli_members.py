@@ -17,15 +17,6 @@ class MemberCase(fmtest.TestCase):
         super().setUp()
         self.fm.cli("list", "create", LIST)
 
-    def expect(self, code, *args, input=None, err=None):
-        p = self.fm.cli(*args, input=input, check=False)
-        self.assertEqual(p.returncode, code,
-                         f"fanmail {' '.join(map(str, args))}: expected exit {code}, "
-                         f"got {p.returncode}; stderr: {p.stderr!r}")
-        if err is not None:
-            self.assertIn(err, p.stderr, f"expected {err!r} in stderr, got {p.stderr!r}")
-        return p
-
     def members(self, *extra):
         return json.loads(self.fm.cli("member", "ls", LIST, "--json", *extra).stdout)
 
