@@ -2,13 +2,22 @@
  * rcpt_lists.c - the table of list addresses RCPT is checked against, and
  * the thread that refreshes it (see rcpt_lists.h).
  *
- * Ownership: the loop thread owns `cur`; the refresher builds a new table
- * and leaves it in `fresh` under the mutex, where the loop takes it. The
- * refresher alone uses the connection and the stamp.
+ * The hand-offs go through two work queues (workq.h) and one job that
+ * travels between the threads: the loop posts it to `in` to ask for a
+ * refresh, the refresher posts it back to `done` with the result (and the
+ * new table, if the lists changed). Asks made while the job is away are
+ * counted; when it comes back short of the latest ask, the loop sends it
+ * out again at once. The 300 ms deadline is the loop's own timer
+ * (late_ev).
+ *
+ * Ownership: whoever holds the job owns it and what it carries; nothing
+ * else is shared between the threads. The loop thread owns `cur` and the
+ * counters; the refresher alone uses the connection and the stamp.
  */
 #include "server/rcpt_lists.h"
 #include "db/lists.h"
 #include "server/log.h"
+#include "server/workq.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -32,6 +41,14 @@ struct table {
 	size_t nslots, used;
 };
 
+/* A refresh asked for (seq) and, when it comes back, its result. */
+struct refresh_job {
+	struct workq_item link; /* first: the queues link it */
+	uint64_t seq;           /* the ask it answers (set by the loop) */
+	int ok;                 /* the refresh succeeded */
+	struct table *t;        /* a new table, or NULL when none was loaded */
+};
+
 struct rcpt_lists {
 	/* the loop thread's */
 	struct table *cur; /* NULL until the first load */
@@ -41,19 +58,15 @@ struct rcpt_lists {
 	uint64_t given_up; /* refreshes not waited for any longer (late) */
 	int answered_ok;   /* that result was a success */
 	int64_t asked_ms;  /* when the oldest unanswered refresh was asked */
-	struct event *done_ev, *late_ev;
+	struct event *late_ev;
 	void (*on_refresh)(void *arg);
 	void *arg;
 	char *default_domain;
-	/* shared, under mu */
+	/* the hand-offs */
 	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	uint64_t want; /* highest refresh asked for */
-	uint64_t done; /* highest refresh finished */
-	int done_ok;
-	struct table *fresh; /* a new table for the loop, or NULL */
-	int stop;
+	struct workq *in;       /* to the refresher: the job, asking */
+	struct workq *done;     /* back to the loop: the job, answered */
+	struct refresh_job job; /* the loop's while answered == asked */
 	/* the refresher's */
 	struct db *db;
 	struct db_list_stamp stamp;
@@ -190,34 +203,15 @@ static void *
 refresher_main(void *arg)
 {
 	struct rcpt_lists *rl = arg;
-	uint64_t served = 0;
+	struct refresh_job *j;
 
-	pthread_mutex_lock(&rl->mu);
-	for (;;) {
-		uint64_t seq;
-		struct table *t;
-		int rc;
-
-		while (!rl->stop && rl->want == served)
-			pthread_cond_wait(&rl->cv, &rl->mu);
-		if (rl->stop)
-			break;
-		seq = rl->want;
-		pthread_mutex_unlock(&rl->mu);
-
-		rc = refresh(rl, &t);
-
-		pthread_mutex_lock(&rl->mu);
-		served = seq;
-		rl->done = seq;
-		rl->done_ok = rc == 0;
-		if (t != NULL) {
-			table_free(rl->fresh);
-			rl->fresh = t;
-		}
-		event_active(rl->done_ev, EV_READ, 0);
+	/* After the stop, a job still queued is left where it is (it lives
+	 * in rl): the refresh in hand is the last. */
+	while ((j = (struct refresh_job *)workq_wait(rl->in, 0, -1)) != NULL &&
+	       !workq_stopped(rl->in)) {
+		j->ok = refresh(rl, &j->t) == 0;
+		workq_post(rl->done, &j->link);
 	}
-	pthread_mutex_unlock(&rl->mu);
 	return NULL;
 }
 
@@ -230,57 +224,55 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* On the loop thread: asks for a refresh that starts after now. */
-static uint64_t
-ask(struct rcpt_lists *rl)
+/* On the loop thread: sends the job (which is home) to the refresher for
+ * the latest ask, and gives it RCPT_LISTS_WAIT_MS to come back. */
+static void
+send_job(struct rcpt_lists *rl)
 {
 	struct timeval tv = {0, RCPT_LISTS_WAIT_MS * 1000};
 
-	if (rl->answered == rl->asked) {
-		rl->asked_ms = now_ms();
-		evtimer_add(rl->late_ev, &tv);
-	}
+	rl->asked_ms = now_ms();
+	evtimer_add(rl->late_ev, &tv);
+	rl->job.seq = rl->asked;
+	rl->job.link.next = NULL;
+	workq_post(rl->in, &rl->job.link);
+}
+
+/* On the loop thread: asks for a refresh that starts after now. While the
+ * job is away, the ask is answered by the refresh after the one running. */
+static uint64_t
+ask(struct rcpt_lists *rl)
+{
+	int home = rl->answered == rl->asked;
+
 	rl->asked++;
-	pthread_mutex_lock(&rl->mu);
-	rl->want = rl->asked;
-	pthread_cond_signal(&rl->cv);
-	pthread_mutex_unlock(&rl->mu);
+	if (home)
+		send_job(rl);
 	return rl->asked;
 }
 
-/* On the loop thread: a refresh finished. */
+/* On the loop thread: a refresh finished; the job is home again. */
 static void
-refreshed_cb(evutil_socket_t fd, short what, void *arg)
+refreshed_cb(void *arg, struct workq_item *list)
 {
 	struct rcpt_lists *rl = arg;
-	struct table *t;
-	uint64_t done;
-	int ok;
+	struct refresh_job *j = (struct refresh_job *)list;
 
-	pthread_mutex_lock(&rl->mu);
-	t = rl->fresh;
-	rl->fresh = NULL;
-	done = rl->done;
-	ok = rl->done_ok;
-	pthread_mutex_unlock(&rl->mu);
-	if (t != NULL) {
-		table_free(rl->cur);
-		rl->cur = t;
-	}
-	if (done <= rl->answered)
+	if (j == NULL)
 		return;
-	rl->answered = done;
-	rl->answered_ok = ok;
-	if (ok)
-		rl->fresh_ms = now_ms();
-	if (rl->answered == rl->asked) {
-		evtimer_del(rl->late_ev);
-	} else {
-		/* The next one has just started: it gets its own time. */
-		struct timeval tv = {0, RCPT_LISTS_WAIT_MS * 1000};
-		rl->asked_ms = now_ms();
-		evtimer_add(rl->late_ev, &tv);
+	if (j->t != NULL) {
+		table_free(rl->cur);
+		rl->cur = j->t;
+		j->t = NULL;
 	}
+	rl->answered = j->seq;
+	rl->answered_ok = j->ok;
+	if (j->ok)
+		rl->fresh_ms = now_ms();
+	if (rl->answered == rl->asked)
+		evtimer_del(rl->late_ev);
+	else
+		send_job(rl); /* asked while it was away: it gets its own time */
 	rl->on_refresh(rl->arg);
 }
 
@@ -313,28 +305,26 @@ rcpt_lists_new(struct event_base *base, const char *db_path, const char *default
 	rl->on_refresh = on_refresh;
 	rl->arg = arg;
 	rl->default_domain = strdup(default_domain ? default_domain : "");
-	rl->done_ev = event_new(base, -1, 0, refreshed_cb, rl);
+	rl->in = workq_new(NULL, NULL, NULL);
+	rl->done = workq_new(base, refreshed_cb, rl);
 	rl->late_ev = evtimer_new(base, late_cb, rl);
-	if (rl->default_domain == NULL || rl->done_ev == NULL || rl->late_ev == NULL) {
+	if (rl->default_domain == NULL || rl->in == NULL || rl->done == NULL ||
+	    rl->late_ev == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	if ((rl->db = db_open(db_path, 0, err, errlen)) == NULL)
 		goto fail;
-	pthread_mutex_init(&rl->mu, NULL);
-	pthread_cond_init(&rl->cv, NULL);
 	if (pthread_create(&rl->thread, NULL, refresher_main, rl) != 0) {
 		snprintf(err, errlen, "cannot start the lists table thread");
-		pthread_mutex_destroy(&rl->mu);
-		pthread_cond_destroy(&rl->cv);
 		goto fail;
 	}
 	pthread_setname_np(rl->thread, "rcpt-lists");
 	ask(rl); /* the first load, before the first RCPT */
 	return rl;
 fail:
-	if (rl->done_ev)
-		event_free(rl->done_ev);
+	workq_free(rl->in);
+	workq_free(rl->done);
 	if (rl->late_ev)
 		event_free(rl->late_ev);
 	db_close(rl->db);
@@ -348,17 +338,15 @@ rcpt_lists_free(struct rcpt_lists *rl)
 {
 	if (rl == NULL)
 		return;
-	pthread_mutex_lock(&rl->mu);
-	rl->stop = 1;
-	pthread_cond_signal(&rl->cv);
-	pthread_mutex_unlock(&rl->mu);
+	workq_stop(rl->in);
 	pthread_join(rl->thread, NULL);
-	pthread_mutex_destroy(&rl->mu);
-	pthread_cond_destroy(&rl->cv);
-	event_free(rl->done_ev);
+	/* The job is home, queued or answered but not yet run: it is not
+	 * allocated, only the table it may carry is. */
+	workq_free(rl->in);
+	workq_free(rl->done);
 	event_free(rl->late_ev);
 	table_free(rl->cur);
-	table_free(rl->fresh);
+	table_free(rl->job.t);
 	db_close(rl->db);
 	free(rl->default_domain);
 	free(rl);

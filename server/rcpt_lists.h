@@ -6,7 +6,8 @@
  *
  * The refresher has its own connection; a refresh costs one "PRAGMA
  * data_version" and reloads the lists only when they changed (see
- * db_spool_lists_changed). The new table is handed back to the loop.
+ * db_spool_lists_changed). The asks and the new table travel between the
+ * loop and the refresher through work queues (workq.h).
  *
  * A list address is taken from the table as it is when the table was
  * refreshed less than a second ago; anything else waits for a refresh
