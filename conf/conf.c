@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -812,13 +813,34 @@ conf_list_check(const char *name, const char *value, char *canon, size_t canonle
 	return check_value(d, value, canon, canonlen, err, errlen);
 }
 
+/* The defaults, parsed once: the engine loads a list's settings for every
+ * post, and parsing every default each time cost more than the rest of
+ * the load. Read-only once made. */
+static struct list_conf list_defaults;
+static pthread_once_t list_defaults_once = PTHREAD_ONCE_INIT;
+
+static void
+make_list_defaults(void)
+{
+	for (size_t i = 0; i < conf_list_ndefs; i++)
+		if (store_at((char *)&list_defaults, &conf_list_defs[i], conf_list_defs[i].def,
+		             NULL, 0) < 0)
+			abort(); /* a bad default in list_settings.def, or out of memory */
+}
+
 void
 conf_list_init(struct list_conf *lc)
 {
-	memset(lc, 0, sizeof(*lc));
-	for (size_t i = 0; i < conf_list_ndefs; i++)
-		if (store_at((char *)lc, &conf_list_defs[i], conf_list_defs[i].def, NULL, 0) < 0)
-			abort(); /* a bad default in list_settings.def: cannot happen */
+	pthread_once(&list_defaults_once, make_list_defaults);
+	*lc = list_defaults;
+	for (size_t i = 0; i < conf_list_ndefs; i++) {
+		const struct conf_def *d = &conf_list_defs[i];
+		if (d->type == CONF_STR || d->type == CONF_LIST) {
+			char **p = (char **)((char *)lc + d->offset);
+			if (*p != NULL && (*p = strdup(*p)) == NULL)
+				abort(); /* out of memory */
+		}
+	}
 }
 
 int
