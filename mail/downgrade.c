@@ -412,7 +412,7 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 	if (msg_parse(&m, buf, len) < 0)
 		return -1;
 	cth = msg_header_get(&m, "Content-Type", 0);
-	if (msg_ctype_parse(cth ? cth->value : NULL, cth ? cth->value_len : 0, &ct) < 0) {
+	if (msg_ctype_parse(cth ? cth->value : "", cth ? cth->value_len : 0, &ct) < 0) {
 		msg_free(&m);
 		return -1;
 	}
@@ -430,6 +430,13 @@ entity(struct out *o, const char *buf, size_t len, int flags, int depth)
 	{
 		const char *he =
 		    m.nhdrs ? m.hdrs[m.nhdrs - 1].start + m.hdrs[m.nhdrs - 1].len : buf;
+		/* A line there is no field (an mbox "From " line, junk): it
+		 * cannot be encoded, and must not go out 8-bit. */
+		if (dh && has_8bit(he, (size_t)(m.body - he))) {
+			fail(o, "a header line that is not a field holds 8-bit octets");
+			rc = -1;
+			goto out;
+		}
 		strbuf_add(&o->b, he, (size_t)(m.body - he));
 	}
 	if (!has_8bit(m.body, m.body_len)) {

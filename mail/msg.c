@@ -504,7 +504,8 @@ join_params(struct msg_ctype *ct, struct rawparam *raw, size_t n)
 int
 msg_ctype_parse(const char *value, size_t len, struct msg_ctype *ct)
 {
-	const char *p = value, *end = value + len, *t;
+	/* A missing value (NULL) reads as an empty one: NULL + 0 is undefined. */
+	const char *p = value ? value : "", *end = p + (value ? len : 0), *t;
 	struct rawparam *raw = NULL;
 	size_t nraw = 0;
 	int rc = 0;

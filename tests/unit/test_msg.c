@@ -185,6 +185,10 @@ test_content_type_missing_or_broken_is_text_plain(void **state)
 	assert_int_equal(msg_ctype_parse("garbage", 7, &ct), 0);
 	assert_true(msg_ctype_is(&ct, "text", "plain"));
 	msg_ctype_free(&ct);
+	/* no Content-Type field at all (mail/downgrade.c passed NULL) */
+	assert_int_equal(msg_ctype_parse(NULL, 0, &ct), 0);
+	assert_true(msg_ctype_is(&ct, "text", "plain"));
+	msg_ctype_free(&ct);
 }
 
 static void
