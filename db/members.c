@@ -549,6 +549,26 @@ db_member_import_expect(struct db_import *im, int64_t rows)
 	return 0;
 }
 
+/* *found = whether sql (bound to list_id and addr_key) returns a row. */
+static int
+row_exists(struct db *db, const char *sql, int64_t list_id, const char *addr_key, const char *what,
+           int *found)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = db_stmt(db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, list_id);
+	sqlite3_bind_text(st, 2, addr_key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*found = rc == SQLITE_ROW;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, what);
+	return 0;
+}
+
 int
 db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_member,
                  int *is_privileged)
@@ -556,28 +576,11 @@ db_engine_poster(struct db *db, int64_t list_id, const char *addr_key, int *is_m
 	static const char sql_m[] = "SELECT 1 FROM members WHERE list_id = ?1 AND addr_key = ?2"
 	                            " AND status <> 'unconfirmed'";
 	static const char sql_r[] = "SELECT 1 FROM roles WHERE list_id = ?1 AND addr_key = ?2";
-	sqlite3_stmt *st;
-	int rc;
 
 	*is_member = *is_privileged = 0;
-	if ((st = db_stmt(db, sql_m)) == NULL)
+	if (row_exists(db, sql_m, list_id, addr_key, "poster membership", is_member) < 0 ||
+	    row_exists(db, sql_r, list_id, addr_key, "poster role", is_privileged) < 0)
 		return -1;
-	sqlite3_bind_int64(st, 1, list_id);
-	sqlite3_bind_text(st, 2, addr_key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	*is_member = rc == SQLITE_ROW;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "poster membership");
-	if ((st = db_stmt(db, sql_r)) == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, list_id);
-	sqlite3_bind_text(st, 2, addr_key, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	*is_privileged = rc == SQLITE_ROW;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return db_fail(db, rc, "poster role");
 	db_ok(db);
 	return 0;
 }
