@@ -261,7 +261,7 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
  * file and line named) instead of binding another port (99999 is 34463
  * to the kernel) or greeting with a name that is no name. */
 
-enum host_kind { HK_HOSTNAME, HK_PORT, HK_LISTEN, HK_DNS_SERVERS, HK_RELAY };
+enum host_kind { HK_HOSTNAME, HK_PORT, HK_LISTEN, HK_DNS_SERVERS, HK_RELAY, HK_HTTP_LISTEN, HK_URL };
 
 static const struct {
 	const char *name;
@@ -269,6 +269,7 @@ static const struct {
 } host_settings[] = {
     {"hostname", HK_HOSTNAME}, {"default_list_domain", HK_HOSTNAME}, {"delivery_port", HK_PORT},
     {"listen", HK_LISTEN},     {"dns_servers", HK_DNS_SERVERS},      {"relay_host", HK_RELAY},
+    {"http_listen", HK_HTTP_LISTEN}, {"http_base_url", HK_URL},
 };
 
 /* A host name of RFC 1123 labels: letters, digits and hyphens, 1 to 63
@@ -394,6 +395,57 @@ check_hostport(enum host_kind k, const char *s, size_t len, char *why, size_t wh
 	return -1;
 }
 
+/* http_base_url: http:// or https://, a host (name, IPv4, or [IPv6])
+ * with an optional port, an optional path; no query, fragment, user
+ * name, space or control character, since links are made by appending
+ * to it. */
+static int
+check_base_url(const char *s, char *why, size_t whylen)
+{
+	const char *host, *end;
+	size_t n;
+
+	if (strncmp(s, "http://", 7) == 0)
+		host = s + 7;
+	else if (strncmp(s, "https://", 8) == 0)
+		host = s + 8;
+	else {
+		snprintf(why, whylen, "expected a URL starting with http:// or https://");
+		return -1;
+	}
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("?#\\\"<>'`", *p)) {
+			snprintf(why, whylen, "a space, quote, control character, '?' or '#' in the URL");
+			return -1;
+		}
+	end = host + strcspn(host, "/");
+	n = (size_t)(end - host);
+	if (memchr(host, '@', n) != NULL) {
+		snprintf(why, whylen, "no user name belongs in the URL");
+		return -1;
+	}
+	if (n == 0) {
+		snprintf(why, whylen, "no host after the scheme");
+		return -1;
+	}
+	if (host[0] != '[') {
+		const char *colon = memchr(host, ':', n);
+		size_t hl = colon ? (size_t)(colon - host) : n;
+
+		if (!is_hostname(host, hl) && !is_ip(AF_INET, host, hl)) {
+			snprintf(why, whylen, "'%.*s' is not a host name or an IP address", (int)hl,
+			         host);
+			return -1;
+		}
+		if (colon != NULL && !is_port(colon + 1, (size_t)(end - colon - 1))) {
+			snprintf(why, whylen, "the port is not a number from 1 to 65535");
+			return -1;
+		}
+		return 0;
+	}
+	return check_hostport(HK_RELAY, host, n, why, whylen);
+}
+
 /* Checks value when d is one of host_settings. */
 static int
 check_host(const struct conf_def *d, const char *value, char *err, size_t errlen)
@@ -431,6 +483,19 @@ check_host(const struct conf_def *d, const char *value, char *err, size_t errlen
 	case HK_RELAY:
 		if (*value != '\0' &&
 		    check_hostport(HK_RELAY, value, strlen(value), why, sizeof(why)) < 0) {
+			errf(err, errlen, "%s: '%s': %s", d->name, value, why);
+			return -1;
+		}
+		return 0;
+	case HK_HTTP_LISTEN:
+		if (*value != '\0' &&
+		    check_hostport(HK_LISTEN, value, strlen(value), why, sizeof(why)) < 0) {
+			errf(err, errlen, "%s: '%s': %s", d->name, value, why);
+			return -1;
+		}
+		return 0;
+	case HK_URL:
+		if (*value != '\0' && check_base_url(value, why, sizeof(why)) < 0) {
 			errf(err, errlen, "%s: '%s': %s", d->name, value, why);
 			return -1;
 		}
@@ -899,4 +964,29 @@ conf_list_next(const char **cursor, size_t *len)
 	*len = (size_t)(p - s);
 	*cursor = p;
 	return s;
+}
+
+void
+conf_http_base_url(const struct conf *c, char *buf, size_t len)
+{
+	const char *base = c->http_base_url;
+	size_t n;
+
+	if (*base != '\0') {
+		n = strlen(base);
+		while (n > 0 && base[n - 1] == '/')
+			n--;
+		snprintf(buf, len, "%.*s", (int)n, base);
+		return;
+	}
+	if (*c->http_listen == '\0') {
+		snprintf(buf, len, "%s", "");
+		return;
+	}
+	/* A wildcard address is no place to send a browser: the host name. */
+	if (strncmp(c->http_listen, "*:", 2) == 0 || c->http_listen[0] == ':')
+		snprintf(buf, len, "%s://%s%s", *c->http_tls_cert ? "https" : "http", c->hostname,
+		         strchr(c->http_listen, ':'));
+	else
+		snprintf(buf, len, "%s://%s", *c->http_tls_cert ? "https" : "http", c->http_listen);
 }

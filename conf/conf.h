@@ -165,4 +165,9 @@ int conf_parse_bool(const char *s, int *out);
  * and its length in *len, or NULL at the end. *cursor starts at the value. */
 const char *conf_list_next(const char **cursor, size_t *len);
 
+/* The URL links in mail start with, without a trailing '/': http_base_url,
+ * or http(s):// and http_listen when that is empty (the host name for a
+ * wildcard address); "" when the HTTP face is off and no base is set. */
+void conf_http_base_url(const struct conf *c, char *buf, size_t len);
+
 #endif

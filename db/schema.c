@@ -279,6 +279,17 @@ static const char *const migrations[] = {
      * no mail at all. They get every post again, as they did before they
      * chose digests; the setting is refused until digests exist. */
     "UPDATE members SET delivery = 'regular' WHERE delivery = 'digest';",
+    /* 6: one-click unsubscribe (RFC 8058) and personalized delivery. The
+     * key of one-click tokens has versions ("oneclick.N", the highest in
+     * use for new links, older ones still honoured until dropped:
+     * `fanmail secret rotate`), each with the time it was made. An
+     * outbound message marked personal is sent one copy per recipient,
+     * each with its own List-Unsubscribe header lines and footer
+     * variables (server/deliver_personal.c). */
+    "ALTER TABLE secrets ADD COLUMN created INTEGER NOT NULL DEFAULT 0;"
+    "INSERT INTO secrets (name, value, created) VALUES"
+    "  ('oneclick.1', randomblob(32), CAST(strftime('%s', 'now') AS INTEGER));"
+    "ALTER TABLE out_msg ADD COLUMN personal INTEGER NOT NULL DEFAULT 0;",
 };
 
 int

@@ -138,6 +138,19 @@ static const struct {
     {"relay_host = smtp.example.org:0", 0, "relay_host: 'smtp.example.org:0': port '0'"},
     {"relay_host = bad_host:25", 0, "'bad_host' is not a host name (RFC 1123) or an IP"},
     {"relay_host = ::1:25", 0, "an IPv6 address is written [address]:port"},
+    {"http_listen = 127.0.0.1:8025", 1, NULL},
+    {"http_listen = [::1]:8025", 1, NULL},
+    {"http_listen = 127.0.0.1", 0, "http_listen: '127.0.0.1': expected address:port"},
+    {"http_listen = 127.0.0.1:80000", 0, "port '80000' is not a number"},
+    {"http_base_url = https://lists.example.org", 1, NULL},
+    {"http_base_url = https://lists.example.org/mail/", 1, NULL},
+    {"http_base_url = http://127.0.0.1:8025", 1, NULL},
+    {"http_base_url = http://[::1]:8025/x", 1, NULL},
+    {"http_base_url = lists.example.org", 0, "expected a URL starting with http://"},
+    {"http_base_url = https://bad_host/", 0, "'bad_host' is not a host name"},
+    {"http_base_url = https://a.example/?x=1", 0, "'?' or '#' in the URL"},
+    {"http_base_url = https://user@a.example/", 0, "no user name belongs"},
+    {"http_base_url = https://a.example:0/", 0, "the port is not a number"},
 };
 
 static void
