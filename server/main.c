@@ -23,6 +23,7 @@
 #include "server/engine_runner.h"
 #include "server/listen.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/smtp_in.h"
 #include "server/spool_writer.h"
 #include "server/tls.h"
@@ -36,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -372,6 +374,7 @@ main(int argc, char **argv)
 	sig_ev[2] = evsignal_new(d.base, SIGHUP, signal_cb, &d);
 	for (int i = 0; i < 3; i++)
 		evsignal_add(sig_ev[i], NULL);
+	metrics_started((int64_t)time(NULL));
 	log_info("daemon started -- version %s, database %s, listening on %s%s", FANMAIL_VERSION,
 	         conf.database, conf.listen, d.tls ? " (STARTTLS offered)" : "");
 
