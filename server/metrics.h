@@ -25,14 +25,14 @@ struct db;
 struct strbuf;
 
 enum metric {
-	METRIC_SMTP_SESSIONS,      /* sessions opened */
-	METRIC_SMTP_ACTIVE,        /* a gauge: +1 on open, -1 on close (metrics_add) */
-	METRIC_MSG_ACCEPTED,       /* 250 after DATA */
-	METRIC_MSG_REFUSED,        /* 4xx/5xx to DATA or its end */
-	METRIC_DELIVERY_SENT,      /* recipients */
+	METRIC_SMTP_SESSIONS, /* sessions opened */
+	METRIC_SMTP_ACTIVE,   /* a gauge: +1 on open, -1 on close (metrics_add) */
+	METRIC_MSG_ACCEPTED,  /* 250 after DATA */
+	METRIC_MSG_REFUSED,   /* 4xx/5xx to DATA or its end */
+	METRIC_DELIVERY_SENT, /* recipients */
 	METRIC_DELIVERY_DEFERRED,
 	METRIC_DELIVERY_FAILED,
-	METRIC_BOUNCES,            /* bounces and complaints the engine counted */
+	METRIC_BOUNCES, /* bounces and complaints the engine counted */
 	METRIC_COUNT
 };
 
@@ -41,11 +41,11 @@ enum metric_route {
 	ROUTE_HEALTHZ,
 	ROUTE_METRICS,
 	ROUTE_CONFIRM,
-	ROUTE_UNSUBSCRIBE,     /* the form: /unsubscribe/LIST */
-	ROUTE_ONECLICK,        /* /unsubscribe/LIST/TOKEN */
+	ROUTE_UNSUBSCRIBE, /* the form: /unsubscribe/LIST */
+	ROUTE_ONECLICK,    /* /unsubscribe/LIST/TOKEN */
 	ROUTE_SUBSCRIBE,
-	ROUTE_STATIC,          /* /, /style.css */
-	ROUTE_OTHER,           /* anything else (404) */
+	ROUTE_STATIC, /* /, /style.css */
+	ROUTE_OTHER,  /* anything else (404) */
 	ROUTE_COUNT
 };
 
