@@ -24,6 +24,7 @@
 #include "server/http.h"
 #include "server/listen.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/smtp_in.h"
 #include "server/spool_writer.h"
 #include "server/tls.h"
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -412,6 +414,7 @@ main(int argc, char **argv)
 	sig_ev[2] = evsignal_new(d.base, SIGHUP, signal_cb, &d);
 	for (int i = 0; i < 3; i++)
 		evsignal_add(sig_ev[i], NULL);
+	metrics_started((int64_t)time(NULL));
 	log_info("daemon started -- version %s, database %s, listening on %s%s", FANMAIL_VERSION,
 	         conf.database, conf.listen, d.tls ? " (STARTTLS offered)" : "");
 
