@@ -94,7 +94,7 @@ db_dkim_list(struct db *db, const char *domain, int (*cb)(void *arg, const struc
 	    "SELECT " KEY_COLS " FROM dkim_keys WHERE ?1 IS NULL OR domain = ?1"
 	    " ORDER BY domain,"
 	    "  CASE state WHEN 'active' THEN 0 WHEN 'published' THEN 1 ELSE 2 END,"
-	    "  created DESC, id DESC";
+	    "  algorithm DESC, created DESC, id DESC";
 	sqlite3_stmt *st;
 	struct db_dkim_key k;
 	int rc, n = 0;

@@ -45,8 +45,8 @@ int db_dkim_add(struct db *db, struct db_dkim_key *k, const char *pem, size_t pe
 int db_dkim_find(struct db *db, const char *domain, const char *selector, struct db_dkim_key *out);
 
 /* Calls cb with each key of domain (every domain when NULL), by domain,
- * then active, published, retired, then newest first; stops early when
- * cb returns non-zero. Returns how many were given to cb, or -1. */
+ * then active, published, retired, then rsa before ed25519, then newest
+ * first; stops early when cb returns non-zero. Returns how many were given to cb, or -1. */
 int db_dkim_list(struct db *db, const char *domain,
                  int (*cb)(void *arg, const struct db_dkim_key *k), void *arg);
 
