@@ -547,9 +547,9 @@ cmd_dkim_import(struct cli *cli, int argc, char **argv)
 		        file, (st.st_mode & S_IROTH) ? "everyone" : "its group",
 		        (unsigned)(st.st_mode & 07777));
 	}
-	if ((buf = OPENSSL_secure_malloc(IMPORT_MAX)) == NULL &&
-	    (buf = OPENSSL_malloc(IMPORT_MAX)) == NULL)
+	if ((buf = OPENSSL_malloc(IMPORT_MAX)) == NULL)
 		return cli_error(cli, EX_SOFTWARE, "out of memory");
+	errno = 0;
 	len = read_all(fd, buf, IMPORT_MAX);
 	if (fd != 0)
 		close(fd);
