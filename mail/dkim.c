@@ -383,9 +383,11 @@ dkim_body_hash(const char *msg, size_t len, char bh[DKIM_BH_SIZE])
 
 /* ---- header ---- */
 
-/* A small buffer in front of the header hash. */
+/* A small buffer in front of the header hash (or of a strbuf, to show the
+ * canonical form). */
 struct hbuf {
 	EVP_MD_CTX *md;
+	struct strbuf *sb;
 	size_t n;
 	unsigned char buf[1024];
 };
@@ -393,7 +395,9 @@ struct hbuf {
 static void
 hb_flush(struct hbuf *b)
 {
-	if (b->n > 0)
+	if (b->n > 0 && b->sb != NULL)
+		strbuf_add(b->sb, b->buf, b->n);
+	else if (b->n > 0)
 		EVP_DigestUpdate(b->md, b->buf, b->n);
 	b->n = 0;
 }
@@ -437,6 +441,15 @@ canon_field(struct hbuf *b, const char *p, size_t len, int crlf)
 		hb_put(b, '\r');
 		hb_put(b, '\n');
 	}
+}
+
+void
+dkim_canon_field(const char *field, size_t len, struct strbuf *out)
+{
+	struct hbuf hb = {.sb = out};
+
+	canon_field(&hb, field, len, 1);
+	hb_flush(&hb);
 }
 
 static int
@@ -681,6 +694,10 @@ dkim_sign(struct dkim_signer *s, const struct dkim_key *const *keys, size_t nkey
 		unsigned dl = 0;
 		size_t start = out->len, siglen;
 		int first = 1;
+		size_t nh = 1; /* the names in h= */
+
+		for (size_t n = 0; n < NSIGNED; n++)
+			nh += count[n];
 
 		strbuf_str(out, "DKIM-Signature:");
 		f.col = 15;
@@ -690,24 +707,19 @@ dkim_sign(struct dkim_signer *s, const struct dkim_key *const *keys, size_t nkey
 		fold_tag(&f, "d", k->domain);
 		fold_tag(&f, "s", k->selector);
 		fold_tag(&f, "t", tbuf);
-		/* h=: each name as often as it appears, From once more. A
-		 * fold may follow any colon. */
+		/* h=: each name as often as it appears, From once more, each
+		 * with the colon (or the semicolon) after it. A fold may follow
+		 * any colon. */
 		for (size_t n = 0; n < NSIGNED; n++) {
 			unsigned times = count[n] + (n == 0);
 			for (unsigned t = 0; t < times; t++) {
 				char tok[64];
-				int tl = snprintf(tok, sizeof(tok), "%s%s", first ? "h=" : "",
-				                  signed_names[n]);
-				if (!first) {
-					strbuf_add(out, ":", 1);
-					f.col++;
-				}
+				int tl = snprintf(tok, sizeof(tok), "%s%s%c", first ? "h=" : "",
+				                  signed_names[n], --nh == 0 ? ';' : ':');
 				fold_tok(&f, tok, (size_t)tl, first);
 				first = 0;
 			}
 		}
-		strbuf_add(out, ";", 1);
-		f.col++;
 		fold_tag(&f, "bh", bh_in);
 		fold_tok(&f, "b=", 2, 1);
 		if (out->oom)
@@ -716,6 +728,7 @@ dkim_sign(struct dkim_signer *s, const struct dkim_key *const *keys, size_t nkey
 		/* The header hash: the signed fields bottom-up, then this
 		 * field with b= empty and no final CRLF (RFC 6376 3.7). */
 		hb.md = s->md;
+		hb.sb = NULL;
 		hb.n = 0;
 		if (!EVP_DigestInit_ex(s->md, s->sha256, NULL))
 			goto ossl;

@@ -90,6 +90,10 @@ int dkim_body_hash(const char *msg, size_t len, char bh[DKIM_BH_SIZE]);
 /* The same for a body already split off its header. */
 int dkim_body_hash_body(const char *body, size_t len, char bh[DKIM_BH_SIZE]);
 
+/* Appends the relaxed form of one header field (RFC 6376 3.4.2), "name:value"
+ * and CRLF, as it goes into the header hash: for tests and diagnostics. */
+void dkim_canon_field(const char *field, size_t len, struct strbuf *out);
+
 /* One signing thread's contexts; NULL when out of memory. */
 struct dkim_signer *dkim_signer_new(void);
 void dkim_signer_free(struct dkim_signer *s);
