@@ -34,7 +34,7 @@ insert_msg(struct db *db, const struct outq_msg *m, char qid[DB_QID_LEN], int64_
 {
 	static const char sql[] =
 	    "INSERT INTO out_msg (qid, list_id, spool_id, kind, env_from, verp, created,"
-	    " expires, size, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+	    " expires, size, body, personal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 	int64_t now = db_now();
 	sqlite3_stmt *st;
 	int rc;
@@ -55,6 +55,7 @@ insert_msg(struct db *db, const struct outq_msg *m, char qid[DB_QID_LEN], int64_
 		sqlite3_bind_int64(st, 8, now + m->lifetime);
 		sqlite3_bind_int64(st, 9, (int64_t)m->len);
 		sqlite3_bind_blob(st, 10, m->body, (int)m->len, SQLITE_STATIC);
+		sqlite3_bind_int(st, 11, m->personal);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc == SQLITE_DONE) {
@@ -131,6 +132,7 @@ db_engine_queue_post(struct db *db, const struct db_engine_post *p, char qid[DB_
 	    .kind = "post",
 	    .env_from = p->env_from,
 	    .verp = p->verp,
+	    .personal = p->personal,
 	    .body = p->body,
 	    .len = p->len,
 	    .lifetime = p->lifetime,
@@ -284,9 +286,10 @@ db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
              void (*body_cb)(void *arg, const unsigned char *body, size_t len), void *arg)
 {
 	static const char sql[] = "SELECT id, qid, list_id, kind, env_from, verp, held, created,"
-	                          " expires, size, body FROM out_msg WHERE id = ?1";
+	                          " expires, size, body, personal FROM out_msg WHERE id = ?1";
 	static const char sql_nobody[] = "SELECT id, qid, list_id, kind, env_from, verp, held,"
-	                                 " created, expires, size, NULL FROM out_msg WHERE id = ?1";
+	                                 " created, expires, size, NULL, personal FROM out_msg"
+	                                 " WHERE id = ?1";
 	sqlite3_stmt *st = db_stmt(db, body_cb ? sql : sql_nobody);
 	int rc;
 
@@ -311,6 +314,7 @@ db_queue_msg(struct db *db, int64_t id, struct db_qmsg *m,
 	m->created = sqlite3_column_int64(st, 7);
 	m->expires = sqlite3_column_int64(st, 8);
 	m->size = sqlite3_column_int64(st, 9);
+	m->personal = sqlite3_column_int(st, 11);
 	if (body_cb != NULL)
 		body_cb(arg, sqlite3_column_blob(st, 10), (size_t)sqlite3_column_bytes(st, 10));
 	sqlite3_reset(st);

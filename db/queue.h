@@ -49,6 +49,7 @@ struct outq_msg {
 	const char *kind;     /* post, notice, dsn, probe, digest */
 	const char *env_from; /* "" for the null sender */
 	int verp;
+	int personal;     /* a copy per recipient, rendered at send time (lists/personal.h) */
 	const void *body; /* the whole message, CRLF line ends */
 	size_t len;
 	int64_t lifetime; /* seconds until undelivered recipients fail */
@@ -69,6 +70,7 @@ struct db_engine_post {
 	int64_t lifetime;       /* seconds until undelivered recipients fail */
 	const char *poster_key; /* whose row is left out unless self_copy; NULL: none */
 	int verp;               /* per-recipient envelope senders (out_msg.verp) */
+	int personal;           /* per-recipient copies (out_msg.personal) */
 };
 
 /* Queues a post: *nrcpt receives the number of delivery rows made. With
@@ -110,6 +112,7 @@ struct db_qmsg {
 	char kind[16];
 	char env_from[520];
 	int verp;
+	int personal;
 	int held;
 	int64_t created;
 	int64_t expires;

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "lists/personal.h"
 #include "lists/verp.h"
 #include "mail/addr.h"
 #include "mail/encode.h"
@@ -106,7 +107,12 @@ lower_copy(char *dst, size_t dstlen, const char *src)
 	dst[i] = '\0';
 }
 
-/* Expands %n (name), %a (address), %% and \n into dst. */
+/* In the footer, %m and %u become FOOTER_VAR and the letter, written out
+ * by b_footer(); an octet FOOTER_VAR of the setting itself is dropped. */
+#define FOOTER_VAR '\x01'
+
+/* Expands %n (name), %a (address), %% and \n into dst; with crlf (the
+ * footer) also %m and %u, as FOOTER_VAR and the letter. */
 static void
 expand(const struct post_cfg *c, const char *src, char *dst, size_t dstlen, int crlf)
 {
@@ -125,6 +131,14 @@ expand(const struct post_cfg *c, const char *src, char *dst, size_t dstlen, int 
 		} else if (*p == '%' && p[1] == '%') {
 			ins = "%";
 			p++;
+		} else if (crlf && *p == '%' && (p[1] == 'm' || p[1] == 'u')) {
+			if (o + 3 >= dstlen)
+				break;
+			dst[o++] = FOOTER_VAR;
+			dst[o++] = *++p;
+			continue;
+		} else if (*p == FOOTER_VAR) {
+			continue;
 		} else if (*p == '\\' && p[1] == 'n') {
 			ins = crlf ? "\r\n" : "\n";
 			p++;
@@ -168,6 +182,16 @@ post_cfg_init(struct post_cfg *c, const char *local, const char *domain, const s
 	c->dmarc_fallback = lc->dmarc_fallback;
 	c->verp = (int)lc->verp;
 	c->verp_every = lc->verp_every;
+	c->personalize = lc->personalize;
+}
+
+void
+post_unsubscribe_page(const struct post_cfg *c, char *buf, size_t len)
+{
+	if (c->http_base[0])
+		snprintf(buf, len, "%s/unsubscribe/%s", c->http_base, c->address);
+	else
+		snprintf(buf, len, "mailto:%s-leave@%s", c->local, c->domain);
 }
 
 static const char *
@@ -525,7 +549,15 @@ list_fields(struct strbuf *b, const struct post_cfg *c)
 		strbuf_printf(b, "List-Post: <mailto:%s>\r\n", c->address);
 	strbuf_printf(b, "List-Help: <mailto:%s-request@%s?subject=help>\r\n", c->local, c->domain);
 	strbuf_printf(b, "List-Subscribe: <mailto:%s-join@%s>\r\n", c->local, c->domain);
-	strbuf_printf(b, "List-Unsubscribe: <mailto:%s-leave@%s>\r\n", c->local, c->domain);
+	/* A personal post gets its List-Unsubscribe per copy (personal.h).
+	 * The page under the HTTP base asks for the address and mails the
+	 * usual confirmation: not one-click, so no List-Unsubscribe-Post. */
+	if (!c->personalize) {
+		strbuf_printf(&f, "List-Unsubscribe: <mailto:%s-leave@%s>", c->local, c->domain);
+		if (c->http_base[0])
+			strbuf_printf(&f, ", <%s/unsubscribe/%s>", c->http_base, c->address);
+		b_field(b, &f, FOLD_URLS);
+	}
 	strbuf_printf(b, "List-Owner: <mailto:%s-owner@%s>\r\n", c->local, c->domain);
 	if (c->archive_url[0]) {
 		strbuf_str(&f, "List-Archive: <");
@@ -654,6 +686,45 @@ footer_mode(const struct post_cfg *c, const struct msg *m, const struct msg_ctyp
 	return FOOTER_WRAP;
 }
 
+/* Writes the footer, as is or quoted-printable (qp). Its variables go in
+ * after the text around them was encoded: as markers for a personal post,
+ * which the sender fills per copy (lists/personal.h), else as their
+ * values, encoded like the text. */
+static void
+b_footer(struct strbuf *b, const struct post_cfg *c, int qp)
+{
+	const char *p = c->footer, *v;
+	char page[1200], mark[PERSONAL_MARK_LEN];
+
+	for (;;) {
+		const char *var = strchr(p, FOOTER_VAR);
+		size_t n = var ? (size_t)(var - p) : strlen(p);
+
+		if (qp)
+			encode_qp(b, p, n);
+		else
+			strbuf_add(b, p, n);
+		if (var == NULL)
+			return;
+		if (c->personalize) {
+			personal_marker(mark, var[1], qp);
+			strbuf_add(b, mark, sizeof(mark));
+		} else {
+			if (var[1] == 'm') {
+				v = c->address;
+			} else {
+				post_unsubscribe_page(c, page, sizeof(page));
+				v = page;
+			}
+			if (qp)
+				encode_qp(b, v, strlen(v));
+			else
+				strbuf_str(b, v);
+		}
+		p = var + 2;
+	}
+}
+
 static void
 footer_part(struct strbuf *b, const struct post_cfg *c, const char *boundary)
 {
@@ -667,10 +738,7 @@ footer_part(struct strbuf *b, const struct post_cfg *c, const char *boundary)
 	              qp      ? "quoted-printable"
 	              : ascii ? "7bit"
 	                      : "8bit");
-	if (qp)
-		encode_qp(b, c->footer, fl);
-	else
-		strbuf_add(b, c->footer, fl);
+	b_footer(b, c, qp);
 	if (!ends_with_eol(c->footer, fl))
 		strbuf_add(b, "\r\n", 2);
 }
@@ -937,10 +1005,7 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 		b_crlf(&b, m.body, m.body_len);
 		if (!ends_with_eol(m.body, m.body_len))
 			strbuf_str(&b, "\r\n");
-		if (cte && strncasecmp(cte, "quoted-printable", 16) == 0)
-			encode_qp(&b, c->footer, strlen(c->footer));
-		else
-			strbuf_str(&b, c->footer);
+		b_footer(&b, c, cte && strncasecmp(cte, "quoted-printable", 16) == 0);
 		if (!ends_with_eol(c->footer, strlen(c->footer)))
 			strbuf_str(&b, "\r\n");
 		break;

@@ -40,6 +40,8 @@ struct post_cfg {
 	enum list_dmarc_fallback dmarc_fallback;
 	int verp;             /* enum verp_mode (lists/verp.h), same order as enum list_verp */
 	long long verp_every; /* with VERP_EVERY */
+	int personalize;      /* a copy per member: footer markers, no List-Unsubscribe */
+	char http_base[512];  /* conf_http_base_url(), "" for none: the caller sets it */
 };
 
 /* Fills c for list local@domain from its settings lc (list_conf_load(), or
@@ -109,7 +111,15 @@ struct post_out {
 	int dmarc;  /* 0 none, 1 From rewritten, 2 wrapped */
 };
 
-/* Builds the outgoing message from raw. Returns 0, or -1 when out of
+/* The list's unsubscribe page (BASE/unsubscribe/LIST@DOMAIN), or with no
+ * HTTP base its mailto:LIST-leave@DOMAIN: what %u becomes where no member
+ * is known (a list that is not personalized, the archive). */
+void post_unsubscribe_page(const struct post_cfg *c, char *buf, size_t len);
+
+/* Builds the outgoing message from raw. With c->personalize the footer
+ * variables %m and %u are left as markers (lists/personal.h) and no
+ * List-Unsubscribe is written: each copy gets its own when it is sent.
+ * Without, %m becomes the list's address and %u its unsubscribe page.  Returns 0, or -1 when out of
  * memory. */
 int post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct post_env *env,
                  struct post_out *out);

@@ -18,6 +18,7 @@
 #include "db/queue.h"
 #include "db/spool.h"
 #include "lists/list_conf.h"
+#include "lists/personal.h"
 #include "lists/post.h"
 #include "lists/verp.h"
 #include "mail/msg.h"
@@ -28,13 +29,14 @@
 #endif
 
 static int
-load_cfg(struct db *db, int64_t list_id, const char *local, const char *domain,
-         struct post_cfg *cfg)
+load_cfg(struct db *db, const struct conf *conf, int64_t list_id, const char *local,
+         const char *domain, struct post_cfg *cfg)
 {
 	struct list_conf lc;
 	int rc = list_conf_load(db, list_id, &lc);
 
 	post_cfg_init(cfg, local, domain, &lc);
+	conf_http_base_url(conf, cfg->http_base, sizeof(cfg->http_base));
 	list_conf_free(&lc);
 	return rc;
 }
@@ -117,8 +119,8 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	struct db_engine_post p;
 	int have_from = from_of(m, from, sizeof(from), key, sizeof(key)) == 0;
 	int64_t msg_id, nrcpt, k;
-	char *body;
-	size_t blen;
+	char *body, *arch = NULL, page[1200];
+	size_t blen, alen;
 	int verp;
 
 	if (cfg->dmarc_when == list_dmarc_when_always || cfg->dmarc_when == list_dmarc_when_never) {
@@ -137,7 +139,9 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		post_out_free(&out);
 		return -1;
 	}
-	verp = verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
+	/* A personal copy goes to one member, so its envelope sender names
+	 * that member: always VERP. */
+	verp = cfg->personalize || verp_post_is_verp((enum verp_mode)cfg->verp, cfg->verp_every, k);
 	if ((body = tagged(db, cfg, qid, env.now, verp, &out, &blen)) == NULL) {
 		snprintf(outcome, outcomelen, "failed: %s",
 		         blen ? "out of memory tagging the post" : db_errmsg(db));
@@ -154,18 +158,38 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	p.lifetime = conf->max_queue_lifetime;
 	p.poster_key = have_from ? key : NULL;
 	p.verp = verp;
+	p.personal = cfg->personalize;
+	if (cfg->archive && cfg->personalize) {
+		/* The archive is nobody's copy: the list's address and its
+		 * unsubscribe page stand in for the member's. */
+		post_unsubscribe_page(cfg, page, sizeof(page));
+		if ((arch = personal_fill(out.data, out.len, "", 0, cfg->address, page, &alen)) ==
+		    NULL) {
+			snprintf(outcome, outcomelen,
+			         "failed: out of memory filling the archive copy");
+			free(body);
+			post_out_free(&out);
+			return -1;
+		}
+	}
 	if (db_engine_queue_post(db, &p, oqid, &msg_id, &nrcpt) < 0 ||
 	    (cfg->archive &&
 	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,
-	                           out.data, out.len) < 0)) {
+	                           arch ? arch : out.data, arch ? alen : out.len) < 0)) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
+		free(arch);
 		free(body);
 		post_out_free(&out);
 		return -1;
 	}
+	free(arch);
 	snprintf(outcome, outcomelen, "posted: %s%s, rcpts=%lld, size=%zu,%s dmarc=%s%s",
 	         nrcpt > 0 ? "queued as " : "nothing queued (no recipients)", oqid,
-	         (long long)nrcpt, out.len, p.verp ? " verp," : "", dpol,
+	         (long long)nrcpt, out.len,
+	         p.personal ? " personal,"
+	         : p.verp   ? " verp,"
+	                    : "",
+	         dpol,
 	         out.dmarc == 1   ? " (From rewritten)"
 	         : out.dmarc == 2 ? " (wrapped)"
 	                          : "");
@@ -261,7 +285,7 @@ posting_handle(struct db *db, const struct conf *conf, const struct inbound *in,
 		snprintf(outcome, outcomelen, "dropped: the list no longer exists");
 		return 0;
 	}
-	if (load_cfg(db, in->list_id, in->list_local, in->list_domain, &cfg) < 0) {
+	if (load_cfg(db, conf, in->list_id, in->list_local, in->list_domain, &cfg) < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
 		return -1;
 	}
@@ -321,7 +345,7 @@ posting_release(struct db *db, const struct conf *conf, int64_t list_id, int64_t
 	int rc;
 
 	if (db_list_get(db, list_id, &l) < 0 ||
-	    load_cfg(db, list_id, l.local, l.domain, &cfg) < 0 ||
+	    load_cfg(db, conf, list_id, l.local, l.domain, &cfg) < 0 ||
 	    db_engine_load(db, spool_id, &e) < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
 		return -1;

@@ -261,6 +261,7 @@ deliver_start(struct event_base *base, const struct conf *conf)
 	TAILQ_INIT(&dl->dns_wait);
 	TAILQ_INIT(&dl->idle);
 	mc_init(&dl->mc);
+	personal_init(dl);
 	pthread_mutex_init(&dl->spool_hook_mu, NULL);
 	/* Domains walked at once: enough that connections never wait for
 	 * the reader; each holds at most a few pages of rows. */
@@ -299,6 +300,10 @@ deliver_start(struct event_base *base, const struct conf *conf)
 		db_close(w0);
 		goto fail;
 	}
+	if (personal_keys_reload(dl, w0) < 0)
+		log_warnx("delivery: no one-click keys (%s): personal copies carry only "
+		          "mailto:LIST-leave",
+		          db_errmsg(w0));
 	db_close(w0);
 	if (worker_start(&dl->reader, dl, reader_main, "queue-reader") < 0 ||
 	    worker_start(&dl->writer, dl, writer_main, "queue-writer") < 0)
@@ -409,6 +414,7 @@ deliver_stop(struct deliver *d)
 	workq_free(d->done);
 	workq_free(d->kick);
 	pthread_mutex_destroy(&d->spool_hook_mu);
+	pthread_mutex_destroy(&d->okeys_mu);
 	free(d);
 }
 

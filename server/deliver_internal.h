@@ -10,6 +10,7 @@
  *                     per-domain limits, throttling, body forms
  *   deliver_result.c  results, retries and DSNs; the writer thread
  *   deliver_local.c   delivery to our own list addresses (into the spool)
+ *   deliver_personal.c the copies of a personalized post, rendered per member
  *   msgcache.c        the message cache (msgcache.h)
  *
  * Threads: the loop owns struct deliver, its domains, batches and pool;
@@ -19,6 +20,7 @@
 #ifndef FANMAIL_DELIVER_INTERNAL_H
 #define FANMAIL_DELIVER_INTERNAL_H
 
+#include "lists/oneclick.h"
 #include "lists/verp.h"
 #include "server/dns.h"
 #include "server/msgcache.h"
@@ -58,6 +60,8 @@ struct batch {
 	struct smtp_txn txn;
 	char from[600];
 	struct smtp_sess *sess;
+	char *pbody; /* a personal message: this copy, prepared for DATA */
+	size_t plen;
 	TAILQ_ENTRY(batch) link;
 };
 TAILQ_HEAD(batch_list, batch);
@@ -189,6 +193,12 @@ struct deliver {
 	int writes_out;      /* result jobs at the writer */
 	int results_out;     /* the rows in them: taken by receivers, not committed */
 	struct verp_key key; /* signs VERP senders; read-only after the start */
+	/* Personal messages (deliver_personal.c): the one-click keys, reloaded
+	 * by the reader at each scan, read by the loop and the writer. */
+	pthread_mutex_t okeys_mu;
+	struct oneclick_keys okeys;
+	char http_base[512];
+	int nobase_warned;
 	/* Told after each commit that put mail into the inbound spool
 	 * (deliver_on_spool() sets it from any thread; the writer calls it). */
 	pthread_mutex_t spool_hook_mu;
@@ -249,6 +259,17 @@ void batch_free(struct batch *b);
 void batch_finish(struct batch *b, struct job *j);
 void batch_all(struct batch *b, int code, const char *text, const char *dsn);
 void copy_orig(void *arg, const unsigned char *body, size_t len);
+
+/* deliver_personal.c */
+void personal_init(struct deliver *dl);
+int personal_keys_reload(struct deliver *dl, struct db *db);
+/* The copy of a personal message's stored body raw[0..len) for rcpt, as
+ * stored (CRLF, not dot-stuffed); NULL when out of memory. */
+char *personal_copy(struct deliver *dl, int64_t list_id, const char *env_from, const char *raw,
+                    size_t len, const char *rcpt, size_t *outlen);
+/* choose_body() for a personal message: renders b's one recipient's copy
+ * into b->pbody in the form the server takes. */
+void personal_choose_body(struct batch *b, int ext);
 
 /* deliver_local.c */
 int local_deliver(struct worker *w, struct job *j);

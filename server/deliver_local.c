@@ -38,6 +38,19 @@ local_deliver(struct worker *w, struct job *j)
 		free(body.orig);
 		return db_status(w->db) == DB_NOTFOUND ? 0 : -1;
 	}
+	if (qm.personal) {
+		/* A personal message goes one recipient a batch: that
+		 * member's copy. */
+		size_t clen = 0;
+		char *copy = personal_copy(w->dl, qm.list_id, qm.env_from, body.orig, body.len,
+		                           j->res[0].to, &clen);
+
+		free(body.orig);
+		if (copy == NULL)
+			return -1;
+		body.orig = copy;
+		body.len = clen;
+	}
 	if ((sr = calloc((size_t)j->nres, sizeof(*sr))) == NULL) {
 		free(body.orig);
 		return -1;

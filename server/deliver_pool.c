@@ -253,7 +253,10 @@ batch_send(struct batch *b, struct smtp_sess *s)
 	b->txn.nrcpt = b->n;
 	b->txn.rcpts = b->rcpts;
 	b->txn.results = b->res;
-	choose_body(b, smtp_out_ext(s));
+	if (b->m->personal)
+		personal_choose_body(b, smtp_out_ext(s));
+	else
+		choose_body(b, smtp_out_ext(s));
 	smtp_out_send(s, &b->txn, on_txn, b);
 }
 

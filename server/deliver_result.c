@@ -132,8 +132,20 @@ queue_dsn(struct worker *w, struct wres *res, int n)
 		rc = queue_dsn_to(w, &qm, &a, res, n, qm.env_from);
 	} else {
 		for (int i = 0; i < n && rc == 0; i++) {
+			struct dsn_acc c = a;
+
 			verp_sender(&w->dl->key, qm.env_from, res[i].rcpt, to, sizeof(to));
-			rc = queue_dsn_to(w, &qm, &a, res + i, 1, to);
+			/* A personal message: the DSN quotes that member's copy,
+			 * never the stored form with its markers. */
+			if (qm.personal &&
+			    (c.orig = personal_copy(w->dl, qm.list_id, qm.env_from, a.orig, a.len,
+			                            res[i].rcpt, &c.len)) == NULL) {
+				free(a.orig);
+				return -1;
+			}
+			rc = queue_dsn_to(w, &qm, &c, res + i, 1, to);
+			if (c.orig != a.orig)
+				free(c.orig);
 		}
 	}
 	free(a.orig);
@@ -368,6 +380,7 @@ batch_free(struct batch *b)
 	free(b->rows);
 	free(b->rcpts);
 	free(b->res);
+	free(b->pbody);
 	free(b);
 }
 

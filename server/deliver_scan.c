@@ -128,6 +128,11 @@ reader_main(void *arg)
 			j->link.next = NULL;
 			if (j->kind == J_DOMAINS) {
 				struct names_acc a = {j, 0};
+				/* A scan starts: a rotated one-click key is
+				 * seen here (a query of a few rows). */
+				if (j->after[0] == '\0' && personal_keys_reload(w->dl, w->db) < 0)
+					log_warnx("queue: loading the one-click keys: %s",
+					          db_errmsg(w->db));
 				if (db_queue_domains(w->db, j->after, j->now, j->limit, add_name,
 				                     &a) < 0) {
 					log_warnx("queue: listing due domains: %s",
@@ -340,7 +345,7 @@ on_page(struct job *j)
 			close_open(d);
 		/* Each row holds its own reference on the message. */
 		if (d->open == NULL)
-			d->open = batch_new(d, r->m, r->m->verp ? 1 : maxr);
+			d->open = batch_new(d, r->m, r->m->verp || r->m->personal ? 1 : maxr);
 		d->open->rows[d->open->n++] = *r;
 	}
 	free(j->rows);

@@ -56,11 +56,27 @@ mc_trim(struct msg_cache *mc)
 	}
 }
 
+struct load {
+	struct qmsg *m;
+	const struct db_qmsg *qm; /* filled before the body is read */
+};
+
 static void
 body_prepare(void *arg, const unsigned char *body, size_t len)
 {
-	struct qmsg *m = arg;
+	const struct load *l = arg;
+	struct qmsg *m = l->m;
 
+	if (l->qm->personal) {
+		/* Each copy is rendered, downgraded and prepared when it is
+		 * sent (deliver_personal.c): the stored form is kept. */
+		if ((m->body = malloc(len + 1)) != NULL) {
+			memcpy(m->body, body, len);
+			m->body[len] = '\0';
+			m->blen = m->bytes = len;
+		}
+		return;
+	}
 	m->body = smtp_out_prepare_body(body, len, &m->blen);
 	m->bytes = m->blen;
 	m->need = downgrade_scan((const char *)body, len);
@@ -91,6 +107,7 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 {
 	struct qmsg *m;
 	struct db_qmsg qm;
+	struct load l = {NULL, &qm};
 
 	pthread_mutex_lock(&mc->mu);
 	for (m = mc->h[(uint64_t)id % MSG_BUCKETS]; m != NULL; m = m->hnext)
@@ -107,7 +124,8 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	pthread_mutex_unlock(&mc->mu);
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
-	if (db_queue_msg(db, id, &qm, body_prepare, m) < 0 || m->body == NULL) {
+	l.m = m;
+	if (db_queue_msg(db, id, &qm, body_prepare, &l) < 0 || m->body == NULL) {
 		qmsg_free(m);
 		return NULL;
 	}
@@ -117,6 +135,8 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	snprintf(m->env_from, sizeof(m->env_from), "%s", qm.env_from);
 	snprintf(m->kind, sizeof(m->kind), "%s", qm.kind);
 	m->verp = qm.verp;
+	m->personal = qm.personal;
+	m->list_id = qm.list_id;
 	m->created = qm.created;
 	m->expires = qm.expires;
 	m->size = qm.size;

@@ -30,10 +30,12 @@ struct qmsg {
 	char env_from[520];
 	char kind[16];
 	int verp;
+	int personal;    /* body is the stored form, with markers (deliver_personal.c) */
+	int64_t list_id; /* for its one-click tokens */
 	int64_t created;
 	int64_t expires;
 	int64_t size;
-	char *body; /* prepared for DATA */
+	char *body; /* prepared for DATA; a personal message: as stored */
 	size_t blen;
 	/* For servers without SMTPUTF8 or 8BITMIME (mail/downgrade.h):
 	 * need is what the message holds (DOWNGRADE_HEADERS: 8-bit header

@@ -3,11 +3,14 @@
  * tests/golden/NAME/ holds
  *   input.eml      the message as posted (LF line ends, for readability)
  *   settings       the list's settings, `key = value` per line, plus
- *                  `list = name@domain` and
+ *                  `list = name@domain`, `http_base = URL` (the HTTP face's
+ *                  base URL; none when absent) and
  *                  `dmarc_policy = none|quarantine|reject|norecord|fail`
  *                  (what the DNS lookup of the From domain answered)
  *   expected.eml   what goes out (LF line ends here; the real output is
- *                  checked to use CRLF only), or `dropped: loop`
+ *                  checked to use CRLF only), or `dropped: loop`. The
+ *                  footer markers of a personal post (lists/personal.h)
+ *                  are shown as {{m/q}} (variable, context).
  * One cmocka test per directory. FANMAIL_GOLDEN_UPDATE=1 rewrites the
  * expected files from the current output (review the diff!).
  */
@@ -60,13 +63,21 @@ trim(char *s)
 	return s;
 }
 
-/* Output with CRLF made LF; fails on a bare CR or LF. */
+/* Output with CRLF made LF and markers shown; fails on a bare CR or LF,
+ * or a NUL outside a marker. */
 static char *
 to_lf(const char *s, size_t len, const char *name)
 {
-	char *out = malloc(len + 1), *o = out;
+	char *out = malloc(len * 3 + 1), *o = out;
 
 	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\0') {
+			if (i + 3 >= len || s[i + 3] != '\0')
+				fail_msg("%s: a NUL that starts no marker at offset %zu", name, i);
+			o += sprintf(o, "{{%c/%c}}", s[i + 1], s[i + 2]);
+			i += 3;
+			continue;
+		}
 		if (s[i] == '\r') {
 			if (i + 1 >= len || s[i + 1] != '\n')
 				fail_msg("%s: bare CR at offset %zu of the output", name, i);
@@ -85,7 +96,8 @@ run_case(void **state)
 {
 	const char *name = *state;
 	char path[1024], line[8192], *input, *expected, *got = NULL, *gotlf;
-	char policy[32] = "norecord", local[65] = "test", domain[256] = "lists.example.org";
+	char policy[32] = "norecord", base[512] = "", local[65] = "test",
+	     domain[256] = "lists.example.org";
 	size_t inlen, explen;
 	struct list_conf lc;
 	struct post_cfg cfg;
@@ -108,7 +120,9 @@ run_case(void **state)
 		*eq = '\0';
 		k = trim(line);
 		v = trim(eq + 1);
-		if (strcmp(k, "dmarc_policy") == 0) {
+		if (strcmp(k, "http_base") == 0) {
+			snprintf(base, sizeof(base), "%s", v);
+		} else if (strcmp(k, "dmarc_policy") == 0) {
 			snprintf(policy, sizeof(policy), "%s", v);
 		} else if (strcmp(k, "list") == 0) {
 			char *at = strchr(v, '@');
@@ -122,6 +136,7 @@ run_case(void **state)
 	}
 	/* After the list's address is known: settings expand %n with it. */
 	post_cfg_init(&cfg, local, domain, &lc);
+	snprintf(cfg.http_base, sizeof(cfg.http_base), "%s", base);
 	conf_list_free(&lc);
 	fclose(f);
 
