@@ -28,6 +28,7 @@
 #include "db/members.h"
 #include "db/queue.h"
 #include "lists/list_conf.h"
+#include "lists/oneclick.h"
 #include "lists/store.h"
 #include "mail/addr.h"
 #include "mail/build.h"
@@ -350,6 +351,8 @@ send_notice(struct ctx *c, const char *to, const char *to_key, const char *subje
 	return send_mail(c, to, to_key, "reply", subject, NULL, body, qid);
 }
 
+static int notify_owners_leave(struct ctx *c, const char *addr, const char *how);
+
 static int
 leave(struct ctx *c, const char *addr, const char *key, const char *how)
 {
@@ -383,6 +386,8 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 		free(body.p);
 		c->answered = 1;
 	}
+	if (rc == 0 && c->lc.owner_notify_leave)
+		rc = notify_owners_leave(c, addr, how);
 	return rc;
 }
 
@@ -402,6 +407,49 @@ do_unsubscribe(struct ctx *c)
 	if (c->lc.unsubscribe_confirm)
 		return send_confirmation(c, "unsubscribe");
 	return leave(c, c->from, c->from_key, "by email");
+}
+
+/* Mail to LIST-leave+TOKEN (the mailto: of a personal copy's
+ * List-Unsubscribe): a one-click token that checks for this list names
+ * the member, who leaves at once, whoever sends it: the token is the
+ * proof, as for the one-click URL. 1 when it did; 0 when the token does
+ * not check (the caller treats the mail as plain LIST-leave); -1. */
+static int
+leave_by_token(struct ctx *c, const char *token)
+{
+	struct oneclick_keys k;
+	char key[DB_ADDR_MAX];
+	struct db_member m;
+	enum oneclick_check r;
+	struct addr a;
+	const char *why;
+
+	if (oneclick_keys_load(c->db, &k) < 0) {
+		if (db_status(c->db) != DB_OK)
+			return -1;
+		outcome_add(c, "leave token: no one-click key");
+		return 0;
+	}
+	r = oneclick_check(&k, c->in->list_id, token, strlen(token), key, sizeof(key));
+	if (r != ONECLICK_OK) {
+		outcome_add(c, "leave token: %s", r == ONECLICK_FORGED ? "forged" : "malformed");
+		return 0;
+	}
+	if (addr_parse(key, strlen(key), ADDR_UTF8, &a, &why) < 0 ||
+	    store_member_find(c->db, c->in->list_id, &a, &m) < 0) {
+		if (db_status(c->db) != DB_NOTFOUND && db_status(c->db) != DB_OK)
+			return -1;
+		/* Gone already: nothing to do, and nothing to tell anyone. */
+		outcome_add(c, "unsubscribe %s: not a member (one-click token by email)", key);
+		c->answered = 1;
+		return 1;
+	}
+	if (leave(c, m.address, m.addr_key, "one-click token by email") < 0)
+		return -1;
+	/* No reply but the goodbye: whoever sent this need not be the
+	 * member, and the results would go to them. */
+	c->answered = 1;
+	return 1;
 }
 
 static int
@@ -737,6 +785,31 @@ add_owner(const char *address, void *arg)
 }
 
 static int
+notify_owners_leave(struct ctx *c, const char *addr, const char *how)
+{
+	struct owners *o = calloc(1, sizeof(*o));
+	char subject[DB_ADDR_MAX * 2 + 32], qid[DB_QID_LEN];
+	struct strbuf body = {0};
+	int rc = 0;
+
+	if (o == NULL || db_list_role_each(c->db, c->in->list_id, "owner", add_owner, o) < 0) {
+		free(o);
+		return -1;
+	}
+	snprintf(subject, sizeof(subject), "%s left %s", addr, c->list);
+	strbuf_printf(&body, "%s is no longer subscribed to %s (%s).\n", addr, c->list, how);
+	for (size_t i = 0; i < o->n && rc == 0 && body.p; i++)
+		rc = send_mail(c, o->addr[i], NULL, "notice", subject, NULL, body.p, qid);
+	if (body.p == NULL)
+		rc = -1;
+	else if (rc == 0 && o->n > 0)
+		outcome_add(c, "owners told (%zu)", o->n);
+	free(body.p);
+	free(o);
+	return rc;
+}
+
+static int
 handle_owner(struct ctx *c)
 {
 	struct owners *o = calloc(1, sizeof(*o));
@@ -903,6 +976,13 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 		rc = handle_request(&c);
 	} else if (in->role == LISTADDR_JOIN || in->role == LISTADDR_SUBSCRIBE) {
 		rc = do_subscribe(&c);
+	} else if (in->role == LISTADDR_LEAVE && in->extension && *in->extension) {
+		/* LIST-leave+TOKEN; a token that does not check is plain
+		 * LIST-leave (with its confirmation). */
+		if ((rc = leave_by_token(&c, in->extension)) == 0)
+			rc = do_unsubscribe(&c);
+		else if (rc > 0)
+			rc = 0;
 	} else if (in->role == LISTADDR_LEAVE || in->role == LISTADDR_UNSUBSCRIBE) {
 		rc = do_unsubscribe(&c);
 	} else if (in->role == LISTADDR_CONFIRM) {
