@@ -21,6 +21,7 @@
 	X(mod) \
 	X(bounce) X(bounces) \
 	X(archive) \
+	X(secret) \
 	/* END */
 // clang-format on
 

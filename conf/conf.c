@@ -261,14 +261,23 @@ check_value(const struct conf_def *d, const char *value, char *canon, size_t can
  * file and line named) instead of binding another port (99999 is 34463
  * to the kernel) or greeting with a name that is no name. */
 
-enum host_kind { HK_HOSTNAME, HK_PORT, HK_LISTEN, HK_DNS_SERVERS, HK_RELAY, HK_HTTP_LISTEN, HK_URL };
+enum host_kind {
+	HK_HOSTNAME,
+	HK_PORT,
+	HK_LISTEN,
+	HK_DNS_SERVERS,
+	HK_RELAY,
+	HK_HTTP_LISTEN,
+	HK_URL
+};
 
 static const struct {
 	const char *name;
 	enum host_kind kind;
 } host_settings[] = {
-    {"hostname", HK_HOSTNAME}, {"default_list_domain", HK_HOSTNAME}, {"delivery_port", HK_PORT},
-    {"listen", HK_LISTEN},     {"dns_servers", HK_DNS_SERVERS},      {"relay_host", HK_RELAY},
+    {"hostname", HK_HOSTNAME},       {"default_list_domain", HK_HOSTNAME},
+    {"delivery_port", HK_PORT},      {"listen", HK_LISTEN},
+    {"dns_servers", HK_DNS_SERVERS}, {"relay_host", HK_RELAY},
     {"http_listen", HK_HTTP_LISTEN}, {"http_base_url", HK_URL},
 };
 
@@ -414,8 +423,10 @@ check_base_url(const char *s, char *why, size_t whylen)
 		return -1;
 	}
 	for (const char *p = s; *p; p++)
-		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || strchr("?#\\\"<>'`", *p)) {
-			snprintf(why, whylen, "a space, quote, control character, '?' or '#' in the URL");
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
+		    strchr("?#\\\"<>'`", *p)) {
+			snprintf(why, whylen,
+			         "a space, quote, control character, '?' or '#' in the URL");
 			return -1;
 		}
 	end = host + strcspn(host, "/");

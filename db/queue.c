@@ -399,6 +399,34 @@ db_queue_list(struct db *db, void (*cb)(void *arg, const struct db_qsummary *s),
 }
 
 int
+db_queue_count_by_state(struct db *db, struct db_queue_counts *c)
+{
+	static const char sql[] =
+	    "SELECT TOTAL(state = 'queued'), TOTAL(state = 'deferred'), TOTAL(state = 'sent'),"
+	    " TOTAL(state = 'failed'),"
+	    " COUNT(DISTINCT CASE WHEN " PENDING " THEN msg_id END) FROM deliveries";
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		c->queued = sqlite3_column_int64(st, 0);
+		c->deferred = sqlite3_column_int64(st, 1);
+		c->sent = sqlite3_column_int64(st, 2);
+		c->failed = sqlite3_column_int64(st, 3);
+		c->messages = sqlite3_column_int64(st, 4);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(db, rc, "count the queue");
+	db_ok(db);
+	return 0;
+}
+
+int
 db_queue_show(struct db *db, const char *qid,
               void (*msg_cb)(void *arg, const struct db_qsummary *s),
               void (*rcpt_cb)(void *arg, const struct db_qrcpt *r), void *arg)

@@ -146,7 +146,11 @@ struct ctx {
 	struct list_conf lc;   /* the list's settings */
 	struct strbuf results; /* the reply to LIST-request */
 	struct strbuf outcome;
-	int answered; /* a mail other than the results already answers */
+	int answered;    /* a mail other than the results already answers */
+	int queued;      /* some mail was queued */
+	int changed;     /* a membership changed */
+	int limited;     /* a confirmation limit was reached: nothing sent */
+	const char *how; /* for the log: "confirmed by email", "confirmed on the web" */
 };
 
 static void outcome_add(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -203,6 +207,8 @@ send_mail(struct ctx *c, const char *to, const char *to_key, const char *kind, c
 	free(out);
 	if (rc < 0)
 		outcome_add(c, "%s: %s", why, db_errmsg(c->db));
+	else
+		c->queued = 1;
 	return rc;
 }
 
@@ -242,7 +248,7 @@ send_confirmation(struct ctx *c, const char *action)
 	int64_t list_id = c->in->list_id;
 	int64_t expires = db_now() + c->lc.confirm_token_lifetime;
 	char token[DB_TOKEN_LEN], qid[DB_QID_LEN], date[40], subject[80];
-	char confirm_addr[DB_ADDR_MAX];
+	char confirm_addr[DB_ADDR_MAX], base[1024];
 	const char *why = NULL;
 	struct strbuf body = {0};
 	int ok;
@@ -255,6 +261,7 @@ send_confirmation(struct ctx *c, const char *action)
 		              "Too many confirmation requests for %s lately; try again later.\n\n",
 		              c->from);
 		c->answered = 1; /* and never answer past a limit */
+		c->limited = 1;
 		return 0;
 	}
 	if (db_token_add(c->db, list_id, action, c->from, c->from_key, c->from_name, expires,
@@ -264,10 +271,25 @@ send_confirmation(struct ctx *c, const char *action)
 	snprintf(confirm_addr, sizeof(confirm_addr), "%s-confirm+%s@%s", c->in->list_local, token,
 	         c->in->list_domain);
 	snprintf(subject, sizeof(subject), "confirm %s", token);
+	conf_http_base_url(c->conf, base, sizeof(base));
 	strbuf_printf(&body,
 	              "Someone, probably you, asked to %s %s %s the mailing list %s.\n"
-	              "\n"
-	              "To confirm, reply to this message (the reply goes to\n"
+	              "\n",
+	              strcmp(action, "subscribe") == 0 ? "subscribe" : "unsubscribe", c->from,
+	              strcmp(action, "subscribe") == 0 ? "to" : "from", c->list);
+	/* The page behind the link only asks: its button (a POST) confirms,
+	 * so that a link scanner that fetches every URL changes nothing. */
+	if (base[0] != '\0')
+		strbuf_printf(&body,
+		              "To confirm, open this page and press its button:\n"
+		              "\n"
+		              "    %s/confirm/%s\n"
+		              "\n"
+		              "Or reply to this message (the reply goes to\n",
+		              base, token);
+	else
+		strbuf_printf(&body, "To confirm, reply to this message (the reply goes to\n");
+	strbuf_printf(&body,
 	              "%s),\n"
 	              "or send a message to %s with this line in its\n"
 	              "subject or body:\n"
@@ -277,9 +299,7 @@ send_confirmation(struct ctx *c, const char *action)
 	              "This request expires on %s.\n"
 	              "If you did not ask for this, ignore this message: nothing changes\n"
 	              "without your confirmation.\n",
-	              strcmp(action, "subscribe") == 0 ? "subscribe" : "unsubscribe", c->from,
-	              strcmp(action, "subscribe") == 0 ? "to" : "from", c->list, confirm_addr,
-	              c->request, token, date);
+	              confirm_addr, c->request, token, date);
 	if (body.p == NULL) {
 		outcome_add(c, "out of memory");
 		return -1;
@@ -351,7 +371,50 @@ send_notice(struct ctx *c, const char *to, const char *to_key, const char *subje
 	return send_mail(c, to, to_key, "reply", subject, NULL, body, qid);
 }
 
-static int notify_owners_leave(struct ctx *c, const char *addr, const char *how);
+struct owner_list {
+	char addr[16][DB_ADDR_MAX];
+	size_t n;
+};
+
+static int
+collect_owner(const char *address, void *arg)
+{
+	struct owner_list *o = arg;
+
+	if (o->n >= sizeof(o->addr) / sizeof(o->addr[0]))
+		return 1;
+	snprintf(o->addr[o->n++], sizeof(o->addr[0]), "%s", address);
+	return 0;
+}
+
+/* owner_notify_leave: a notice to each owner that addr left, and how. Not
+ * counted against the owners' auto_reply_limit: they asked for these. */
+static int
+notify_owners(struct ctx *c, const char *addr, const char *how)
+{
+	struct owner_list *o = calloc(1, sizeof(*o));
+	char subject[400], qid[DB_QID_LEN];
+	struct strbuf body = {0};
+	int rc = 0;
+
+	if (o == NULL)
+		return -1;
+	if (db_list_role_each(c->db, c->in->list_id, "owner", collect_owner, o) < 0) {
+		free(o);
+		return -1;
+	}
+	snprintf(subject, sizeof(subject), "%s left %s", addr, c->list);
+	strbuf_printf(&body, "%s is no longer subscribed to %s (%s).\n", addr, c->list, how);
+	for (size_t i = 0; i < o->n && rc == 0 && body.p != NULL; i++)
+		rc = send_mail(c, o->addr[i], NULL, "notice", subject, NULL, body.p, qid);
+	if (body.p == NULL)
+		rc = -1;
+	if (rc == 0 && o->n > 0)
+		outcome_add(c, "owners told (%zu)", o->n);
+	free(body.p);
+	free(o);
+	return rc;
+}
 
 static int
 leave(struct ctx *c, const char *addr, const char *key, const char *how)
@@ -374,7 +437,10 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 	snprintf(detail, sizeof(detail), "%s unsubscribed (%s)", addr, how);
 	if (db_engine_event(c->db, c->in->list_id, "unsubscribe", detail) < 0)
 		return -1;
+	c->changed = 1;
 	outcome_add(c, "unsubscribe %s: done", addr);
+	if (c->lc.owner_notify_leave && notify_owners(c, addr, how) < 0)
+		return -1;
 	strbuf_printf(&c->results, "%s has left %s.\n\n", addr, c->list);
 	if (c->lc.send_goodbye) {
 		snprintf(subject, sizeof(subject), "You have left %s", c->list);
@@ -386,8 +452,6 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 		free(body.p);
 		c->answered = 1;
 	}
-	if (rc == 0 && c->lc.owner_notify_leave)
-		rc = notify_owners_leave(c, addr, how);
 	return rc;
 }
 
@@ -464,7 +528,7 @@ use_token(struct ctx *c, const struct db_token *t)
 	if (db_token_delete(c->db, t->token) < 0)
 		return -1;
 	if (strcmp(t->action, "unsubscribe") == 0) {
-		return leave(c, t->address, t->addr_key, "confirmed by email");
+		return leave(c, t->address, t->addr_key, c->how);
 	}
 	if (addr_parse(t->address, strlen(t->address), ADDR_UTF8, &a, &why) < 0) {
 		outcome_add(c, "confirm: token for an invalid address %s", t->address);
@@ -477,7 +541,8 @@ use_token(struct ctx *c, const struct db_token *t)
 		    store_member_set(c->db, c->in->list_id, &a, "status", "enabled") < 0)
 			return -1;
 	}
-	snprintf(detail, sizeof(detail), "%s subscribed (confirmed by email)", t->address);
+	c->changed = 1;
+	snprintf(detail, sizeof(detail), "%s subscribed (%s)", t->address, c->how);
 	if (db_engine_event(c->db, c->in->list_id, "subscribe", detail) < 0)
 		return -1;
 	outcome_add(c, "subscribe %s: confirmed", t->address);
@@ -785,31 +850,6 @@ add_owner(const char *address, void *arg)
 }
 
 static int
-notify_owners_leave(struct ctx *c, const char *addr, const char *how)
-{
-	struct owners *o = calloc(1, sizeof(*o));
-	char subject[DB_ADDR_MAX * 2 + 32], qid[DB_QID_LEN];
-	struct strbuf body = {0};
-	int rc = 0;
-
-	if (o == NULL || db_list_role_each(c->db, c->in->list_id, "owner", add_owner, o) < 0) {
-		free(o);
-		return -1;
-	}
-	snprintf(subject, sizeof(subject), "%s left %s", addr, c->list);
-	strbuf_printf(&body, "%s is no longer subscribed to %s (%s).\n", addr, c->list, how);
-	for (size_t i = 0; i < o->n && rc == 0 && body.p; i++)
-		rc = send_mail(c, o->addr[i], NULL, "notice", subject, NULL, body.p, qid);
-	if (body.p == NULL)
-		rc = -1;
-	else if (rc == 0 && o->n > 0)
-		outcome_add(c, "owners told (%zu)", o->n);
-	free(body.p);
-	free(o);
-	return rc;
-}
-
-static int
 handle_owner(struct ctx *c)
 {
 	struct owners *o = calloc(1, sizeof(*o));
@@ -924,7 +964,7 @@ int
 commands_handle(struct db *db, const struct conf *conf, const struct inbound *in, char *outcome,
                 size_t outcomelen)
 {
-	struct ctx c = {.db = db, .conf = conf, .in = in};
+	struct ctx c = {.db = db, .conf = conf, .in = in, .how = "confirmed by email"};
 	const char *why;
 	int rc = 0;
 
@@ -1020,4 +1060,105 @@ commands_housekeeping(struct db *db, const struct conf *conf, int64_t now, size_
 	/* The longest window counted is a day unless a list counts longer;
 	 * keep a month. */
 	return db_reply_log_purge(db, now - 30 * DAY);
+}
+
+/* ---- the web face's way in ---- */
+
+int
+commands_web(struct db *db, const struct conf *conf, enum commands_web_op op,
+             struct commands_web *w)
+{
+	struct inbound in = {
+	    .qid = "",
+	    .mail_from = "",
+	    .rcpt = "",
+	    .list_id = w->list_id,
+	    .list_local = w->list_local,
+	    .list_domain = w->list_domain,
+	    .role = LISTADDR_REQUEST,
+	    .message = "",
+	};
+	struct ctx c = {.db = db, .conf = conf, .in = &in, .how = "confirmed on the web"};
+	struct db_token t;
+	struct addr a;
+	const char *why;
+	int rc = 0;
+
+	w->changed = w->mail_queued = w->limited = w->refused = w->not_member = 0;
+	w->outcome[0] = '\0';
+	snprintf(c.list, sizeof(c.list), "%s@%s", w->list_local, w->list_domain);
+	snprintf(c.request, sizeof(c.request), "%s-request@%s", w->list_local, w->list_domain);
+	if (list_conf_load(db, w->list_id, &c.lc) < 0) {
+		snprintf(w->outcome, sizeof(w->outcome), "list settings: %s", db_errmsg(db));
+		return -1;
+	}
+	if (op == COMMANDS_WEB_CONFIRM) {
+		if (db_token_get(db, w->token, &t) < 0 || t.list_id != w->list_id) {
+			rc = db_status(db) == DB_NOTFOUND || db_status(db) == DB_OK ? 0 : -1;
+			w->not_member = 1; /* no such token (of this list) */
+			outcome_add(&c, "confirm: unknown token");
+			goto out;
+		}
+		snprintf(c.from, sizeof(c.from), "%s", t.address);
+		snprintf(c.from_key, sizeof(c.from_key), "%s", t.addr_key);
+		rc = t.expires < db_now() ? db_token_delete(db, w->token) : use_token(&c, &t);
+		if (t.expires < db_now() && rc == 0)
+			outcome_add(&c, "confirm %s: token expired", t.address);
+		goto out;
+	}
+	/* An address from a form, or from a checked one-click token. */
+	if (addr_parse(w->address, strlen(w->address), ADDR_UTF8, &a, &why) < 0 || a.literal ||
+	    addr_format(&a, c.from, sizeof(c.from)) < 0 ||
+	    addr_key(&a, c.from_key, sizeof(c.from_key)) < 0) {
+		w->refused = 1;
+		outcome_add(&c, "not a valid address");
+		goto out;
+	}
+	if ((rc = listaddr_is_ours(db, &a)) != 0) {
+		if (rc > 0)
+			outcome_add(&c, "ignored: %s is a list address of this server", c.from);
+		w->refused = rc > 0;
+		rc = rc < 0 ? -1 : 0;
+		goto out;
+	}
+	switch (op) {
+	case COMMANDS_WEB_SUBSCRIBE:
+		if (c.lc.subscribe_policy == list_subscribe_policy_closed) {
+			w->refused = 1;
+			outcome_add(&c, "subscribe %s: refused (subscribe_policy closed)", c.from);
+			break;
+		}
+		rc = do_subscribe(&c);
+		break;
+	case COMMANDS_WEB_UNSUBSCRIBE: {
+		char status[16];
+		int r = member_status(&c, c.from, status, sizeof(status));
+
+		/* Always by confirmation, whatever unsubscribe_confirm says: a
+		 * form proves nothing about who filled it in. */
+		if (r < 0)
+			rc = -1;
+		else if (r == 0) {
+			w->not_member = 1;
+			outcome_add(&c, "unsubscribe %s: not a member", c.from);
+		} else
+			rc = send_confirmation(&c, "unsubscribe");
+		break;
+	}
+	case COMMANDS_WEB_LEAVE:
+		rc = leave(&c, c.from, c.from_key, w->how ? w->how : "on the web");
+		if (rc == 0 && !c.changed)
+			w->not_member = 1;
+		break;
+	case COMMANDS_WEB_CONFIRM:
+		break;
+	}
+out:
+	w->changed = c.changed;
+	w->mail_queued = c.queued;
+	w->limited = c.limited;
+	snprintf(w->outcome + strlen(w->outcome), sizeof(w->outcome) - strlen(w->outcome), "%s",
+	         c.outcome.p ? c.outcome.p : "done");
+	ctx_free(&c);
+	return rc < 0 ? -1 : 0;
 }

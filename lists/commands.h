@@ -125,6 +125,38 @@ int commands_send(struct db *db, const struct conf *conf, const struct commands_
 int commands_sender(const struct msg *m, const char *mail_from, char *addr, size_t addrlen,
                     char *key, size_t keylen, char *name, size_t namelen);
 
+/* ---- the web face's way in (lists/web.c) ----
+ * The same actions as by email, for an address given in a form, named by
+ * a confirmation token or by a checked one-click token: the same limits,
+ * the same mails (welcome, goodbye, the owners' notice), the same events
+ * log. Runs inside the caller's transaction. */
+enum commands_web_op {
+	COMMANDS_WEB_SUBSCRIBE,   /* mail a subscribe confirmation to address */
+	COMMANDS_WEB_UNSUBSCRIBE, /* mail an unsubscribe confirmation, when a member */
+	COMMANDS_WEB_CONFIRM,     /* use token (subscribe or unsubscribe) */
+	COMMANDS_WEB_LEAVE,       /* remove address at once: the caller checked a token */
+};
+
+struct commands_web {
+	int64_t list_id;
+	const char *list_local;
+	const char *list_domain;
+	const char *address; /* SUBSCRIBE, UNSUBSCRIBE, LEAVE */
+	const char *token;   /* CONFIRM */
+	const char *how;     /* LEAVE: for the events log and the owners' notice */
+	/* out */
+	int changed;     /* a membership changed */
+	int mail_queued; /* mail went into the queue */
+	int limited;     /* a confirmation limit was reached: nothing was sent */
+	int refused;     /* the address is invalid or ours, or subscribe_policy is closed */
+	int not_member;  /* LEAVE, UNSUBSCRIBE: not a member; CONFIRM: no such token */
+	char outcome[600];
+};
+
+/* Returns 0 (what happened in w), or -1 when the store failed: roll back. */
+int commands_web(struct db *db, const struct conf *conf, enum commands_web_op op,
+                 struct commands_web *w);
+
 /* Housekeeping, called by the engine runner once a minute:
  * held posts past hold_lifetime get hold_expire_action, expired tokens and
  * old reply-log entries are deleted. Runs in the caller's transaction.

@@ -126,8 +126,8 @@ oneclick_token(const struct oneclick_keys *k, int64_t list_id, const char *addr_
 	char enc[ONECLICK_TOKEN_MAX], sig[ONECLICK_SIG_LEN + 1];
 	int n;
 
-	if (k->n == 0 || b32_encode((const unsigned char *)addr_key, strlen(addr_key), enc,
-	                            sizeof(enc)) < 0)
+	if (k->n == 0 ||
+	    b32_encode((const unsigned char *)addr_key, strlen(addr_key), enc, sizeof(enc)) < 0)
 		return -1;
 	sign(k->key[0].k, k->key[0].len, list_id, addr_key, k->key[0].version, sig);
 	n = snprintf(buf, len, "%d-%s-%s", k->key[0].version, enc, sig);
@@ -181,8 +181,7 @@ path_safe(unsigned char c)
 }
 
 int
-oneclick_url(const char *base, const char *list_address, const char *token, char *buf,
-             size_t len)
+oneclick_url(const char *base, const char *list_address, const char *token, char *buf, size_t len)
 {
 	size_t o;
 	int n = snprintf(buf, len, "%s/unsubscribe/", base);

@@ -49,8 +49,8 @@ int oneclick_keys_load(struct db *db, struct oneclick_keys *k);
 /* The token for the member with address key addr_key on list list_id,
  * signed with the newest key. Returns its length, or -1 when it does not
  * fit in buf or there is no key. */
-int oneclick_token(const struct oneclick_keys *k, int64_t list_id, const char *addr_key,
-                   char *buf, size_t len);
+int oneclick_token(const struct oneclick_keys *k, int64_t list_id, const char *addr_key, char *buf,
+                   size_t len);
 
 enum oneclick_check {
 	ONECLICK_OK = 0,
@@ -62,8 +62,7 @@ enum oneclick_check {
 /* Checks token[0..len) for list list_id; on ONECLICK_OK writes the
  * member's address key to addr_key. Comparison in constant time. */
 enum oneclick_check oneclick_check(const struct oneclick_keys *k, int64_t list_id,
-                                   const char *token, size_t len, char *addr_key,
-                                   size_t keylen);
+                                   const char *token, size_t len, char *addr_key, size_t keylen);
 
 /* BASE/unsubscribe/LIST@DOMAIN/TOKEN (base without a trailing '/').
  * Returns the length, or -1 when it does not fit. */

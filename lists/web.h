@@ -37,16 +37,16 @@ enum web_kind {
 };
 
 struct web_result {
-	int status;               /* HTTP status, as above */
+	int status; /* HTTP status, as above */
 	enum web_kind kind;
-	int done;                 /* an apply changed something (or had nothing left to change) */
-	int mail_queued;          /* mail went into the outbound queue: kick delivery */
-	char list_address[322];   /* the list (local@domain), "" when unknown */
-	char list_name[256];      /* its display name, or its local part */
+	int done;               /* an apply changed something (or had nothing left to change) */
+	int mail_queued;        /* mail went into the outbound queue: kick delivery */
+	char list_address[322]; /* the list (local@domain), "" when unknown */
+	char list_name[256];    /* its display name, or its local part */
 	char list_description[512];
-	char address[322];        /* the member or subscriber, "" when none */
-	char message[512];        /* one sentence for the page, plain text (the page escapes it) */
-	char log[600];            /* one line for fanmaild's log, "" when nothing to log */
+	char address[322]; /* the member or subscriber, "" when none */
+	char message[512]; /* one sentence for the page, plain text (the page escapes it) */
+	char log[600];     /* one line for fanmaild's log, "" when nothing to log */
 };
 
 /* GET/HEAD /confirm/TOKEN: what confirming the token would do. */

@@ -22,6 +22,7 @@
 
 struct deliver;
 struct engine_runner;
+struct http;
 struct event;
 struct event_base;
 struct smtp_in;
@@ -36,11 +37,15 @@ struct daemon {
 	struct ssl_ctx_st *tls;     /* NULL when STARTTLS is not offered */
 	int *listen_fds;            /* bound before privileges were dropped */
 	size_t nlisten;
-	int stopping; /* set on SIGTERM/SIGINT */
+	int *http_fds; /* http_listen's sockets, bound with the others */
+	size_t nhttp;
+	struct ssl_ctx_st *http_tls; /* NULL unless http_tls_cert is set */
+	int stopping;                /* set on SIGTERM/SIGINT */
 	/* the subsystems (NULL when not running) */
 	struct smtp_in *smtp_in;
 	struct deliver *deliver;      /* deliver_kick() from any thread */
 	struct engine_runner *runner; /* engine_runner_wake() from any thread */
+	struct http *http;            /* the HTTP face (server/http.c) */
 	/* shutdown: polls for work left, and the shutdown_timeout deadline */
 	struct event *poll_ev, *deadline_ev;
 	int deadline_passed;

@@ -14,6 +14,7 @@
 #include "mail/addr.h"
 #include "mail/dsn.h"
 #include "server/log.h"
+#include "server/metrics.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -226,6 +227,28 @@ fail:
 	return -1;
 }
 
+/* Counts the results just committed, by the state each row now has (a
+ * local delivery's row may still be queued: not a result yet). */
+static void
+count_results(struct job *list)
+{
+	int64_t n[3] = {0, 0, 0};
+
+	for (struct job *j = list; j != NULL; j = job_next(j))
+		for (int i = 0; i < j->nres; i++) {
+			const char *st = j->res[i].state;
+			if (strcmp(st, DB_Q_SENT) == 0)
+				n[0]++;
+			else if (strcmp(st, DB_Q_DEFERRED) == 0)
+				n[1]++;
+			else if (strcmp(st, DB_Q_FAILED) == 0)
+				n[2]++;
+		}
+	metrics_add(METRIC_DELIVERY_SENT, n[0]);
+	metrics_add(METRIC_DELIVERY_DEFERRED, n[1]);
+	metrics_add(METRIC_DELIVERY_FAILED, n[2]);
+}
+
 void *
 writer_main(void *arg)
 {
@@ -253,6 +276,7 @@ writer_main(void *arg)
 			sleep(tries < 5 ? 1 : 5);
 		}
 		list->dsns = dsns;
+		count_results(list);
 		for (struct job *j = list; j != NULL; j = job_next(j)) {
 			if (j->local) {
 				spool_hook_call(w->dl);

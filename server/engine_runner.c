@@ -25,6 +25,7 @@
 #include "mail/strbuf.h"
 #include "server/dmarc.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/retention.h"
 #include "server/workq.h"
 
@@ -63,6 +64,7 @@ struct engine_runner {
 struct pending {
 	struct strbuf b;
 	int dropped; /* lines lost to a failed allocation */
+	int bounces; /* recipients at a -bounces address handled (metrics) */
 };
 
 static void pending_add(struct pending *pl, int warn, const char *fmt, ...)
@@ -186,7 +188,8 @@ handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc 
 	struct db_engine_rcpt *r = NULL;
 	size_t n = 0, mark = pl->b.len;
 	char all[RUNNER_OUTCOME_MAX] = "", outcome[RUNNER_OUTCOME_MAX];
-	int failed = 0, rc = -1;
+	int failed = 0, rc = -1, bounces = 0;
+	const char *bounces_role = listaddr_role_name(LISTADDR_BOUNCES);
 
 	if (db_savepoint(db) < 0)
 		goto dberr;
@@ -217,6 +220,8 @@ handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc 
 				goto out;
 			}
 		}
+		if (!failed && strcmp(r[i].role, bounces_role) == 0)
+			bounces++;
 		pending_add(pl, 0, "%s: engine: to=<%s>, role=%s, %s", e.qid, r[i].rcpt, r[i].role,
 		            outcome);
 		note(all, sizeof(all), r[i].rcpt, outcome);
@@ -240,6 +245,8 @@ handle_entry(struct db *db, const struct conf *conf, const struct posting_dmarc 
 		db_undo_savepoint(db);
 		strbuf_truncate(&pl->b, mark);
 		goto out;
+	} else {
+		pl->bounces += bounces;
 	}
 	rc = 1;
 out:
@@ -301,6 +308,7 @@ run_batch(struct db *db, const struct conf *conf, const struct posting_dmarc *dm
 	}
 	pending_flush(&pl);
 	strbuf_free(&pl.b);
+	metrics_add(METRIC_BOUNCES, pl.bounces);
 	*handled += done;
 	return rc < 0 ? -1 : 0;
 }

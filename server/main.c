@@ -21,8 +21,10 @@
 #include "server/daemon.h"
 #include "server/deliver.h"
 #include "server/engine_runner.h"
+#include "server/http.h"
 #include "server/listen.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/smtp_in.h"
 #include "server/spool_writer.h"
 #include "server/tls.h"
@@ -36,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -129,6 +132,39 @@ runner_free(struct daemon *d)
 	d->runner = NULL;
 }
 
+/* The HTTP face: last in the table, so it is freed first (its worker
+ * kicks delivery). */
+static int
+httpd_start(struct daemon *d, char *err, size_t errlen)
+{
+	d->http = http_start(d, err, errlen);
+	return d->http ? 0 : -1;
+}
+
+static void
+httpd_shutdown(struct daemon *d)
+{
+	http_shutdown(d->http);
+}
+
+static int
+httpd_busy(struct daemon *d)
+{
+	return http_busy(d->http) > 0;
+}
+
+static void
+httpd_finish(struct daemon *d)
+{
+}
+
+static void
+httpd_free(struct daemon *d)
+{
+	http_free(d->http);
+	d->http = NULL;
+}
+
 static const struct subsystem {
 	const char *name;
 	int (*start)(struct daemon *d, char *err, size_t errlen);
@@ -141,6 +177,7 @@ static const struct subsystem {
     {"deliver", deliver_sub_start, deliver_sub_shutdown, deliver_sub_busy, deliver_sub_finish,
      deliver_sub_free},
     {"engine", runner_start, runner_shutdown, runner_busy, runner_shutdown, runner_free},
+    {"http", httpd_start, httpd_shutdown, httpd_busy, httpd_finish, httpd_free},
 };
 #define NSUBSYSTEMS (sizeof(subsystems) / sizeof(subsystems[0]))
 
@@ -339,6 +376,11 @@ main(int argc, char **argv)
 		rc = EX_OSERR;
 		goto out;
 	}
+	if (http_bind(&d, err, sizeof(err)) < 0) {
+		log_errorx("%s", err);
+		rc = EX_CONFIG;
+		goto out;
+	}
 	if ((rc = drop_privileges(conf.user)) != 0)
 		goto out;
 
@@ -372,6 +414,7 @@ main(int argc, char **argv)
 	sig_ev[2] = evsignal_new(d.base, SIGHUP, signal_cb, &d);
 	for (int i = 0; i < 3; i++)
 		evsignal_add(sig_ev[i], NULL);
+	metrics_started((int64_t)time(NULL));
 	log_info("daemon started -- version %s, database %s, listening on %s%s", FANMAIL_VERSION,
 	         conf.database, conf.listen, d.tls ? " (STARTTLS offered)" : "");
 
@@ -393,6 +436,12 @@ out:
 		if (d.listen_fds[i] >= 0)
 			close(d.listen_fds[i]);
 	free(d.listen_fds);
+	for (size_t i = 0; i < d.nhttp; i++)
+		if (d.http_fds[i] >= 0)
+			close(d.http_fds[i]);
+	free(d.http_fds);
+	if (d.http_tls != NULL)
+		tls_ctx_free(d.http_tls);
 	if (d.base != NULL)
 		event_base_free(d.base);
 	if (d.tls != NULL)

@@ -25,6 +25,7 @@
 #include "mail/utf8.h"
 #include "server/daemon.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/rcpt_lists.h"
 #include "server/smtp_data.h"
 #include "server/spool_writer.h"
@@ -433,6 +434,7 @@ session_free(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	srv->nsessions--;
+	metrics_add(METRIC_SMTP_ACTIVE, -1);
 	free(s);
 }
 
@@ -980,6 +982,7 @@ check_data(struct session *s, char *args)
 	}
 	if (s->state == S_MAIL) {
 		reply_bad(s, "554 5.5.1 No valid recipients");
+		metrics_inc(METRIC_MSG_REFUSED);
 		return -1;
 	}
 	if (s->state != S_RCPT) {
@@ -1015,6 +1018,7 @@ proceed_data(struct session *s, char *args)
 {
 	if ((s->msg = evbuffer_new()) == NULL) {
 		reply(s, "451 4.3.0 Out of memory");
+		metrics_inc(METRIC_MSG_REFUSED);
 		return;
 	}
 	add_received(s);
@@ -1286,6 +1290,7 @@ end_data(struct session *s)
 	spool_writer_submit(s->srv->d->spool, job);
 	return;
 reset:
+	metrics_inc(METRIC_MSG_REFUSED);
 	tx_reset(s);
 	enter_state(s, S_READY);
 }
@@ -1320,6 +1325,7 @@ read_data(struct session *s)
 		case SMTP_DATA_BARE_LF:
 			evbuffer_drain(in, evbuffer_get_length(in));
 			tx_reset(s);
+			metrics_inc(METRIC_MSG_REFUSED);
 			refuse_bare(s, st == SMTP_DATA_BARE_CR ? "<CR>" : "<LF>");
 			return 1;
 		}
@@ -1479,6 +1485,9 @@ commit_done(struct spool_job *job, void *arg)
 
 	enter_state(s, S_READY); /* no longer pinned by the commit */
 	if (job->result == 0) {
+		/* Stored: counted even when the client left before its 250,
+		 * since the message will go out all the same. */
+		metrics_inc(METRIC_MSG_ACCEPTED);
 		log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", s->qid, s->mail_from,
 		         job->msg.len, s->nrcpt);
 		for (size_t i = 0; i < s->nrcpt; i++)
@@ -1491,6 +1500,7 @@ commit_done(struct spool_job *job, void *arg)
 			reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else {
 		log_warnx("%s: cannot store the message: %s", s->qid, job->err);
+		metrics_inc(METRIC_MSG_REFUSED);
 		if (!s->closing && spool_writer_broken(s->srv->d->spool)) {
 			reject(s, NULL,
 			       "421 4.3.0 %s Error: cannot store mail now; try again later",
@@ -1536,6 +1546,8 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	         s->client);
 	bufferevent_disable(s->bev, EV_READ);
 	tx_reset(s);
+	if (s->state == S_DATA)
+		metrics_inc(METRIC_MSG_REFUSED);
 	if (s->state == S_TLS) {
 		session_drop(s, NULL);
 		return;
@@ -1640,6 +1652,8 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 		s->next->prev = s;
 	srv->sessions = s;
 	srv->nsessions++;
+	metrics_inc(METRIC_SMTP_SESSIONS);
+	metrics_inc(METRIC_SMTP_ACTIVE);
 	s->ipc = ip_get(srv, s->ip);
 	if (s->ipc)
 		s->ipc->count++;
