@@ -26,6 +26,7 @@ REFERENCES = {"postfix", "smtp-sink", "mlmmj", "smtp-source", "nginx"}
 EXPECTED = {
     "inbound": ({"fanmail", "postfix", "smtp-sink"}, 2),
     "fanout": ({"fanmail", "postfix", "mlmmj", "smtp-source"}, 1),
+    "personalized": ({"fanmail", "mlmmj", "smtp-source"}, 1),
     "scale": ({"fanmail"}, 1),
     "queue": ({"fanmail", "postfix"}, 1),
     "idle": ({"fanmail"}, 1),
