@@ -79,10 +79,11 @@ main(int argc, char **argv)
 	}
 	msg = slurp(stdin, &len);
 	if (bh_only) {
-		if (dkim_body_hash(msg, len, bh) < 0)
-			return 1;
-		printf("%s\n", bh);
-		return 0;
+		int rc = dkim_body_hash(msg, len, bh);
+		if (rc == 0)
+			printf("%s\n", bh);
+		free(msg);
+		return rc < 0;
 	}
 	if ((argc - optind) % 3 != 0 || argc == optind || (argc - optind) / 3 > 8) {
 		fprintf(stderr, "usage: fm_dkim_sign [-e EXTRA] [-t TIME] [-n COUNT] KEY DOMAIN "
@@ -122,17 +123,16 @@ main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 		printf("signatures/s: %.1f\n", (double)count * (double)nkeys / secs);
-		return 0;
-	}
-	if (dkim_sign(s, (const struct dkim_key *const *)keys, nkeys, extra, msg, len, NULL, now,
-	              &out, err) < 0) {
+	} else if (dkim_sign(s, (const struct dkim_key *const *)keys, nkeys, extra, msg, len, NULL,
+	                     now, &out, err) < 0) {
 		fprintf(stderr, "fm_dkim_sign: %s\n", err);
 		return 1;
+	} else {
+		fwrite(out.p, 1, out.len, stdout);
+		if (extra != NULL)
+			fputs(extra, stdout);
+		fwrite(msg, 1, len, stdout);
 	}
-	fwrite(out.p, 1, out.len, stdout);
-	if (extra != NULL)
-		fputs(extra, stdout);
-	fwrite(msg, 1, len, stdout);
 	strbuf_free(&out);
 	dkim_signer_free(s);
 	for (size_t i = 0; i < nkeys; i++)
