@@ -28,6 +28,7 @@
 #include "db/members.h"
 #include "db/queue.h"
 #include "lists/list_conf.h"
+#include "lists/oneclick.h"
 #include "lists/store.h"
 #include "mail/addr.h"
 #include "mail/build.h"
@@ -470,6 +471,49 @@ do_unsubscribe(struct ctx *c)
 	if (c->lc.unsubscribe_confirm)
 		return send_confirmation(c, "unsubscribe");
 	return leave(c, c->from, c->from_key, "by email");
+}
+
+/* Mail to LIST-leave+TOKEN (the mailto: of a personal copy's
+ * List-Unsubscribe): a one-click token that checks for this list names
+ * the member, who leaves at once, whoever sends it: the token is the
+ * proof, as for the one-click URL. 1 when it did; 0 when the token does
+ * not check (the caller treats the mail as plain LIST-leave); -1. */
+static int
+leave_by_token(struct ctx *c, const char *token)
+{
+	struct oneclick_keys k;
+	char key[DB_ADDR_MAX];
+	struct db_member m;
+	enum oneclick_check r;
+	struct addr a;
+	const char *why;
+
+	if (oneclick_keys_load(c->db, &k) < 0) {
+		if (db_status(c->db) != DB_OK)
+			return -1;
+		outcome_add(c, "leave token: no one-click key");
+		return 0;
+	}
+	r = oneclick_check(&k, c->in->list_id, token, strlen(token), key, sizeof(key));
+	if (r != ONECLICK_OK) {
+		outcome_add(c, "leave token: %s", r == ONECLICK_FORGED ? "forged" : "malformed");
+		return 0;
+	}
+	if (addr_parse(key, strlen(key), ADDR_UTF8, &a, &why) < 0 ||
+	    store_member_find(c->db, c->in->list_id, &a, &m) < 0) {
+		if (db_status(c->db) != DB_NOTFOUND && db_status(c->db) != DB_OK)
+			return -1;
+		/* Gone already: nothing to do, and nothing to tell anyone. */
+		outcome_add(c, "unsubscribe %s: not a member (one-click token by email)", key);
+		c->answered = 1;
+		return 1;
+	}
+	if (leave(c, m.address, m.addr_key, "one-click token by email") < 0)
+		return -1;
+	/* No reply but the goodbye: whoever sent this need not be the
+	 * member, and the results would go to them. */
+	c->answered = 1;
+	return 1;
 }
 
 static int
@@ -972,6 +1016,13 @@ commands_handle(struct db *db, const struct conf *conf, const struct inbound *in
 		rc = handle_request(&c);
 	} else if (in->role == LISTADDR_JOIN || in->role == LISTADDR_SUBSCRIBE) {
 		rc = do_subscribe(&c);
+	} else if (in->role == LISTADDR_LEAVE && in->extension && *in->extension) {
+		/* LIST-leave+TOKEN; a token that does not check is plain
+		 * LIST-leave (with its confirmation). */
+		if ((rc = leave_by_token(&c, in->extension)) == 0)
+			rc = do_unsubscribe(&c);
+		else if (rc > 0)
+			rc = 0;
 	} else if (in->role == LISTADDR_LEAVE || in->role == LISTADDR_UNSUBSCRIBE) {
 		rc = do_unsubscribe(&c);
 	} else if (in->role == LISTADDR_CONFIRM) {

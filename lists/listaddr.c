@@ -17,13 +17,10 @@ static const struct {
 	enum listaddr_role role;
 	int ext; /* 0: no extension, 1: optional, 2: required */
 } roles[] = {
-    {"request", LISTADDR_REQUEST, 0},
-    {"owner", LISTADDR_OWNER, 0},
-    {"bounces", LISTADDR_BOUNCES, 1},
-    {"join", LISTADDR_JOIN, 0},
-    {"leave", LISTADDR_LEAVE, 0},
-    {"subscribe", LISTADDR_SUBSCRIBE, 0},
-    {"unsubscribe", LISTADDR_UNSUBSCRIBE, 0},
+    {"request", LISTADDR_REQUEST, 0},     {"owner", LISTADDR_OWNER, 0},
+    {"bounces", LISTADDR_BOUNCES, 1},     {"join", LISTADDR_JOIN, 0},
+    {"leave", LISTADDR_LEAVE, 1}, /* +TOKEN: one-click (lists/oneclick.h) */
+    {"subscribe", LISTADDR_SUBSCRIBE, 0}, {"unsubscribe", LISTADDR_UNSUBSCRIBE, 0},
     {"confirm", LISTADDR_CONFIRM, 2},
 };
 

@@ -242,5 +242,42 @@ class TestPersonalized(PersonalCase):
         self.assertEqual(1, self.fm.logtext().count("no HTTP base URL"), "warned once")
 
 
+class TestLeaveByToken(PersonalCase):
+
+    def member(self, addr):
+        return self.q("SELECT status FROM members WHERE addr_key = ?", addr_key(addr))
+
+    def test_mailto_token_from_a_copy_unsubscribes_that_member(self):
+        self.start()
+        self.start_list(personalize="yes", owner_notify_leave="yes")
+        self.post(PLAIN)
+        copies = self.wait_copies(b"Hello everyone.", len(MEMBERS))
+        lu = email.message_from_bytes(copies["eve@b.test"].data)["List-Unsubscribe"]
+        mailto = re.search(r"<mailto:([^>]+)>", re.sub(r"\s+", "", lu)).group(1)
+        self.assertTrue(mailto.startswith("dev-leave+"), mailto)
+        # A forged token (one letter of the signature changed) and another
+        # member's name under eve's signature change nothing.
+        local, dom = mailto.split("@")
+        forged = local[:-1] + ("a" if local[-1] != "a" else "b") + "@" + dom
+        bob_tok = self.token_for(self.list_id(), "bob@a.test")
+        swapped = (f"dev-leave+{bob_tok.rsplit('-', 1)[0]}-"
+                   f"{local.rsplit('-', 1)[1]}@{dom}")
+        for bad in (forged, swapped):
+            self.post(f"From: x@ext.test\r\nTo: {bad}\r\nSubject: unsubscribe\r\n\r\n.\r\n",
+                      to=bad, sender="x@ext.test")
+        wait_for(lambda: self.q("SELECT count(*) FROM spool WHERE state = 'done'")[0][0] >= 3,
+                 timeout=60, what="the forged mails handled")
+        self.assertEqual([("enabled",)], self.member("eve@b.test"))
+        self.assertEqual([("enabled",)], self.member("bob@a.test"))
+        # The real one, in upper case as some MTAs write it, from anyone.
+        self.post("From: x@ext.test\r\nTo: %s\r\nSubject: unsubscribe\r\n\r\n.\r\n"
+                  % mailto, to=mailto.upper(), sender="x@ext.test")
+        wait_for(lambda: self.member("eve@b.test") == [], timeout=60, what="eve gone")
+        self.assertEqual(len(MEMBERS) - 1, self.q("SELECT count(*) FROM members")[0][0])
+        outs = [o for (o,) in self.q("SELECT outcome FROM spool")]
+        self.assertTrue(any("unsubscribe eve@b.test: done" in (o or "") for o in outs), outs)
+        self.assertTrue(any("owners told" in (o or "") for o in outs), outs)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -33,6 +33,7 @@
 #include "db/spool.h"
 #include "lists/commands.h"
 #include "lists/moderate.h"
+#include "lists/oneclick.h"
 #include "mail/addr.h"
 
 struct env {
@@ -413,6 +414,88 @@ test_unsubscribe_without_confirmation_when_the_list_says_so(void **state)
 	free(mail);
 }
 
+/* ---- LIST-leave+TOKEN (one-click, by email) ---- */
+
+static void
+oneclick_of(const char *addr_key, int64_t list_id, char *tok, size_t len)
+{
+	struct oneclick_keys k;
+
+	assert_int_equal(oneclick_keys_load(E->db, &k), 0);
+	assert_true(oneclick_token(&k, list_id, addr_key, tok, len) > 0);
+}
+
+static void
+test_leave_token_unsubscribes_at_once(void **state)
+{
+	char tok[ONECLICK_TOKEN_MAX];
+	const char *out;
+	char *mail;
+
+	set("owner_notify_leave", "yes");
+	oneclick_of("member@example.net", E->list_id, tok, sizeof(tok));
+	/* Sent by anyone (a mail client's unsubscribe button): the token is
+	 * the proof, no confirmation. */
+	out = deliver("leave", tok, "someone@else.example",
+	              MSG("someone@else.example", "unsubscribe", "", "\r\n"));
+	assert_string_contains(out, "unsubscribe member@example.net: done");
+	assert_false(is_member("member@example.net", NULL));
+	mail = last_mail_to("member@example.net", NULL, 0);
+	assert_non_null(mail);
+	assert_string_contains(mail, "You have left dev@lists.example.org");
+	free(mail);
+	mail = last_mail_to("owner@example.org", NULL, 0);
+	assert_non_null(mail);
+	assert_string_contains(mail, "member@example.net left dev@lists.example.org");
+	free(mail);
+	assert_int_equal(mails_to("someone@else.example"), 0);
+	/* Again: nothing left to do, nobody told. */
+	out = deliver("leave", tok, "someone@else.example",
+	              MSG("someone@else.example", "unsubscribe", "", "\r\n"));
+	assert_string_contains(out, "not a member");
+	assert_int_equal(mails_to("someone@else.example"), 0);
+}
+
+static void
+test_leave_token_upper_case_still_checks(void **state)
+{
+	char tok[ONECLICK_TOKEN_MAX];
+
+	oneclick_of("member@example.net", E->list_id, tok, sizeof(tok));
+	for (char *p = tok; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	assert_string_contains(deliver("leave", tok, "member@example.net",
+	                               MSG("member@example.net", "bye", "", "\r\n")),
+	                       "unsubscribe member@example.net: done");
+	assert_false(is_member("member@example.net", NULL));
+}
+
+static void
+test_leave_forged_token_is_plain_leave(void **state)
+{
+	char tok[ONECLICK_TOKEN_MAX];
+	const char *out;
+	size_t n;
+
+	oneclick_of("member@example.net", E->list_id, tok, sizeof(tok));
+	n = strlen(tok);
+	tok[n - 1] = tok[n - 1] == 'a' ? 'b' : 'a';
+	out = deliver("leave", tok, "member@example.net",
+	              MSG("member@example.net", "bye", "", "\r\n"));
+	assert_string_contains(out, "leave token: forged");
+	assert_string_contains(out, "confirmation sent");
+	assert_true(is_member("member@example.net", NULL));
+	/* Another list's token for the same member is forged here too. */
+	oneclick_of("member@example.net", E->list_id + 1, tok, sizeof(tok));
+	out = deliver("leave", tok, "x@example.net", MSG("x@example.net", "bye", "", "\r\n"));
+	assert_string_contains(out, "leave token: forged");
+	assert_true(is_member("member@example.net", NULL));
+	out = deliver("leave", "garbage", "x@example.net", MSG("x@example.net", "bye", "", "\r\n"));
+	assert_string_contains(out, "leave token: malformed");
+	assert_true(is_member("member@example.net", NULL));
+}
+
 static void
 test_help_and_unknown_commands_get_a_reply(void **state)
 {
@@ -774,6 +857,9 @@ main(void)
 	    T(test_closed_list_takes_no_subscriptions),
 	    T(test_member_subscribing_again_is_told_so),
 	    T(test_unsubscribe_confirms_by_default),
+	    T(test_leave_token_unsubscribes_at_once),
+	    T(test_leave_token_upper_case_still_checks),
+	    T(test_leave_forged_token_is_plain_leave),
 	    T(test_unsubscribe_without_confirmation_when_the_list_says_so),
 	    T(test_help_and_unknown_commands_get_a_reply),
 	    T(test_commands_in_an_attached_message_are_not_run),

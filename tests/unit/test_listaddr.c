@@ -71,6 +71,11 @@ test_every_role_address_resolves(void **state)
 	    {"Demo-Bounces+Bob=Example.NET", 0, 1, "bounces", "Bob=Example.NET"},
 	    {"demo-join", 0, 1, "join", NULL},
 	    {"demo-leave", 0, 1, "leave", NULL},
+	    /* The one-click token of a personal copy's mailto: */
+	    {"demo-leave+1-mjqw6ylbmuxhizltoq-k3v5q2m7c4d6x2ab", 0, 1, "leave",
+	     "1-mjqw6ylbmuxhizltoq-k3v5q2m7c4d6x2ab"},
+	    {"Demo-Leave+1-MJQW", 0, 1, "leave", "1-MJQW"},
+	    {"demo-leave+", 0, 1, "leave", NULL},
 	    {"demo-subscribe", 0, 1, "subscribe", NULL},
 	    {"demo-unsubscribe", 0, 1, "unsubscribe", NULL},
 	    {"demo-confirm+AbC123", 0, 1, "confirm", "AbC123"},
@@ -102,6 +107,8 @@ test_unknown_local_parts_are_refused(void **state)
 	    {"demo-confirm", -1, 0, NULL, NULL},  /* token required */
 	    {"demo-confirm+", -1, 0, NULL, NULL}, /* empty token */
 	    {"demo-request+x", -1, 0, NULL, NULL},
+	    {"demo-join+x", -1, 0, NULL, NULL},
+	    {"demo-unsubscribe+x", -1, 0, NULL, NULL},
 	    {"demo+x", -1, 0, NULL, NULL},
 	    {"nolist-request", -1, 0, NULL, NULL},
 	    {"-request", -1, 0, NULL, NULL},
