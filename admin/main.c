@@ -22,6 +22,7 @@
 	X(bounce) X(bounces) \
 	X(archive) \
 	X(secret) \
+	X(dkim) \
 	/* END */
 // clang-format on
 

@@ -19,6 +19,7 @@
  *   archive.c    archive
  *   engine.c     dmarc_cache, events; the engine runner's connection
  *   secrets.c    secrets (server keys the schema makes)
+ *   dkim.c       dkim_keys (DKIM signing keys per domain)
  *   retention.c  the retention pass (each table's purge is in its file)
  *   schema.c     migrations; db.c: open, transactions, errors, statements
  *

@@ -290,6 +290,27 @@ static const char *const migrations[] = {
     "INSERT INTO secrets (name, value, created) VALUES"
     "  ('oneclick.1', randomblob(32), CAST(strftime('%s', 'now') AS INTEGER));"
     "ALTER TABLE out_msg ADD COLUMN personal INTEGER NOT NULL DEFAULT 0;",
+    /* 7: DKIM keys per signing domain (db/dkim.h, `fanmail dkim`). The
+     * private key (PKCS#8 PEM) is never printed; the public key is kept
+     * as the p= value of the DNS record. At most one key per domain and
+     * algorithm signs ('active'); 'published' keys are in DNS but do not
+     * sign (a new key before rotation, the old one after, for mail in
+     * flight); 'retired' keys may leave DNS. */
+    "CREATE TABLE dkim_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  domain TEXT NOT NULL CHECK (domain = lower(domain)),"
+    "  selector TEXT NOT NULL,"
+    "  algorithm TEXT NOT NULL CHECK (algorithm IN ('rsa', 'ed25519')),"
+    "  bits INTEGER NOT NULL,"
+    "  private_key BLOB NOT NULL,"
+    "  public_key TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN ('active', 'published', 'retired')),"
+    "  created INTEGER NOT NULL,"
+    "  activated INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (domain, selector)"
+    ");"
+    "CREATE UNIQUE INDEX dkim_one_active ON dkim_keys (domain, algorithm)"
+    "  WHERE state = 'active';",
 };
 
 int

@@ -438,7 +438,7 @@ leave(struct ctx *c, const char *addr, const char *key, const char *how)
 	if (db_engine_event(c->db, c->in->list_id, "unsubscribe", detail) < 0)
 		return -1;
 	c->changed = 1;
-	outcome_add(c, "unsubscribe %s: done", addr);
+	outcome_add(c, "unsubscribe %s: done (%s)", addr, how);
 	if (c->lc.owner_notify_leave && notify_owners(c, addr, how) < 0)
 		return -1;
 	strbuf_printf(&c->results, "%s has left %s.\n\n", addr, c->list);

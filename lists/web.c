@@ -161,21 +161,31 @@ web_confirm_show(struct db *db, const struct conf *conf, const char *token, stru
 	return 0;
 }
 
-/* Runs one commands_web() in a transaction of its own; commits before it
- * returns. */
+/* Runs one commands_web() in a transaction of its own, committed before
+ * it returns; or, when the caller has a transaction open (the HTTP worker
+ * commits a batch of requests at once), under a savepoint in it, and the
+ * caller answers only after its commit. */
 static int
 web_txn(struct db *db, const struct conf *conf, enum commands_web_op op, struct commands_web *w,
         struct web_result *r)
 {
-	if (db_begin(db) < 0)
+	int outer = db_in_transaction(db);
+
+	if ((outer ? db_savepoint(db) : db_begin(db)) < 0)
 		return store_failed(db, r, "beginning a transaction");
 	if (commands_web(db, conf, op, w) < 0) {
 		store_failed(db, r, w->outcome);
-		db_rollback(db);
+		if (outer)
+			db_undo_savepoint(db);
+		else
+			db_rollback(db);
 		return -1;
 	}
-	if (db_commit(db) < 0) {
-		db_rollback(db);
+	if ((outer ? db_release_savepoint(db) : db_commit(db)) < 0) {
+		if (outer)
+			db_undo_savepoint(db);
+		else
+			db_rollback(db);
 		return store_failed(db, r, "committing");
 	}
 	r->mail_queued = w->mail_queued;

@@ -8,7 +8,10 @@
  * The *_show functions only read: a GET or HEAD (a link scanner, a
  * mail-security proxy) never changes anything. The *_apply and *_request
  * functions change the store in one transaction of their own (begun and
- * committed here) and return only after the commit; they send mail as
+ * committed here) and return only after the commit, or, when the caller
+ * has a transaction open, under a savepoint in it (the caller then answers
+ * only after its own commit: the HTTP worker commits a batch of requests
+ * at once); they send mail as
  * the email commands do (commands_send(): limits, envelope, log entry),
  * so the caller kicks delivery when web_result.mail_queued is set.
  *

@@ -53,7 +53,7 @@ struct row {
 struct batch {
 	struct dom *d;
 	struct qmsg *m;
-	int n, cap;
+	int n, cap, max; /* rows held, room for, most it may take */
 	struct row *rows;
 	const char **rcpts;
 	struct smtp_result *res;
@@ -248,7 +248,12 @@ void dom_check_done(struct dom *d);
 /* deliver_pool.c */
 void pump(struct dom *d);
 void conn_released(struct deliver *dl);
-struct batch *batch_new(struct dom *d, struct qmsg *m, int cap);
+struct batch *batch_new(struct dom *d, struct qmsg *m, int max);
+/* Appends a row (b->n < b->max), growing the arrays as needed: a batch
+ * takes memory for the rows it holds, not for max_rcpt_per_transaction,
+ * so thousands of one-recipient notices waiting for connections stay
+ * small. */
+void batch_add(struct batch *b, const struct row *r);
 
 /* deliver_result.c */
 void *writer_main(void *arg);

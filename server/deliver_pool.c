@@ -311,7 +311,7 @@ on_txn(void *arg, struct smtp_sess *s, struct smtp_txn *t, int ok)
 			 * counted; the rest go in another transaction now. */
 			if (rest == NULL)
 				rest = batch_new(d, b->m, b->n);
-			rest->rows[rest->n++] = b->rows[i];
+			batch_add(rest, &b->rows[i]);
 			b->rows[i].rcpt = NULL;
 			b->rows[i].m = NULL;
 			continue;
@@ -489,16 +489,33 @@ pump(struct dom *d)
 }
 
 struct batch *
-batch_new(struct dom *d, struct qmsg *m, int cap)
+batch_new(struct dom *d, struct qmsg *m, int max)
 {
 	struct batch *b = calloc(1, sizeof(*b));
 
-	if (b == NULL || (b->rows = calloc((size_t)cap, sizeof(*b->rows))) == NULL ||
-	    (b->rcpts = calloc((size_t)cap, sizeof(*b->rcpts))) == NULL ||
-	    (b->res = calloc((size_t)cap, sizeof(*b->res))) == NULL)
+	if (b == NULL)
 		fatalx("out of memory");
 	b->d = d;
 	b->m = m;
-	b->cap = cap;
+	b->max = max;
 	return b;
+}
+
+void
+batch_add(struct batch *b, const struct row *r)
+{
+	if (b->n == b->cap) {
+		int cap = b->cap ? b->cap * 2 : 4;
+
+		if (cap > b->max)
+			cap = b->max;
+		if ((b->rows = realloc(b->rows, (size_t)cap * sizeof(*b->rows))) == NULL ||
+		    (b->rcpts = realloc(b->rcpts, (size_t)cap * sizeof(*b->rcpts))) == NULL ||
+		    (b->res = realloc(b->res, (size_t)cap * sizeof(*b->res))) == NULL)
+			fatalx("out of memory");
+		memset(b->rcpts + b->n, 0, (size_t)(cap - b->n) * sizeof(*b->rcpts));
+		memset(b->res + b->n, 0, (size_t)(cap - b->n) * sizeof(*b->res));
+		b->cap = cap;
+	}
+	b->rows[b->n++] = *r;
 }

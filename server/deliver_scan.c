@@ -341,12 +341,12 @@ on_page(struct job *j)
 			free(r->rcpt);
 			continue;
 		}
-		if (d->open != NULL && (d->open->m != r->m || d->open->n == d->open->cap))
+		if (d->open != NULL && (d->open->m != r->m || d->open->n == d->open->max))
 			close_open(d);
 		/* Each row holds its own reference on the message. */
 		if (d->open == NULL)
 			d->open = batch_new(d, r->m, r->m->verp || r->m->personal ? 1 : maxr);
-		d->open->rows[d->open->n++] = *r;
+		batch_add(d->open, r);
 	}
 	free(j->rows);
 	j->rows = NULL;

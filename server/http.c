@@ -339,6 +339,46 @@ run_job(struct http *h, struct job *j)
 	}
 }
 
+static int
+is_apply(enum op op)
+{
+	return op == OP_CONFIRM_APPLY || op == OP_ONECLICK_APPLY || op == OP_FORM_REQUEST;
+}
+
+/* Group commit, as the spool writer does: the changes of every request
+ * waiting are made in one transaction, each under a savepoint, and
+ * committed with one sync; none is answered before that commit. When it
+ * fails, every change of the batch is undone and each gets 500. */
+static void
+run_batch(struct http *h, struct workq_item *list)
+{
+	int napply = 0, txn = 0;
+
+	for (struct workq_item *it = list; it != NULL; it = it->next)
+		napply += is_apply(((struct job *)it)->op);
+	if (napply > 1 && db_begin(h->db) == 0)
+		txn = 1;
+	for (struct workq_item *it = list; it != NULL; it = it->next)
+		run_job(h, (struct job *)it);
+	if (txn && db_commit(h->db) < 0) {
+		log_warnx("http: committing %d request(s): %s", napply, db_errmsg(h->db));
+		db_rollback(h->db);
+		for (struct workq_item *it = list; it != NULL; it = it->next) {
+			struct job *j = (struct job *)it;
+
+			if (!is_apply(j->op) || j->status != 200)
+				continue;
+			j->status = j->r.status = 500;
+			j->r.kind = WEB_ERROR;
+			j->r.mail_queued = 0;
+			j->r.log[0] = '\0';
+			snprintf(j->r.message, sizeof(j->r.message), "%s",
+			         "The server could not store the change; nothing was changed. Please "
+			         "try again later.");
+		}
+	}
+}
+
 static void *
 worker(void *arg)
 {
@@ -352,8 +392,7 @@ worker(void *arg)
 				break;
 			continue;
 		}
-		for (struct workq_item *it = list; it != NULL; it = it->next)
-			run_job(h, (struct job *)it);
+		run_batch(h, list);
 		workq_post(h->done, list);
 	}
 	return NULL;

@@ -1,6 +1,6 @@
 """bench/run --smoke: the benchmark harness runs every scenario at tiny
-sizes against the real peers (private Postfix, mlmmj, dnsmasq, smtp-sink)
-and writes a results table with the right rows, so that it cannot rot.
+sizes against the real peers (private Postfix, mlmmj, dnsmasq, smtp-sink,
+nginx, wrk) and writes a results table with the right rows, so that it cannot rot.
 
 fanmail's own rows are either measured ("ok", with numbers) or say why not
 ("not run: ..." when build/fanmaild or build/fanmail is missing, "failed:
@@ -21,7 +21,7 @@ BENCH = os.path.join(fmtest.SOURCE_DIR, "bench", "run")
 BUILD = os.environ.get("FANMAIL_BUILD_DIR", os.path.join(fmtest.SOURCE_DIR, "build"))
 COLS = ["scenario", "case", "system", "metric", "runs", "min", "median", "max",
         "fanmail/this", "goal", "status", "when"]
-REFERENCES = {"postfix", "smtp-sink", "mlmmj", "smtp-source"}
+REFERENCES = {"postfix", "smtp-sink", "mlmmj", "smtp-source", "nginx"}
 # Which systems each scenario must report, and in how many cases.
 EXPECTED = {
     "inbound": ({"fanmail", "postfix", "smtp-sink"}, 2),
@@ -31,6 +31,8 @@ EXPECTED = {
     "queue": ({"fanmail", "postfix"}, 1),
     "idle": ({"fanmail"}, 1),
     "admin": ({"fanmail"}, 1),
+    # The GETs next to nginx, and the one-click POSTs.
+    "http": ({"fanmail", "nginx"}, 2),
 }
 
 
@@ -121,6 +123,20 @@ class BenchSmoke(unittest.TestCase):
             # 60 members over 6 domains: at least one transaction per domain.
             self.assertGreaterEqual(tx, 6, f"{system}: expected >= 6 transactions, got {tx}")
             self.assertGreaterEqual(conns, 1, f"{system}: expected connections, got {conns}")
+
+    def test_http_posts_are_committed_unsubscribes(self):
+        rows = {(r["system"], r["metric"]): r for r in self.rows if r["scenario"] == "http"}
+        ng = rows[("nginx", "requests/s")]
+        self.assertGreater(float(ng["median"]), 0, f"nginx: expected a rate, got {ng}")
+        done = rows[("fanmail", "unsubscribes committed")]
+        if done["status"] != "ok":
+            return  # said why; test_fanmail_rows_are_measured_or_say_why judges it
+        # bench/run checked each run against the store and /metrics; the
+        # smoke list has 200 members.
+        n = float(done["median"])
+        self.assertTrue(1 <= n <= 200, f"expected 1..200 unsubscribes, got {n}")
+        self.assertTrue(rows[("fanmail", "requests/s")]["status"] == "ok" and
+                        ng["fanmail/this"], f"expected a GET ratio to nginx, got {ng}")
 
     def test_fanmail_rows_are_measured_or_say_why(self):
         mine = [r for r in self.rows if r["system"] == "fanmail"]
