@@ -12,9 +12,11 @@
  * a domain is scanned again only after the writer has committed all its
  * results, so that no row is ever sent twice by one daemon.
  *
- * Threads: the loop (everything except the two workers), the reader
- * (db reads: domain lists, pages, message bodies) and the writer (results,
- * DSNs). Jobs go to each worker through its work queue and come back to
+ * Threads: the loop (everything except the workers), the reader
+ * (db reads: domain lists, pages, message bodies, DKIM keys; it signs the
+ * batched messages as it caches them), the writer (results, DSNs) and the
+ * dkim-signer threads (one per core: personalized copies rendered and
+ * signed off the loop). Jobs go to each worker through its work queue and come back to
  * the loop through `done` (server/workq.h); deliver_kick() wakes the loop
  * through `kick`. The message cache is shared under its own mutex.
  */
@@ -56,6 +58,72 @@ struct job *
 worker_take(struct worker *w)
 {
 	return (struct job *)workq_wait(w->q, 0, -1);
+}
+
+/* A signing thread: renders and signs personal copies (J_SIGN), each
+ * thread with its own signer over the shared keys. */
+static void *
+signer_main(void *arg)
+{
+	struct deliver *dl = arg;
+	struct dkim_signer *s = dkim_signer_new();
+	struct workq_item *it;
+
+	if (s == NULL)
+		log_warnx("delivery: out of memory for a DKIM signer: its copies go unsigned");
+	while ((it = workq_wait(dl->signq, 1, -1)) != NULL) {
+		struct job *j = (struct job *)it;
+		j->link.next = NULL;
+		personal_choose_body(j->b, j->ext, s);
+		done_post(dl, j);
+	}
+	dkim_signer_free(s);
+	return NULL;
+}
+
+static void
+signers_start(struct deliver *dl)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > MAX_SIGNERS)
+		n = MAX_SIGNERS;
+	if ((dl->signq = workq_new(NULL, NULL, NULL)) == NULL)
+		return;
+	for (long i = 0; i < n; i++) {
+		if (pthread_create(&dl->signers[i], NULL, signer_main, dl) != 0)
+			break;
+		pthread_setname_np(dl->signers[i], "dkim-signer");
+		dl->nsigners++;
+	}
+	if (dl->nsigners == 0) {
+		/* Without signing threads the loop renders the copies itself,
+		 * unsigned: it never signs. */
+		log_warnx("delivery: cannot start the DKIM signing threads: personal copies go "
+		          "unsigned");
+		workq_free(dl->signq);
+		dl->signq = NULL;
+	}
+}
+
+static void
+signers_stop(struct deliver *dl)
+{
+	struct workq_item *it, *next;
+
+	if (dl->signq == NULL)
+		return;
+	workq_stop(dl->signq);
+	for (int i = 0; i < dl->nsigners; i++)
+		pthread_join(dl->signers[i], NULL);
+	for (it = workq_take(dl->signq); it != NULL; it = next) {
+		next = it->next;
+		free(it);
+	}
+	workq_free(dl->signq);
+	dl->signq = NULL;
 }
 
 static int
@@ -128,6 +196,9 @@ on_done(void *arg, struct workq_item *items)
 			break;
 		case J_NEXT_DUE:
 			on_next_due(dl, j);
+			break;
+		case J_SIGN:
+			batch_signed(j->b);
 			break;
 		case J_RESULTS:
 			if (j->dsns > 0)
@@ -261,6 +332,11 @@ deliver_start(struct event_base *base, const struct conf *conf)
 	TAILQ_INIT(&dl->dns_wait);
 	TAILQ_INIT(&dl->idle);
 	mc_init(&dl->mc);
+	dkc_init(&dl->dk);
+	dl->mc.dk = &dl->dk;
+	if ((dl->reader_signer = dkim_signer_new()) == NULL)
+		log_warnx("delivery: out of memory for a DKIM signer: mail goes unsigned");
+	dl->mc.signer = dl->reader_signer;
 	personal_init(dl);
 	pthread_mutex_init(&dl->spool_hook_mu, NULL);
 	/* Domains walked at once: enough that connections never wait for
@@ -305,6 +381,7 @@ deliver_start(struct event_base *base, const struct conf *conf)
 		          "mailto:LIST-leave",
 		          db_errmsg(w0));
 	db_close(w0);
+	signers_start(dl);
 	if (worker_start(&dl->reader, dl, reader_main, "queue-reader") < 0 ||
 	    worker_start(&dl->writer, dl, writer_main, "queue-writer") < 0)
 		goto fail;
@@ -402,6 +479,7 @@ deliver_stop(struct deliver *d)
 	/* The writer commits what it holds before it stops. */
 	worker_stop(&d->reader);
 	worker_stop(&d->writer);
+	signers_stop(d);
 	control_close(d->control);
 	if (d->timer)
 		event_free(d->timer);
@@ -415,6 +493,9 @@ deliver_stop(struct deliver *d)
 	workq_free(d->kick);
 	pthread_mutex_destroy(&d->spool_hook_mu);
 	pthread_mutex_destroy(&d->okeys_mu);
+	dkim_signer_free(d->reader_signer);
+	if (d->mc.dk != NULL)
+		dkc_free_all(&d->dk);
 	free(d);
 }
 

@@ -12,16 +12,20 @@
  *   deliver_local.c   delivery to our own list addresses (into the spool)
  *   deliver_personal.c the copies of a personalized post, rendered per member
  *   msgcache.c        the message cache (msgcache.h)
+ *   deliver_dkim.c    DKIM keys per signing domain, signing a message form
  *
  * Threads: the loop owns struct deliver, its domains, batches and pool;
  * the reader and the writer see only the jobs handed to them, the
- * read-only configuration and key, and the message cache (own mutex).
+ * read-only configuration and key, and the message cache (own mutex);
+ * the dkim-signer threads see only the batch of their J_SIGN job (the
+ * loop leaves it alone until the job is back) and the keys (refcounted).
  */
 #ifndef FANMAIL_DELIVER_INTERNAL_H
 #define FANMAIL_DELIVER_INTERNAL_H
 
 #include "lists/oneclick.h"
 #include "lists/verp.h"
+#include "server/deliver_dkim.h"
 #include "server/dns.h"
 #include "server/msgcache.h"
 #include "server/smtp_out.h"
@@ -104,7 +108,7 @@ TAILQ_HEAD(pool_list, pooled);
 
 /* --- jobs for the worker threads --- */
 
-enum job_kind { J_DOMAINS, J_PAGE, J_NEXT_DUE, J_RESULTS };
+enum job_kind { J_DOMAINS, J_PAGE, J_NEXT_DUE, J_RESULTS, J_SIGN };
 
 struct wres {
 	int64_t id;
@@ -147,7 +151,13 @@ struct job {
 	struct qmsg *m;
 	/* J_PAGE: the domain is one of our list domains */
 	int is_local;
+	/* J_SIGN: a personal copy to render and sign for b's session,
+	 * whose extensions are ext */
+	struct batch *b;
+	int ext;
 };
+
+#define MAX_SIGNERS 16
 
 struct worker {
 	pthread_t th;
@@ -199,6 +209,15 @@ struct deliver {
 	struct oneclick_keys okeys;
 	char http_base[512];
 	int nobase_warned;
+	/* DKIM (deliver_dkim.h): the keys per domain, read by the reader;
+	 * the reader's signer (batched messages, signed once in the cache);
+	 * the signing threads for personal copies, one per core, fed
+	 * through signq (J_SIGN jobs, back through done). */
+	struct dkim_cache dk;
+	struct dkim_signer *reader_signer;
+	struct workq *signq;
+	pthread_t signers[MAX_SIGNERS];
+	int nsigners;
 	/* Told after each commit that put mail into the inbound spool
 	 * (deliver_on_spool() sets it from any thread; the writer calls it). */
 	pthread_mutex_t spool_hook_mu;
@@ -254,6 +273,8 @@ struct batch *batch_new(struct dom *d, struct qmsg *m, int max);
  * so thousands of one-recipient notices waiting for connections stay
  * small. */
 void batch_add(struct batch *b, const struct row *r);
+/* A J_SIGN job is back: b's copy is ready, send it on b's session. */
+void batch_signed(struct batch *b);
 
 /* deliver_result.c */
 void *writer_main(void *arg);
@@ -273,8 +294,10 @@ int personal_keys_reload(struct deliver *dl, struct db *db);
 char *personal_copy(struct deliver *dl, int64_t list_id, const char *env_from, const char *raw,
                     size_t len, const char *rcpt, size_t *outlen);
 /* choose_body() for a personal message: renders b's one recipient's copy
- * into b->pbody in the form the server takes. */
-void personal_choose_body(struct batch *b, int ext);
+ * into b->pbody in the form the server takes, signed with s (NULL, or a
+ * message without keys: unsigned). The loop calls it only for messages
+ * that are not signed; signing threads for the others (J_SIGN). */
+void personal_choose_body(struct batch *b, int ext, struct dkim_signer *s);
 
 /* deliver_local.c */
 int local_deliver(struct worker *w, struct job *j);

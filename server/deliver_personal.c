@@ -4,8 +4,9 @@
  * cached body: per member, the List-Unsubscribe lines with their one-click
  * token go on top and the footer markers get their address and URL. Then,
  * per copy, the downgrade a server without SMTPUTF8 or 8BITMIME needs
- * (mail/downgrade.h), then the DATA form. A signature per copy (DKIM)
- * would go after the downgrade, on exactly what is sent.
+ * (mail/downgrade.h), then the DKIM signature of the copy (when its
+ * domain has keys: on a signing thread, never on the loop), then the
+ * DATA form.
  *
  * The one-click keys are loaded at the start and again at each queue scan
  * by the reader thread (a rotated key shows up there), under their own
@@ -96,9 +97,27 @@ personal_copy(struct deliver *dl, int64_t list_id, const char *env_from, const c
 	return copy;
 }
 
-void
-personal_choose_body(struct batch *b, int ext)
+/* The body hash of copy (in downgrade form f) when every copy's body is
+ * the same: computed by the first copy, reused by the others. NULL when
+ * each copy needs its own (footer markers) or out of memory. */
+static const char *
+shared_bh(struct qmsg *m, int f, const char *copy, size_t clen, char bh[DKIM_BH_SIZE])
 {
+	if (!m->pbh_same)
+		return NULL;
+	pthread_mutex_lock(&m->pbh_mu);
+	if (m->pbh[f][0] == '\0' && dk_body_hash(copy, clen, m->pbh[f]) < 0)
+		m->pbh[f][0] = '\0';
+	memcpy(bh, m->pbh[f], DKIM_BH_SIZE);
+	pthread_mutex_unlock(&m->pbh_mu);
+	return bh[0] ? bh : NULL;
+}
+
+void
+personal_choose_body(struct batch *b, int ext, struct dkim_signer *s)
+{
+	char bh[DKIM_BH_SIZE];
+	size_t size;
 	struct qmsg *m = b->m;
 	struct smtp_txn *t = &b->txn;
 	char *copy, *d = NULL, why[160];
@@ -145,13 +164,16 @@ personal_choose_body(struct batch *b, int ext)
 		copy = d;
 		clen = dlen;
 	}
-	b->pbody = smtp_out_prepare_body((const unsigned char *)copy, clen, &b->plen);
+	/* Signed on exactly what is sent: after the copy's own headers and
+	 * footer and the downgrade this server needs. */
+	b->pbody = dk_prepare(s, s ? m->ks : NULL, copy, clen,
+	                      s && m->ks ? shared_bh(m, f, copy, clen, bh) : NULL, &b->plen, &size);
 	free(copy);
 	if (b->pbody == NULL)
 		goto oom;
 	t->body = b->pbody;
 	t->body_len = b->plen;
-	t->size = clen;
+	t->size = size;
 	return;
 oom:
 	t->refuse_code = 451;

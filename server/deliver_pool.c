@@ -253,11 +253,27 @@ batch_send(struct batch *b, struct smtp_sess *s)
 	b->txn.nrcpt = b->n;
 	b->txn.rcpts = b->rcpts;
 	b->txn.results = b->res;
+	if (b->m->personal && b->m->ks != NULL && b->d->dl->signq != NULL) {
+		/* A copy to sign: a signing thread renders and signs it while
+		 * the loop serves everything else; batch_signed() sends it. */
+		struct job *j = job_new(J_SIGN, b->d);
+		j->b = b;
+		j->ext = smtp_out_ext(s);
+		j->link.next = NULL;
+		workq_post(b->d->dl->signq, &j->link);
+		return;
+	}
 	if (b->m->personal)
-		personal_choose_body(b, smtp_out_ext(s));
+		personal_choose_body(b, smtp_out_ext(s), NULL);
 	else
 		choose_body(b, smtp_out_ext(s));
 	smtp_out_send(s, &b->txn, on_txn, b);
+}
+
+void
+batch_signed(struct batch *b)
+{
+	smtp_out_send(b->sess, &b->txn, on_txn, b);
 }
 
 static void

@@ -130,6 +130,8 @@ reader_main(void *arg)
 				struct names_acc a = {j, 0};
 				/* A scan starts: a rotated one-click key is
 				 * seen here (a query of a few rows). */
+				if (j->after[0] == '\0')
+					dkc_new_scan(&w->dl->dk); /* a rotated DKIM key */
 				if (j->after[0] == '\0' && personal_keys_reload(w->dl, w->db) < 0)
 					log_warnx("queue: loading the one-click keys: %s",
 					          db_errmsg(w->db));

@@ -4,7 +4,9 @@
 #include "server/msgcache.h"
 
 #include "db/queue.h"
+#include "lists/personal.h"
 #include "mail/downgrade.h"
+#include "server/deliver_dkim.h"
 #include "server/smtp_out.h"
 
 #include <stdio.h>
@@ -40,6 +42,8 @@ qmsg_free(struct qmsg *m)
 	free(m->body);
 	for (int f = 0; f < 4; f++)
 		free(m->alt[f]);
+	dkc_put(m->ks);
+	pthread_mutex_destroy(&m->pbh_mu);
 	free(m);
 }
 
@@ -57,6 +61,8 @@ mc_trim(struct msg_cache *mc)
 }
 
 struct load {
+	struct msg_cache *mc;
+	struct db *db;
 	struct qmsg *m;
 	const struct db_qmsg *qm; /* filled before the body is read */
 };
@@ -64,10 +70,16 @@ struct load {
 static void
 body_prepare(void *arg, const unsigned char *body, size_t len)
 {
-	const struct load *l = arg;
+	struct load *l = arg;
 	struct qmsg *m = l->m;
+	size_t size;
 
+	/* The keys of the message's domain, read with the body: the loop
+	 * never reads the store. */
+	if (l->mc->dk != NULL)
+		m->ks = dkc_get(l->mc->dk, l->db, l->qm, (const char *)body, len);
 	if (l->qm->personal) {
+		m->pbh_same = !personal_has_marker((const char *)body, len);
 		/* Each copy is rendered, downgraded and prepared when it is
 		 * sent (deliver_personal.c): the stored form is kept. */
 		if ((m->body = malloc(len + 1)) != NULL) {
@@ -77,8 +89,12 @@ body_prepare(void *arg, const unsigned char *body, size_t len)
 		}
 		return;
 	}
-	m->body = smtp_out_prepare_body(body, len, &m->blen);
+	/* Signed here, once per message and form, after every rewrite and
+	 * downgrade: every batch sends these bytes. */
+	m->body = dk_prepare(l->mc->signer, m->ks, (const char *)body, len, NULL, &m->blen, &size);
 	m->bytes = m->blen;
+	if (m->ks != NULL)
+		l->m->size = (int64_t)size; /* with its signatures: for SIZE= */
 	m->need = downgrade_scan((const char *)body, len);
 	/* Each form a receiver may need, made once per message here on the
 	 * reader thread, not per transaction on the loop. */
@@ -91,7 +107,7 @@ body_prepare(void *arg, const unsigned char *body, size_t len)
 		if (downgrade_message((const char *)body, len, f, &d, &dlen, m->alt_why[f],
 		                      sizeof(m->alt_why[f])) < 0)
 			continue;
-		m->alt[f] = smtp_out_prepare_body((const unsigned char *)d, dlen, &m->alt_len[f]);
+		m->alt[f] = dk_prepare(l->mc->signer, m->ks, d, dlen, NULL, &m->alt_len[f], &size);
 		free(d);
 		if (m->alt[f] == NULL)
 			snprintf(m->alt_why[f], sizeof(m->alt_why[f]), "out of memory");
@@ -107,7 +123,7 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 {
 	struct qmsg *m;
 	struct db_qmsg qm;
-	struct load l = {NULL, &qm};
+	struct load l = {mc, db, NULL, &qm};
 
 	pthread_mutex_lock(&mc->mu);
 	for (m = mc->h[(uint64_t)id % MSG_BUCKETS]; m != NULL; m = m->hnext)
@@ -124,6 +140,8 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	pthread_mutex_unlock(&mc->mu);
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
+	pthread_mutex_init(&m->pbh_mu, NULL);
+	m->size = -1;
 	l.m = m;
 	if (db_queue_msg(db, id, &qm, body_prepare, &l) < 0 || m->body == NULL) {
 		qmsg_free(m);
@@ -139,7 +157,8 @@ mc_get(struct msg_cache *mc, struct db *db, int64_t id)
 	m->list_id = qm.list_id;
 	m->created = qm.created;
 	m->expires = qm.expires;
-	m->size = qm.size;
+	if (m->size < 0)
+		m->size = qm.size;
 	pthread_mutex_lock(&mc->mu);
 	m->hnext = mc->h[(uint64_t)id % MSG_BUCKETS];
 	mc->h[(uint64_t)id % MSG_BUCKETS] = m;

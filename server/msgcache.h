@@ -18,6 +18,9 @@
 #include <sys/queue.h>
 
 struct db;
+struct dkim_cache;
+struct dkim_keyset;
+struct dkim_signer;
 
 #define MSG_BUCKETS 1024
 
@@ -45,7 +48,16 @@ struct qmsg {
 	char *alt[4];
 	size_t alt_len[4];
 	char alt_why[4][160];
-	size_t bytes; /* body and alt[], for the cache's accounting */
+	/* DKIM (deliver_dkim.h): the keys of the message's signing domain
+	 * (NULL: unsigned). body and alt[] carry their signatures already;
+	 * a personal message's copies are signed one by one, with the body
+	 * hash of each downgrade form kept in pbh when the stored body has
+	 * no footer markers (every copy's body is then the same). */
+	struct dkim_keyset *ks;
+	int pbh_same; /* no markers: pbh applies */
+	pthread_mutex_t pbh_mu;
+	char pbh[4][48]; /* "" until the first copy of that form */
+	size_t bytes;    /* body and alt[], for the cache's accounting */
 	struct qmsg *hnext;
 	TAILQ_ENTRY(qmsg) lru; /* unreferenced ones, oldest first */
 };
@@ -56,6 +68,9 @@ struct msg_cache {
 	struct qmsg *h[MSG_BUCKETS];
 	struct qmsg_list lru;
 	size_t idle_bytes;
+	/* Signing (reader thread only): NULL when there is no signer. */
+	struct dkim_cache *dk;
+	struct dkim_signer *signer;
 };
 
 void mc_init(struct msg_cache *mc);

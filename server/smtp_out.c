@@ -577,7 +577,7 @@ txn_async_done(evutil_socket_t fd, short what, void *arg)
 	struct smtp_sess *s = arg;
 
 	s->in_cb++;
-	txn_done(s, 1);
+	txn_done(s, s->txn_ok);
 	s->in_cb--;
 	if (s->freeing && s->in_cb == 0)
 		sess_free(s);
@@ -589,6 +589,8 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 	int utf8 = !utf8_is_ascii(t->from), k;
 	struct timeval zero = {0, 0};
 	char params[96] = "";
+
+	int dead = s->st == S_DEAD;
 
 	if (s->idle_timer != NULL)
 		evtimer_del(s->idle_timer);
@@ -605,6 +607,17 @@ smtp_out_send(struct smtp_sess *s, struct smtp_txn *t, smtp_txn_cb cb, void *arg
 		t->results[i].code = -1;
 		t->results[i].again = 0;
 		t->results[i].ours = 0;
+	}
+	if (dead) {
+		/* The server closed the connection while the copy was being
+		 * prepared (signed on another thread): nothing was tried. */
+		for (int i = 0; i < t->nrcpt; i++)
+			set_result(&t->results[i], 0, "connection closed before the transaction",
+			           NULL);
+		s->txn_ok = 0;
+		s->st = S_DEAD;
+		event_base_once(s->base, -1, EV_TIMEOUT, txn_async_done, s, &zero);
+		return;
 	}
 	if (s->sent == NULL) {
 		for (int i = 0; i < t->nrcpt; i++) {

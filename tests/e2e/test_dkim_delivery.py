@@ -1,0 +1,275 @@
+"""DKIM signing of what fanmaild sends (issue 14), checked by dkimpy
+(Debian's python3-dkim) asking the test's dnsmasq for the public keys that
+`fanmail dkim show` prints: keys made by `fanmail dkim keygen lists.test`
+(rsa-2048 and ed25519), published as TXT records.
+
+Every message is signed with d=lists.test by both keys, and each signature
+verifies: a batched post (one signature for the whole batch), the copy a
+server without 8BITMIME gets (downgraded, then signed), personalized
+copies (each its own signature, whose h= covers its own List-Unsubscribe
+and List-Unsubscribe-Post; with a %m footer the body hash differs per
+copy), a confirmation, a goodbye and a DSN. A changed body byte or a
+changed signed header makes dkimpy fail, so the check can fail."""
+import email
+import email.policy
+import re
+import smtplib
+import sqlite3
+import unittest
+
+import fmtest
+from delivery_util import DeliveryCase
+from sink import wait_for
+
+try:
+    import dkim  # python3-dkim
+except ImportError:
+    dkim = None
+try:
+    import dns.resolver  # python3-dnspython, dkimpy's own dependency
+except ImportError:
+    dns = None
+
+BASE = "https://lists.test/mail"
+POST8 = ("From: Zoë <zoe@ext.test>\r\nTo: dev@lists.test\r\nSubject: café\r\n"
+         "Message-ID: <d1@ext.test>\r\nMIME-Version: 1.0\r\n"
+         "Content-Type: text/plain; charset=utf-8\r\n"
+         "Content-Transfer-Encoding: 8bit\r\n\r\n"
+         "Grüße aus Köln.   \r\n.a dot line\r\nend\r\n").encode()
+
+
+def strings_of(out):
+    """[(name, [strings])] of the TXT records in `dkim show` output."""
+    recs = []
+    for m in re.finditer(r"(\S+)\s+IN TXT \((.*?)\)", out, re.S):
+        recs.append((m.group(1).rstrip("."), re.findall(r'"([^"]*)"', m.group(2))))
+    return recs
+
+
+def sig_tags(msg, n):
+    """The tags of the n-th DKIM-Signature of msg (bytes)."""
+    m = email.message_from_bytes(msg)
+    sigs = m.get_all("DKIM-Signature") or []
+    v = re.sub(r"\s+", "", sigs[n])
+    return dict(t.split("=", 1) for t in v.split(";") if "=" in t)
+
+
+@fmtest.require(dkim is not None, "dkimpy is not installed (Debian: python3-dkim)")
+@fmtest.require(dns is not None, "dnspython is not installed (Debian: python3-dnspython)")
+class DkimDeliveryCase(DeliveryCase):
+    nsinks = 4
+
+    def setUp(self):
+        super().setUp()
+        # a.test and c.test offer 8BITMIME; b.test does not.
+        for i, dom in enumerate(["a.test", "b.test", "c.test", "lists.test"]):
+            self.dns.mx(dom, f"mx.{dom}", 10)
+            self.dns.host(f"mx.{dom}", self.ip(i))
+        self.sinks[1].eightbitmime = False
+        self.fm.cli("dkim", "keygen", "lists.test")
+        self.fm.cli("dkim", "keygen", "lists.test", "--algorithm", "ed25519")
+        self.records = {}
+        for name, strings in strings_of(self.fm.cli("dkim", "show", "lists.test").stdout):
+            # dnsmasq: one TXT record of several character-strings
+            self.dns.txt(name, ",".join(f'"{s}"' for s in strings))
+            self.records[name] = "".join(strings)
+        self.assertEqual(2, len(self.records), self.records)
+
+    def dnsfunc(self, name, timeout=5):
+        """dkimpy's key lookup, answered by the test's dnsmasq."""
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers = ["127.0.0.1"]
+        r.port = self.dns.port
+        qname = name.decode() if isinstance(name, bytes) else name
+        try:
+            ans = r.resolve(qname, "TXT", lifetime=timeout)
+        except Exception:
+            return None
+        return b"".join(b"".join(rr.strings) for rr in ans)
+
+    def start(self, **extra):
+        s = {"default_list_domain": "lists.test", "http_base_url": BASE}
+        s.update(extra)
+        self.start_all(s)
+        # dnsmasq serves what `dkim show` printed
+        for name, value in self.records.items():
+            self.assertEqual(value.encode(), self.dnsfunc(name + "."), name)
+
+    def make_list(self, members, **settings):
+        self.fm.cli("list", "create", "dev@lists.test", "--policy", "open",
+                    "--owner", "owner@c.test")
+        self.fm.cli("member", "add", "dev@lists.test", *members)
+        pairs = [f"{k}={v}" for k, v in settings.items()]
+        if pairs:
+            self.fm.cli("list", "set", "dev@lists.test", *pairs)
+
+    def post(self, msg, to="dev@lists.test", sender="zoe@ext.test"):
+        with smtplib.SMTP("127.0.0.1", self.fm.port, timeout=30) as s:
+            s.sendmail(sender, [to], msg)
+
+    def q(self, sql, *args):
+        with sqlite3.connect(self.fm.db, timeout=10) as c:
+            return c.execute(sql, args).fetchall()
+
+    def txns(self, pred):
+        out = []
+        for s in self.sinks:
+            with s.lock:
+                out += [(s, t) for t in s.transactions if pred(t)]
+        return out
+
+    def wait_txns(self, pred, n, what):
+        try:
+            wait_for(lambda: len(self.txns(pred)) >= n, timeout=60, what=what)
+        except AssertionError:
+            raise AssertionError(f"{what}: got {len(self.txns(pred))}\n"
+                                 f"log:\n{self.fm.logtext()[-4000:]}")
+        return self.txns(pred)
+
+    def assert_signed(self, data, what, must_cover=()):
+        """Both signatures of data verify with d=lists.test; tampering fails."""
+        m = email.message_from_bytes(data)
+        sigs = m.get_all("DKIM-Signature") or []
+        self.assertEqual(2, len(sigs), f"{what}: two signatures (rsa, ed25519)")
+        algs = []
+        for i in range(2):
+            t = sig_tags(data, i)
+            algs.append(t["a"])
+            self.assertEqual("lists.test", t["d"], what)
+            self.assertEqual("relaxed/relaxed", t["c"], what)
+            self.assertNotIn("l", t, f"{what}: no l=")
+            h = [x.lower() for x in t["h"].split(":")]
+            self.assertIn("from", h, what)
+            for name in must_cover:
+                self.assertIn(name.lower(), h, f"{what}: h= covers {name}")
+            self.assertTrue(_verify_idx(data, i, self.dnsfunc),
+                            f"{what}: signature {i} ({t['a']}) does not verify")
+        self.assertEqual(["rsa-sha256", "ed25519-sha256"], algs, what)
+        # tampering: one body byte, one signed header
+        head, _, body = data.partition(b"\r\n\r\n")
+        i = max(body.find(b"e"), 0)
+        bad_body = head + b"\r\n\r\n" + body[:i] + b"E" + body[i + 1:]
+        self.assertFalse(_verify_idx(bad_body, 0, self.dnsfunc), f"{what}: tampered body")
+        self.assertFalse(_verify_idx(bad_body, 1, self.dnsfunc), f"{what}: tampered body")
+        bad_head = re.sub(rb"(?mi)^Subject:", b"Subject: X", data, count=1) \
+            if re.search(rb"(?mi)^Subject:", data) else data.replace(b"From:", b"From: x", 1)
+        self.assertNotEqual(bad_head, data)
+        self.assertFalse(_verify_idx(bad_head, 0, self.dnsfunc), f"{what}: tampered header")
+        self.assertFalse(_verify_idx(bad_head, 1, self.dnsfunc), f"{what}: tampered header")
+
+
+def _verify_idx(data, i, dnsfunc):
+    """dkimpy's verification of the i-th DKIM-Signature of data."""
+    d = dkim.DKIM(data)
+    try:
+        return d.verify(idx=i, dnsfunc=dnsfunc)
+    except dkim.DKIMException:
+        return False
+
+
+class TestDkimDelivery(DkimDeliveryCase):
+
+    def test_batched_post_downgraded_copy_confirmation(self):
+        self.start()
+        self.make_list(["bob@a.test", "cy@a.test", "dee@b.test"])
+        self.post(POST8)
+        got = self.wait_txns(lambda t: b"Gr" in t.data and b"dev@lists.test" in t.data, 2,
+                             "the post at a.test and b.test")
+        by_sink = {s.name: t for s, t in got}
+        batch = by_sink["mx0.test"]
+        self.assertEqual(["bob@a.test", "cy@a.test"], sorted(batch.rcpts), "one batch")
+        self.assertIn("Grüße".encode(), batch.data, "8-bit as is at a server with 8BITMIME")
+        self.assert_signed(batch.data, "batched post", ["List-Id", "Subject", "Content-Type"])
+        down = by_sink["mx1.test"]
+        self.assertNotIn("Grüße".encode(), down.data, "downgraded for a server without it")
+        self.assertTrue(all(b < 128 for b in down.data.partition(b"\r\n\r\n")[2]),
+                        "the body downgraded (the sink offers SMTPUTF8: headers stay)")
+        self.assert_signed(down.data, "downgraded copy", ["Content-Transfer-Encoding"])
+        self.assertNotEqual(sig_tags(batch.data, 0)["bh"], sig_tags(down.data, 0)["bh"])
+        # a confirmation (a notice of the list)
+        self.post(b"From: new@c.test\r\nTo: dev-subscribe@lists.test\r\nSubject: sub\r\n\r\n.\r\n",
+                  to="dev-subscribe@lists.test", sender="new@c.test")
+        conf = self.wait_txns(lambda t: t.rcpts == ["new@c.test"], 1, "the confirmation")
+        self.assertRegex(email.message_from_bytes(conf[0][1].data)["Subject"], r"^confirm ")
+        self.assert_signed(conf[0][1].data, "confirmation", ["Reply-To"])
+        self.assertIn("dkim: mail of lists.test is signed", self.fm.logtext())
+
+    def test_personalized_copies_and_goodbye(self):
+        self.start()
+        members = ["bob@a.test", "cy@a.test", "dee@b.test", "eve@c.test"]
+        self.make_list(members, personalize="yes", footer="You are %m.")
+        self.post(POST8)
+        got = self.wait_txns(lambda t: b"dev@lists.test" in t.data and b"Gr" in t.data,
+                             len(members), "the personal copies")
+        bhs = set()
+        for s, t in got:
+            self.assertEqual(1, len(t.rcpts))
+            self.assert_signed(t.data, f"copy to {t.rcpts[0]}",
+                               ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"])
+            m = email.message_from_bytes(t.data)
+            self.assertIn(t.rcpts[0], m.get_payload(decode=True).decode())
+            bhs.add(sig_tags(t.data, 0)["bh"])
+            # the signature is this copy's: another member's
+            # List-Unsubscribe under it fails
+            other = re.sub(rb"dev-leave\+[^@]+@", b"dev-leave+1-x-y@", t.data, count=1)
+            self.assertNotEqual(other, t.data)
+            self.assertFalse(_verify_idx(other, 0, self.dnsfunc))
+        self.assertEqual(len(members), len(bhs), "a %m footer: a body hash per copy")
+        # a goodbye: eve leaves through her copy's mailto: token
+        eve = [t for s, t in got if t.rcpts == ["eve@c.test"]][0]
+        lu = re.sub(r"\s+", "", email.message_from_bytes(eve.data)["List-Unsubscribe"])
+        mailto = re.search(r"<mailto:([^>]+)>", lu).group(1)
+        self.post(f"From: eve@c.test\r\nTo: {mailto}\r\nSubject: unsubscribe\r\n\r\n.\r\n",
+                  to=mailto, sender="eve@c.test")
+        bye = self.wait_txns(lambda t: t.rcpts == ["eve@c.test"] and b"Gr" not in t.data, 1,
+                             "the goodbye")
+        self.assert_signed(bye[0][1].data, "goodbye")
+
+    def test_personalized_without_markers_shares_the_body_hash(self):
+        self.start()
+        members = ["bob@a.test", "cy@a.test", "eve@c.test"]
+        self.make_list(members, personalize="yes")
+        self.post(POST8)
+        got = self.wait_txns(lambda t: b"Gr" in t.data, len(members), "the copies")
+        for s, t in got:
+            self.assert_signed(t.data, f"copy to {t.rcpts[0]}",
+                               ["List-Unsubscribe", "List-Unsubscribe-Post"])
+        self.assertEqual(1, len({sig_tags(t.data, 0)["bh"] for s, t in got}))
+        self.assertEqual(len(members), len({sig_tags(t.data, 0)["b"] for s, t in got}))
+
+    def test_dsn_is_signed(self):
+        # no list here: lists.test is not a local domain, its MX is a sink
+        self.sinks[0].rcpt_reply["bad@a.test"] = "550 5.1.1 <bad@a.test>: no such user"
+        self.start_all({"hostname": "mx.lists.test"})
+        qid = self.inject(["bad@a.test", "ok@a.test"], sender="owner@lists.test")
+        self.wait_states({"sent": 1, "failed": 1}, qid)
+        ok = self.wait_txns(lambda t: t.rcpts == ["ok@a.test"], 1, "the message")
+        self.assert_signed(ok[0][1].data, "a message of lists.test without a list")
+        dsn = self.wait_txns(lambda t: t.rcpts == ["owner@lists.test"], 1, "the DSN")
+        t = dsn[0][1]
+        self.assertEqual("", t.mail_from)
+        self.assertIn(b"multipart/report", t.data)
+        self.assert_signed(t.data, "DSN")
+
+    def test_a_bad_key_sends_unsigned_and_warns_once(self):
+        # The stored rsa key is made unreadable: mail still goes, unsigned
+        # by it (the ed25519 key still signs), with one warning.
+        self.q_exec("UPDATE dkim_keys SET private_key = 'not a key' WHERE algorithm = 'rsa'")
+        self.start()
+        self.make_list(["bob@a.test", "dee@b.test"])
+        self.post(POST8)
+        got = self.wait_txns(lambda t: b"Gr" in t.data, 2, "the post")
+        for s, t in got:
+            sigs = email.message_from_bytes(t.data).get_all("DKIM-Signature") or []
+            self.assertEqual(1, len(sigs))
+            self.assertEqual("ed25519-sha256", sig_tags(t.data, 0)["a"])
+            self.assertTrue(_verify_idx(t.data, 0, self.dnsfunc))
+        self.assertEqual(1, self.fm.logtext().count("cannot sign, mail goes unsigned"))
+
+    def q_exec(self, sql):
+        with sqlite3.connect(self.fm.db, timeout=10) as c:
+            c.execute(sql)
+
+
+if __name__ == "__main__":
+    unittest.main()
