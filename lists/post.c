@@ -182,6 +182,7 @@ post_cfg_init(struct post_cfg *c, const char *local, const char *domain, const s
 	c->dmarc_fallback = lc->dmarc_fallback;
 	c->verp = (int)lc->verp;
 	c->verp_every = lc->verp_every;
+	c->remove_dkim = lc->remove_dkim_signatures;
 	c->personalize = lc->personalize;
 }
 
@@ -887,6 +888,159 @@ add_date_and_id(struct strbuf *b, const struct msg *m, const struct post_env *en
 	}
 }
 
+/* --- the poster's DKIM signatures (remove_dkim_signatures) --- */
+
+/* The value of tag t of a DKIM-Signature (RFC 6376 3.2: tag=value pairs
+ * separated by ';', whitespace and folding anywhere between), unfolded
+ * into out. Returns 0, or -1 when there is no such tag. */
+static int
+dkim_tag(const char *v, size_t len, char t, char *out, size_t outlen)
+{
+	const char *p = v, *end = v + len;
+
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p)), *q, *e;
+		size_t o = 0;
+
+		e = semi ? semi : end;
+		for (q = p; q < e && strchr(" \t\r\n", *q); q++)
+			;
+		if (q < e && *q == t) {
+			const char *r = q + 1;
+
+			while (r < e && strchr(" \t\r\n", *r))
+				r++;
+			if (r < e && *r == '=') {
+				for (r++; r < e && o + 1 < outlen; r++)
+					if (!strchr(" \t\r\n", *r))
+						out[o++] = *r;
+				out[o] = '\0';
+				return 0;
+			}
+		}
+		p = e + 1;
+	}
+	return -1;
+}
+
+/* Whether every field called name[0..n) is the same, in the same order,
+ * in a and b. */
+static int
+same_fields(const struct msg *a, const struct msg *b, const char *name, size_t n)
+{
+	size_t i = 0, j = 0;
+
+	for (;;) {
+		while (i < a->nhdrs && !msg_word_eq(a->hdrs[i].name, a->hdrs[i].name_len, name))
+			i++;
+		while (j < b->nhdrs && !msg_word_eq(b->hdrs[j].name, b->hdrs[j].name_len, name))
+			j++;
+		if (i == a->nhdrs || j == b->nhdrs)
+			return i == a->nhdrs && j == b->nhdrs;
+		if (a->hdrs[i].value_len != b->hdrs[j].value_len ||
+		    memcmp(a->hdrs[i].value, b->hdrs[j].value, a->hdrs[i].value_len) != 0)
+			return 0;
+		i++, j++;
+	}
+	(void)n;
+}
+
+/* Whether two bodies are the same but for their line ends (CRLF or LF:
+ * what is signed is the CRLF form either way). */
+static int
+same_body(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t i = 0, j = 0;
+
+	while (i < alen && j < blen) {
+		if (a[i] == '\r' && i + 1 < alen && a[i + 1] == '\n')
+			i++;
+		if (b[j] == '\r' && j + 1 < blen && b[j + 1] == '\n')
+			j++;
+		if (a[i++] != b[j++])
+			return 0;
+	}
+	return i == alen && j == blen;
+}
+
+/* Whether the rewrite from in to out broke signature h: the body changed,
+ * or a field it signs (h=) is not what it was, added or removed. */
+static int
+dkim_broken(const struct msg *in, const struct msg *out, const struct msg_header *h)
+{
+	char hl[2048], name[128];
+	const char *p;
+
+	if (!same_body(in->body, in->body_len, out->body, out->body_len))
+		return 1;
+	if (dkim_tag(h->value, h->value_len, 'h', hl, sizeof(hl)) < 0)
+		return 1; /* no h=: not a signature that can verify */
+	for (p = hl; *p;) {
+		size_t k = strcspn(p, ":");
+
+		if (k == 0 || k >= sizeof(name))
+			return 1;
+		memcpy(name, p, k);
+		name[k] = '\0';
+		if (!same_fields(in, out, name, k))
+			return 1;
+		p += k + (p[k] == ':');
+	}
+	return 0;
+}
+
+/* Removes from b (the message that goes out) the poster's DKIM-Signature
+ * fields that remove_dkim_signatures says to. Returns 0 or -1. */
+static int
+dkim_filter(struct strbuf *b, const struct msg *in, const struct post_cfg *c, struct post_out *o)
+{
+	struct msg m;
+	struct strbuf nb = {0};
+	int drop_any = 0;
+	char *keep;
+
+	if (c->remove_dkim == list_remove_dkim_signatures_no ||
+	    msg_header_get(in, "DKIM-Signature", 0) == NULL)
+		return 0;
+	if (msg_parse(&m, b->p, b->len) < 0)
+		return -1;
+	if ((keep = calloc(m.nhdrs ? m.nhdrs : 1, 1)) == NULL) {
+		msg_free(&m);
+		return -1;
+	}
+	for (size_t i = 0; i < m.nhdrs; i++) {
+		const struct msg_header *h = &m.hdrs[i];
+
+		keep[i] = 1;
+		if (!msg_word_eq(h->name, h->name_len, "DKIM-Signature"))
+			continue;
+		if (c->remove_dkim == list_remove_dkim_signatures_yes || dkim_broken(in, &m, h)) {
+			keep[i] = 0;
+			drop_any = 1;
+			o->dkim_removed++;
+		} else {
+			o->dkim_kept++;
+		}
+	}
+	if (drop_any) {
+		for (size_t i = 0; i < m.nhdrs; i++)
+			if (keep[i])
+				strbuf_add(&nb, m.hdrs[i].start, m.hdrs[i].len);
+		strbuf_add(&nb, m.buf + m.hdr_len, m.len - m.hdr_len);
+	}
+	free(keep);
+	msg_free(&m);
+	if (!drop_any)
+		return 0;
+	if (nb.oom) {
+		strbuf_free(&nb);
+		return -1;
+	}
+	strbuf_free(b);
+	*b = nb;
+	return 0;
+}
+
 int
 post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct post_env *env,
              struct post_out *out)
@@ -1050,6 +1204,8 @@ post_rewrite(const char *raw, size_t len, const struct post_cfg *c, const struct
 done:
 	free(cte);
 	msg_ctype_free(&ct);
+	if (!b.oom && dkim_filter(&b, &m, c, out) < 0)
+		b.oom = 1;
 	msg_free(&m);
 	if (b.oom || (out->subject == NULL && c->subject_prefix[0]) || out->message_id == NULL) {
 		free(b.p);

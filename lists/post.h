@@ -40,8 +40,9 @@ struct post_cfg {
 	enum list_dmarc_fallback dmarc_fallback;
 	int verp;             /* enum verp_mode (lists/verp.h), same order as enum list_verp */
 	long long verp_every; /* with VERP_EVERY */
-	int personalize;      /* a copy per member: footer markers, no List-Unsubscribe */
-	char http_base[512];  /* conf_http_base_url(), "" for none: the caller sets it */
+	enum list_remove_dkim_signatures remove_dkim;
+	int personalize;     /* a copy per member: footer markers, no List-Unsubscribe */
+	char http_base[512]; /* conf_http_base_url(), "" for none: the caller sets it */
 };
 
 /* Fills c for list local@domain from its settings lc (list_conf_load(), or
@@ -107,8 +108,10 @@ struct post_out {
 	char *subject;              /* as sent, decoded (UTF-8), for the archive */
 	char *message_id;           /* as sent, with brackets */
 	char sender[POST_ADDR_MAX]; /* the original From address, "" if none */
-	int footer; /* how the footer went in: 0 none, 1 inline, 2 new part, 3 wrapped */
-	int dmarc;  /* 0 none, 1 From rewritten, 2 wrapped */
+	int footer;       /* how the footer went in: 0 none, 1 inline, 2 new part, 3 wrapped */
+	int dkim_removed; /* the poster's DKIM-Signature fields removed (remove_dkim_signatures) */
+	int dkim_kept;    /* ... and kept, still valid as far as the rewrite goes */
+	int dmarc;        /* 0 none, 1 From rewritten, 2 wrapped */
 };
 
 /* The list's unsubscribe page (BASE/unsubscribe/LIST@DOMAIN), or with no

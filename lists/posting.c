@@ -114,6 +114,7 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	char from[POST_ADDR_MAX], key[POST_ADDR_MAX], env_from[POST_ADDR_MAX + 16];
 	char policy[32], oqid[DB_QID_LEN];
 	const char *pol = NULL, *dpol = "-";
+	char dk[80] = "";
 	struct post_env env = {conf->hostname, qid, db_now(), 0};
 	struct post_out out;
 	struct db_engine_post p;
@@ -183,7 +184,10 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 		return -1;
 	}
 	free(arch);
-	snprintf(outcome, outcomelen, "posted: %s%s, rcpts=%lld, size=%zu,%s dmarc=%s%s",
+	if (out.dkim_removed || out.dkim_kept)
+		snprintf(dk, sizeof(dk), ", poster's dkim: %d removed, %d kept", out.dkim_removed,
+		         out.dkim_kept);
+	snprintf(outcome, outcomelen, "posted: %s%s, rcpts=%lld, size=%zu,%s dmarc=%s%s%s",
 	         nrcpt > 0 ? "queued as " : "nothing queued (no recipients)", oqid,
 	         (long long)nrcpt, out.len,
 	         p.personal ? " personal,"
@@ -192,7 +196,8 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	         dpol,
 	         out.dmarc == 1   ? " (From rewritten)"
 	         : out.dmarc == 2 ? " (wrapped)"
-	                          : "");
+	                          : "",
+	         dk);
 	free(body);
 	post_out_free(&out);
 	return 0;

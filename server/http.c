@@ -27,6 +27,7 @@
 #include "server/daemon.h"
 #include "server/deliver.h"
 #include "server/http_pages.h"
+#include "server/http_parse.h"
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -50,10 +51,9 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/ssl.h>
 
-#define MAX_INFLIGHT 512    /* jobs queued or running before 503 */
-#define RATE_SLOTS 16384    /* client IPs counted per minute */
-#define KEYS_RELOAD_SECS 60 /* the worker rereads the one-click keys */
-#define MAX_SEGMENTS 4      /* path segments after the prefix */
+#define MAX_INFLIGHT 512       /* jobs queued or running before 503 */
+#define KEYS_RELOAD_SECS 60    /* the worker rereads the one-click keys */
+#define MAX_CONNECTIONS 100000 /* the most http_max_connections may say */
 
 enum op {
 	OP_HEALTH,
@@ -73,17 +73,12 @@ struct job {
 	enum metric_route route;
 	enum web_kind form;
 	char token[ONECLICK_TOKEN_MAX + 1];
-	char list[330];
+	char list[HTTP_LIST_MAX + 1];
 	char address[330];
 	/* the worker's answer */
 	int status;
 	struct strbuf out; /* /metrics */
 	struct web_result r;
-};
-
-struct rate_slot {
-	char ip[48]; /* "" when free */
-	int count;
 };
 
 struct http {
@@ -92,16 +87,14 @@ struct http {
 	struct evhttp *http;
 	struct evhttp_bound_socket **bound;
 	size_t nbound;
-	char prefix[256]; /* http_base_url's path, without a trailing '/' */
+	char prefix[2048]; /* http_base_url's path, without a trailing '/' */
 	int stopping;
 	size_t inflight;
 	/* the connections seen (open addressing over the pointers) */
 	struct evhttp_connection **conns;
 	size_t nconn_slots, nconns;
-	/* the per-IP counts of the current minute */
-	struct rate_slot *rate;
-	size_t rate_used;
-	time_t rate_window;
+	/* the per-client counts of the current minute */
+	struct http_rate *rate;
 	/* the worker */
 	struct workq *in, *done;
 	pthread_t thread;
@@ -181,49 +174,6 @@ conn_admit(struct http *h, struct evhttp_connection *c)
 	h->nconns++;
 	evhttp_connection_set_closecb(c, conn_closed, h);
 	return 0;
-}
-
-/* -------- rate limit -------- */
-
-static uint64_t
-str_hash(const char *s)
-{
-	uint64_t x = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		x = (x ^ (unsigned char)*s) * 1099511628211ULL;
-	return x;
-}
-
-/* Counts a request from ip; returns 0, or the seconds until the window
- * ends when ip is past the limit. When the table is full, new addresses
- * are not counted (memory stays bounded; the minute clears it). */
-static int
-rate_hit(struct http *h, const char *ip)
-{
-	time_t now = mono_secs();
-	long long limit = h->conf->http_rate_limit;
-	size_t i;
-
-	if (limit <= 0)
-		return 0;
-	if (now - h->rate_window >= 60) {
-		memset(h->rate, 0, RATE_SLOTS * sizeof(*h->rate));
-		h->rate_used = 0;
-		h->rate_window = now;
-	}
-	i = (size_t)(str_hash(ip) & (RATE_SLOTS - 1));
-	while (h->rate[i].ip[0] != '\0' && strcmp(h->rate[i].ip, ip) != 0)
-		i = (i + 1) & (RATE_SLOTS - 1);
-	if (h->rate[i].ip[0] == '\0') {
-		if (h->rate_used >= RATE_SLOTS * 3 / 4)
-			return 0;
-		snprintf(h->rate[i].ip, sizeof(h->rate[i].ip), "%s", ip);
-		h->rate_used++;
-	}
-	if (++h->rate[i].count <= limit)
-		return 0;
-	return (int)(60 - (now - h->rate_window)) > 0 ? (int)(60 - (now - h->rate_window)) : 1;
 }
 
 /* -------- replies -------- */
@@ -450,8 +400,8 @@ submit(struct http *h, struct job *j)
 
 /* -------- parsing -------- */
 
-/* The value of field name in a form body (urlencoded or multipart), into
- * out. Returns 0, -1 when absent, -2 when the body is not a form. */
+/* The value of field name in the request's form body, into out: 0, or
+ * < 0 when absent or the body is no well-formed form (http_parse.h). */
 static int
 form_field(struct evhttp_request *req, const char *name, char *out, size_t outlen)
 {
@@ -459,76 +409,11 @@ form_field(struct evhttp_request *req, const char *name, char *out, size_t outle
 	const char *ctype =
 	    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
 	size_t len = evbuffer_get_length(in);
-	char *body;
-	int rc = -1;
+	const char *body = len > 0 ? (const char *)evbuffer_pullup(in, -1) : "";
 
-	if (ctype == NULL)
-		ctype = "application/x-www-form-urlencoded";
-	if ((body = malloc(len + 1)) == NULL)
+	if (body == NULL)
 		return -2;
-	evbuffer_copyout(in, body, len);
-	body[len] = '\0';
-	if (strlen(body) != len) {
-		rc = -2; /* a NUL: not a form */
-	} else if (strncasecmp(ctype, "application/x-www-form-urlencoded", 33) == 0) {
-		struct evkeyvalq kv;
-		const char *v;
-
-		kv.tqh_first = NULL;
-		kv.tqh_last = &kv.tqh_first;
-		if (evhttp_parse_query_str(body, &kv) < 0) {
-			rc = -2;
-		} else if ((v = evhttp_find_header(&kv, name)) != NULL && strlen(v) < outlen) {
-			memcpy(out, v, strlen(v) + 1);
-			rc = 0;
-		}
-		evhttp_clear_headers(&kv);
-	} else if (strncasecmp(ctype, "multipart/form-data", 19) == 0) {
-		/* The part whose Content-Disposition names the field; its
-		 * value runs from the blank line to the next CRLF. */
-		char pat[128];
-		const char *p, *v, *e;
-
-		snprintf(pat, sizeof(pat), "name=\"%s\"", name);
-		if ((p = strstr(body, pat)) != NULL && (v = strstr(p, "\r\n\r\n")) != NULL) {
-			v += 4;
-			e = strstr(v, "\r\n");
-			if (e == NULL)
-				e = v + strlen(v);
-			if ((size_t)(e - v) < outlen) {
-				memcpy(out, v, (size_t)(e - v));
-				out[e - v] = '\0';
-				rc = 0;
-			}
-		}
-	} else {
-		rc = -2;
-	}
-	free(body);
-	return rc;
-}
-
-static int
-token_ok(const char *t)
-{
-	size_t n = strlen(t);
-
-	if (n == 0 || n > ONECLICK_TOKEN_MAX)
-		return 0;
-	return strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
-}
-
-static int
-list_ok(const char *l)
-{
-	size_t n = strlen(l);
-
-	if (n < 3 || n > 321 || strchr(l, '@') == NULL)
-		return 0;
-	for (const char *p = l; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '/')
-			return 0;
-	return 1;
+	return http_form_field(ctype, body, len, name, out, outlen);
 }
 
 static int
@@ -550,62 +435,6 @@ metrics_allowed(const struct http *h, const char *ip)
 	return !any;
 }
 
-static enum metric_route
-route_of(const char *seg0, int nseg)
-{
-	if (nseg == 0)
-		return ROUTE_STATIC;
-	if (strcmp(seg0, "healthz") == 0 && nseg == 1)
-		return ROUTE_HEALTHZ;
-	if (strcmp(seg0, "metrics") == 0 && nseg == 1)
-		return ROUTE_METRICS;
-	if (strcmp(seg0, "confirm") == 0 && nseg == 2)
-		return ROUTE_CONFIRM;
-	if (strcmp(seg0, "unsubscribe") == 0 && nseg == 2)
-		return ROUTE_UNSUBSCRIBE;
-	if (strcmp(seg0, "unsubscribe") == 0 && nseg == 3)
-		return ROUTE_ONECLICK;
-	if (strcmp(seg0, "subscribe") == 0 && nseg == 2)
-		return ROUTE_SUBSCRIBE;
-	return ROUTE_OTHER;
-}
-
-/* Splits path (after the prefix) into at most MAX_SEGMENTS percent-
- * decoded segments. Returns their number, -1 when malformed, -2 when
- * there are too many (no route has that many). */
-static int
-split_path(const char *path, char **seg)
-{
-	int n = 0;
-
-	if (*path != '/')
-		return -1;
-	path++;
-	while (*path != '\0') {
-		const char *e = strchr(path, '/');
-		size_t len = e ? (size_t)(e - path) : strlen(path), dlen = 0;
-		char *raw;
-
-		if (n == MAX_SEGMENTS)
-			return -2;
-		if ((raw = strndup(path, len)) == NULL)
-			return -1;
-		seg[n] = evhttp_uridecode(raw, 0, &dlen);
-		free(raw);
-		if (seg[n] == NULL)
-			return -1;
-		n++;
-		if (strlen(seg[n - 1]) != dlen)
-			return -1; /* %00 */
-		if (e == NULL)
-			break;
-		path = e + 1;
-		if (*path == '\0')
-			return -2; /* a trailing '/': no route ends so */
-	}
-	return n;
-}
-
 /* -------- the request handler -------- */
 
 static void
@@ -615,12 +444,11 @@ on_request(struct evhttp_request *req, void *arg)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	char *peer = NULL, *seg[MAX_SEGMENTS] = {0}, field[340];
+	char *peer = NULL, field[340];
 	ev_uint16_t port = 0;
 	enum metric_route route = ROUTE_OTHER;
-	int nseg, head_get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD, retry;
-	size_t plen = strlen(h->prefix);
+	int head_get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD, retry;
+	struct http_target t;
 	struct job *j = NULL;
 
 	if (evcon != NULL)
@@ -634,61 +462,69 @@ on_request(struct evhttp_request *req, void *arg)
 		reply_error(h, req, ROUTE_OTHER, 503, "Too many connections; try again later.");
 		return;
 	}
-	if (path == NULL || *path == '\0')
-		path = "/";
-	if (plen > 0 && strncmp(path, h->prefix, plen) == 0 &&
-	    (path[plen] == '/' || path[plen] == '\0'))
-		path = path[plen] == '\0' ? "/" : path + plen;
-	nseg = split_path(path, seg);
-	if (nseg == -1) {
-		reply_error(h, req, ROUTE_OTHER, 400, "The address of this page is malformed.");
-		goto out;
+	/* CONNECT names a host, not a page here: 405 with our headers
+	 * (libevent's own answer would be a bare 501). */
+	if (cmd == EVHTTP_REQ_CONNECT) {
+		reply_405(h, req, ROUTE_OTHER, "GET, HEAD, POST");
+		return;
 	}
-	route = nseg < 0 ? ROUTE_OTHER : route_of(seg[0], nseg);
+	if (http_parse_request_target(h->prefix, evhttp_request_get_uri(req),
+	                              uri ? evhttp_uri_get_path(uri) : NULL, &t) < 0) {
+		reply_error(h, req, ROUTE_OTHER, 400, "The address of this page is malformed.");
+		return;
+	}
+	route = t.route;
 	if (route == ROUTE_OTHER) {
 		reply_error(h, req, route, 404, "There is no such page here.");
-		goto out;
+		return;
 	}
 	if (route == ROUTE_STATIC || route == ROUTE_HEALTHZ || route == ROUTE_METRICS) {
 		if (!head_get) {
 			reply_405(h, req, route, "GET, HEAD");
-			goto out;
+			return;
 		}
 	} else if (!head_get && cmd != EVHTTP_REQ_POST) {
 		reply_405(h, req, route, "GET, HEAD, POST");
-		goto out;
+		return;
 	}
 	if (route == ROUTE_STATIC) {
 		struct strbuf b = {0};
 
 		page_index(&b, h->conf->hostname);
 		reply(h, req, route, 200, &b, NULL);
-		goto out;
+		return;
 	}
 	if (route == ROUTE_METRICS && !metrics_allowed(h, peer)) {
 		reply_error(h, req, route, 403, "This client may not read the metrics.");
-		goto out;
+		return;
 	}
-	if (route != ROUTE_HEALTHZ && route != ROUTE_METRICS && (retry = rate_hit(h, peer)) > 0) {
+	if (route != ROUTE_HEALTHZ && route != ROUTE_METRICS &&
+	    (retry = http_rate_hit(h->rate, peer, h->conf->http_rate_limit, mono_secs())) > 0) {
 		char ra[16];
 
 		snprintf(ra, sizeof(ra), "%d", retry);
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
 		log_info("http: %s: rate limit reached", peer);
 		reply_error(h, req, route, 429, "Too many requests; try again in a minute.");
-		goto out;
+		return;
+	}
+	if (!t.args_ok) {
+		reply_error(h, req, route, 400, "The address of this page is malformed.");
+		return;
 	}
 	if (h->stopping || h->inflight >= MAX_INFLIGHT) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 		reply_error(h, req, route, 503, "The server is busy; try again shortly.");
-		goto out;
+		return;
 	}
 	if ((j = calloc(1, sizeof(*j))) == NULL) {
 		reply_error(h, req, route, 503, "The server is busy; try again shortly.");
-		goto out;
+		return;
 	}
 	j->req = req;
 	j->route = route;
+	snprintf(j->list, sizeof(j->list), "%s", t.list);
+	snprintf(j->token, sizeof(j->token), "%s", t.token);
 	switch (route) {
 	case ROUTE_HEALTHZ:
 		j->op = OP_HEALTH;
@@ -697,16 +533,9 @@ on_request(struct evhttp_request *req, void *arg)
 		j->op = OP_METRICS;
 		break;
 	case ROUTE_CONFIRM:
-		if (!token_ok(seg[1]))
-			goto malformed;
-		snprintf(j->token, sizeof(j->token), "%s", seg[1]);
 		j->op = head_get ? OP_CONFIRM_SHOW : OP_CONFIRM_APPLY;
 		break;
 	case ROUTE_ONECLICK:
-		if (!list_ok(seg[1]) || !token_ok(seg[2]))
-			goto malformed;
-		snprintf(j->list, sizeof(j->list), "%s", seg[1]);
-		snprintf(j->token, sizeof(j->token), "%s", seg[2]);
 		j->op = OP_ONECLICK_SHOW;
 		if (!head_get) {
 			/* RFC 8058: the body is List-Unsubscribe=One-Click (the
@@ -716,23 +545,22 @@ on_request(struct evhttp_request *req, void *arg)
 				reply_error(h, req, route, 400,
 				            "A one-click unsubscription needs the body "
 				            "List-Unsubscribe=One-Click.");
-				goto out;
+				free(j);
+				return;
 			}
 			j->op = OP_ONECLICK_APPLY;
 		}
 		break;
 	case ROUTE_UNSUBSCRIBE:
 	case ROUTE_SUBSCRIBE:
-		if (!list_ok(seg[1]))
-			goto malformed;
-		snprintf(j->list, sizeof(j->list), "%s", seg[1]);
 		j->form = route == ROUTE_SUBSCRIBE ? WEB_FORM_SUBSCRIBE : WEB_FORM_UNSUBSCRIBE;
 		j->op = OP_FORM_SHOW;
 		if (!head_get) {
 			if (form_field(req, "address", j->address, sizeof(j->address)) < 0 ||
 			    j->address[0] == '\0') {
 				reply_error(h, req, route, 400, "Please give an email address.");
-				goto out;
+				free(j);
+				return;
 			}
 			j->op = OP_FORM_REQUEST;
 		}
@@ -741,14 +569,6 @@ on_request(struct evhttp_request *req, void *arg)
 		break;
 	}
 	submit(h, j);
-	j = NULL;
-	goto out;
-malformed:
-	reply_error(h, req, route, 400, "The address of this page is malformed.");
-out:
-	free(j);
-	for (int i = 0; i < MAX_SEGMENTS; i++)
-		free(seg[i]);
 }
 
 /* -------- HTTPS -------- */
@@ -793,22 +613,6 @@ http_bind(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-/* http_base_url's path ("/lists"), or "". */
-static void
-base_prefix(const struct conf *c, char *out, size_t outlen)
-{
-	char base[1024];
-	const char *p;
-
-	out[0] = '\0';
-	conf_http_base_url(c, base, sizeof(base));
-	if ((p = strstr(base, "://")) == NULL || (p = strchr(p + 3, '/')) == NULL)
-		return;
-	snprintf(out, outlen, "%s", p);
-	for (size_t n = strlen(out); n > 0 && out[n - 1] == '/'; n--)
-		out[n - 1] = '\0';
-}
-
 struct http *
 http_start(struct daemon *d, char *err, size_t errlen)
 {
@@ -824,12 +628,27 @@ http_start(struct daemon *d, char *err, size_t errlen)
 	h->conf = c;
 	if (d->nhttp == 0)
 		return h; /* off */
-	base_prefix(c, h->prefix, sizeof(h->prefix));
+	{
+		char base[sizeof(h->prefix)];
+
+		conf_http_base_url(c, base, sizeof(base));
+		if (http_base_prefix(base, h->prefix, sizeof(h->prefix)) < 0) {
+			snprintf(err, errlen, "http_base_url: the path is too long");
+			goto fail;
+		}
+	}
+	/* The table of connections holds twice as many slots: a bound keeps
+	 * the doubling below from running past size_t. */
+	if (c->http_max_connections < 1 || c->http_max_connections > MAX_CONNECTIONS) {
+		snprintf(err, errlen, "http_max_connections: %lld is not from 1 to %d",
+		         (long long)c->http_max_connections, MAX_CONNECTIONS);
+		goto fail;
+	}
 	while (slots < (size_t)c->http_max_connections * 2)
 		slots *= 2;
 	h->nconn_slots = slots;
 	h->conns = calloc(slots, sizeof(*h->conns));
-	h->rate = calloc(RATE_SLOTS, sizeof(*h->rate));
+	h->rate = http_rate_new();
 	h->bound = calloc(d->nhttp, sizeof(*h->bound));
 	h->http = evhttp_new(d->base);
 	h->in = workq_new(NULL, NULL, NULL);
@@ -839,7 +658,6 @@ http_start(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	h->rate_window = mono_secs();
 	if ((h->db = db_open(c->database, 0, err, errlen)) == NULL)
 		goto fail;
 	evhttp_set_max_headers_size(h->http, (ev_ssize_t)c->http_max_header_size);
@@ -849,7 +667,7 @@ http_start(struct daemon *d, char *err, size_t errlen)
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-	                                        EVHTTP_REQ_PATCH);
+	                                        EVHTTP_REQ_PATCH | EVHTTP_REQ_CONNECT);
 	evhttp_set_default_content_type(h->http, "text/html; charset=utf-8");
 	evhttp_set_gencb(h->http, on_request, h);
 	if (d->http_tls != NULL)
@@ -920,7 +738,7 @@ http_free(struct http *h)
 	workq_free(h->done);
 	db_close(h->db);
 	free(h->conns);
-	free(h->rate);
+	http_rate_free(h->rate);
 	free(h->bound);
 	free(h);
 }

@@ -16,6 +16,7 @@ set(FM_FUZZ_NEEDS_mime mail/msg.c)
 set(FM_FUZZ_NEEDS_footer lists/post.c)
 set(FM_FUZZ_NEEDS_bounce lists/bounce.c)
 set(FM_FUZZ_NEEDS_downgrade mail/downgrade.c)
+set(FM_FUZZ_NEEDS_http server/http_parse.c)
 
 set(FM_FUZZ_SEEDS_msg tests/golden tests/corpus/bounces)
 set(FM_FUZZ_SEEDS_mime tests/golden tests/corpus/bounces)
