@@ -9,12 +9,24 @@ server without 8BITMIME gets (downgraded, then signed), personalized
 copies (each its own signature, whose h= covers its own List-Unsubscribe
 and List-Unsubscribe-Post; with a %m footer the body hash differs per
 copy), a confirmation, a goodbye and a DSN. A changed body byte or a
-changed signed header makes dkimpy fail, so the check can fail."""
+changed signed header makes dkimpy fail, so the check can fail.
+
+And a real receiver: a private Postfix as the members' MX with Debian's
+OpenDKIM as its milter in verify mode (the keys from `dkim show` in its
+TestPublicKeys file); Postfix relays what it accepts to a Python sink,
+where the Authentication-Results header OpenDKIM added says
+dkim=pass header.d=lists.test for a post, a personalized copy and a DSN."""
 import email
 import email.policy
+import os
 import re
+import shutil
 import smtplib
+import socket
 import sqlite3
+import subprocess
+import tempfile
+import time
 import unittest
 
 import fmtest
@@ -58,11 +70,12 @@ def sig_tags(msg, n):
 @fmtest.require(dns is not None, "dnspython is not installed (Debian: python3-dnspython)")
 class DkimDeliveryCase(DeliveryCase):
     nsinks = 4
+    mx = {"a.test": 0, "b.test": 1, "c.test": 2, "lists.test": 3}  # domain: sink
 
     def setUp(self):
         super().setUp()
         # a.test and c.test offer 8BITMIME; b.test does not.
-        for i, dom in enumerate(["a.test", "b.test", "c.test", "lists.test"]):
+        for dom, i in self.mx.items():
             self.dns.mx(dom, f"mx.{dom}", 10)
             self.dns.host(f"mx.{dom}", self.ip(i))
         self.sinks[1].eightbitmime = False
@@ -269,6 +282,201 @@ class TestDkimDelivery(DkimDeliveryCase):
     def q_exec(self, sql):
         with sqlite3.connect(self.fm.db, timeout=10) as c:
             c.execute(sql)
+
+
+POSTFIX_MASTER = """\
+{smtpd} inet n - n - - smtpd
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {host}:{port}")
+
+
+@fmtest.require(shutil.which("postfix") or os.path.exists("/usr/sbin/postfix"),
+                "postfix is not installed (scripts/deps)")
+@fmtest.require(shutil.which("opendkim") or os.path.exists("/usr/sbin/opendkim"),
+                "opendkim is not installed (scripts/deps)")
+@fmtest.require(os.geteuid() == 0, "a private Postfix needs root")
+class TestDkimPostfixOpenDkim(DkimDeliveryCase):
+    """sinks[0]'s address is Postfix (the MX of a.test and lists.test),
+    sinks[1] is where Postfix relays to, sinks[2] answers for c.test."""
+    nsinks = 3
+    mx = {"a.test": 0, "lists.test": 0, "c.test": 2}
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="fanmail-pf-")
+        os.chmod(self.tmp, 0o755)  # the postfix user reaches its data_directory
+        super().setUp()
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        # Postfix listens where sinks[0] would
+        self.sinks[0].start = self.sinks[0].stop = lambda: None
+
+    def start_receiver(self):
+        keys = os.path.join(self.tmp, "keys.txt")
+        with open(keys, "w") as f:
+            for name, value in self.records.items():
+                f.write(f"{name} {value}\n")
+        mport = free_port()
+        conf = os.path.join(self.tmp, "opendkim.conf")
+        with open(conf, "w") as f:
+            f.write(f"Mode v\nSyslog no\nBackground no\nSocket inet:{mport}@127.0.0.1\n"
+                    f"TestPublicKeys {keys}\nAuthservID mx.a.test\n"
+                    # the client (fanmaild on loopback) is not "internal":
+                    # internal mail would be signed, not verified
+                    f"InternalHosts 192.0.2.1\nAlwaysAddARHeader yes\n"
+                    f"PidFile {self.tmp}/opendkim.pid\n")
+        self.odlog = open(os.path.join(self.tmp, "opendkim.log"), "w")
+        self.od = subprocess.Popen(["opendkim", "-x", conf, "-f", "-v"], stdout=self.odlog,
+                                   stderr=subprocess.STDOUT)
+        self.addCleanup(self.stop_opendkim)
+        wait_port("127.0.0.1", mport)
+        base = os.path.join(self.tmp, "postfix")
+        self.pf_etc, spool, data = (os.path.join(base, d) for d in ("etc", "spool", "data"))
+        for d in (self.pf_etc, spool, data):
+            os.makedirs(d)
+        shutil.chown(data, "postfix")
+        main = f"""\
+compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.a.test
+mydomain = a.test
+inet_interfaces = all
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relayhost = [{self.ip(1)}]:{self.port}
+smtpd_milters = inet:127.0.0.1:{mport}
+milter_default_action = tempfail
+maillog_file = {base}/maillog
+maillog_file_prefixes = {base}
+smtputf8_enable = no
+biff = no
+append_dot_mydomain = no
+smtpd_banner = $myhostname ESMTP
+"""
+        with open(os.path.join(self.pf_etc, "main.cf"), "w") as f:
+            f.write(main)
+        with open(os.path.join(self.pf_etc, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER.format(smtpd=f"{self.ip(0)}:{self.port}"))
+        self.pf_log = os.path.join(base, "maillog")
+        p = subprocess.run(["postfix", "-c", self.pf_etc, "start"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(0, p.returncode, p.stdout + p.stderr + self.logs())
+        self.addCleanup(self.stop_postfix)
+        wait_port(self.ip(0), self.port)
+
+    def stop_opendkim(self):
+        self.od.terminate()
+        try:
+            self.od.wait(10)
+        except subprocess.TimeoutExpired:
+            self.od.kill()
+            self.od.wait(10)
+        self.odlog.close()
+
+    def stop_postfix(self):
+        subprocess.run(["postfix", "-c", self.pf_etc, "stop"], capture_output=True, timeout=60)
+        time.sleep(0.5)
+        subprocess.run(["postfix", "-c", self.pf_etc, "abort"], capture_output=True,
+                       timeout=60)
+
+    def logs(self):
+        out = ""
+        for p in (self.pf_log, os.path.join(self.tmp, "opendkim.log")):
+            try:
+                with open(p, errors="replace") as f:
+                    out += f"--- {p}\n" + f.read()[-3000:]
+            except OSError:
+                pass
+        return out
+
+    def relayed(self, pred, n, what):
+        try:
+            wait_for(lambda: len([t for t in self.sinks[1].transactions if pred(t)]) >= n,
+                     timeout=60, what=what)
+        except AssertionError:
+            raise AssertionError(f"{what}\n{self.logs()}\nfanmaild:\n"
+                                 f"{self.fm.logtext()[-3000:]}")
+        return [t for t in self.sinks[1].transactions if pred(t)]
+
+    def assert_pass(self, t, what):
+        m = email.message_from_bytes(t.data)
+        ars = [re.sub(r"\s+", " ", a) for a in m.get_all("Authentication-Results") or []]
+        ours = [a for a in ars if a.startswith("mx.a.test")]
+        self.assertTrue(ours, f"{what}: no Authentication-Results of OpenDKIM: {ars}\n"
+                              f"{self.logs()}")
+        self.assertRegex(ours[0], r"dkim=pass [^;]*header\.d=lists\.test", what)
+        # both signatures pass (rsa-sha256, ed25519-sha256)
+        self.assertEqual(2, len(re.findall(r"dkim=pass", " ".join(ours))), f"{what}: {ours}")
+
+    def test_post_and_personal_copy_pass_at_postfix_with_opendkim(self):
+        self.start_receiver()
+        self.start()
+        self.fm.cli("list", "create", "dev@lists.test", "--policy", "open",
+                    "--owner", "owner@c.test")
+        self.fm.cli("member", "add", "dev@lists.test", "bob@a.test", "cy@a.test")
+        self.fm.cli("list", "create", "solo@lists.test", "--policy", "open",
+                    "--owner", "owner@c.test")
+        self.fm.cli("member", "add", "solo@lists.test", "dan@a.test")
+        self.fm.cli("list", "set", "solo@lists.test", "personalize=yes", "footer=You are %m.")
+        self.post(b"From: zoe@ext.test\r\nTo: dev@lists.test\r\nSubject: batched\r\n"
+                  b"Message-ID: <pf1@ext.test>\r\n\r\nA post for the batch.\r\n")
+        self.post(b"From: zoe@ext.test\r\nTo: solo@lists.test\r\nSubject: personal\r\n"
+                  b"Message-ID: <pf2@ext.test>\r\n\r\nA post for one.\r\n",
+                  to="solo@lists.test")
+        post = self.relayed(lambda t: b"A post for the batch." in t.data, 1, "the post")
+        self.assert_pass(post[0], "batched post")
+        copy = self.relayed(lambda t: b"A post for one." in t.data, 1, "the copy")
+        self.assertIn(b"List-Unsubscribe-Post", copy[0].data)
+        self.assert_pass(copy[0], "personalized copy")
+
+    def test_dsn_passes_at_postfix_with_opendkim(self):
+        self.sinks[2].rcpt_reply["bad@c.test"] = "550 5.1.1 <bad@c.test>: no such user"
+        self.start_receiver()
+        self.start_all({"hostname": "mx.lists.test"})
+        qid = self.inject(["bad@c.test"], sender="owner@lists.test")
+        self.wait_states({"failed": 1}, qid)
+        dsn = self.relayed(lambda t: b"multipart/report" in t.data, 1, "the DSN")
+        self.assertEqual(["owner@lists.test"], dsn[0].rcpts)
+        self.assert_pass(dsn[0], "DSN")
 
 
 if __name__ == "__main__":
