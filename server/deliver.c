@@ -177,6 +177,14 @@ job_new(enum job_kind kind, struct dom *d)
 	return j;
 }
 
+/* The result jobs of the transactions that ended in this loop iteration,
+ * to the writer at once (batch_finish). */
+static void
+on_wflush(evutil_socket_t fd, short what, void *arg)
+{
+	results_flush(arg);
+}
+
 /* Jobs the workers finished, on the loop thread. */
 static void
 on_done(void *arg, struct workq_item *items)
@@ -370,6 +378,8 @@ deliver_start(struct event_base *base, const struct conf *conf)
 		goto fail;
 	}
 	dl->timer = evtimer_new(base, on_timer, dl);
+	dl->wpend_tail = &dl->wpend;
+	dl->wflush = event_new(base, -1, 0, on_wflush, dl);
 	if ((w0 = db_open(conf->database, 0, err, sizeof(err))) == NULL ||
 	    verp_key_load(w0, &dl->key) < 0) {
 		log_warnx("delivery: no key to sign VERP addresses: %s", w0 ? db_errmsg(w0) : err);
@@ -477,6 +487,11 @@ deliver_stop(struct deliver *d)
 		free(p);
 	}
 	/* The writer commits what it holds before it stops. */
+	if (d->writer.q != NULL)
+		results_flush(d);
+	if (d->wflush)
+		event_free(d->wflush);
+	d->wflush = NULL;
 	worker_stop(&d->reader);
 	worker_stop(&d->writer);
 	signers_stop(d);

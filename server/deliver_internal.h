@@ -200,7 +200,13 @@ struct deliver {
 	char scan_after[256];
 	int stopping;
 	int finished;
-	int writes_out;      /* result jobs at the writer */
+	int writes_out; /* result jobs at the writer (or in wpend) */
+	/* Result jobs of this loop iteration, handed to the writer in one
+	 * post by wflush (an event made active by the first): one wake-up
+	 * of the writer for all the transactions that ended together, not
+	 * one each. */
+	struct workq_item *wpend, **wpend_tail;
+	struct event *wflush;
 	int results_out;     /* the rows in them: taken by receivers, not committed */
 	struct verp_key key; /* signs VERP senders; read-only after the start */
 	/* Personal messages (deliver_personal.c): the one-click keys, reloaded
@@ -283,6 +289,8 @@ void row_result(struct batch *b, struct job *j, int i, int code, const char *tex
                 const char *relay, int conn_use, int ours);
 void batch_free(struct batch *b);
 void batch_finish(struct batch *b, struct job *j);
+/* Hands the writer the result jobs batch_finish() held back (loop). */
+void results_flush(struct deliver *dl);
 void batch_all(struct batch *b, int code, const char *text, const char *dsn);
 void copy_orig(void *arg, const unsigned char *body, size_t len);
 

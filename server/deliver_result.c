@@ -393,8 +393,28 @@ batch_finish(struct batch *b, struct job *j)
 	d->pending_writes++;
 	d->dl->writes_out++;
 	d->dl->results_out += j->nres;
-	worker_post(&d->dl->writer, j);
+	j->link.next = NULL;
+	if (d->dl->wflush == NULL) {
+		worker_post(&d->dl->writer, j);
+	} else {
+		if (d->dl->wpend == NULL)
+			event_active(d->dl->wflush, EV_READ, 0);
+		*d->dl->wpend_tail = &j->link;
+		d->dl->wpend_tail = &j->link.next;
+	}
 	batch_free(b);
+}
+
+void
+results_flush(struct deliver *dl)
+{
+	struct workq_item *list = dl->wpend;
+
+	if (list == NULL)
+		return;
+	dl->wpend = NULL;
+	dl->wpend_tail = &dl->wpend;
+	workq_post(dl->writer.q, list);
 }
 
 /* Every row of b gets the same outcome (no connection, DNS trouble). */
