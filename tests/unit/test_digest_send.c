@@ -1,5 +1,5 @@
 /*
- * test_digest.c - digests against a real SQLite store: posts kept as they
+ * test_digest_send.c - digests against a real SQLite store: posts kept as they
  * go out, an issue takes each pending post exactly once (a second send
  * finds nothing; a rolled-back send leaves them pending), one queued
  * message per delivery mode with a row per member of that mode, numbering
@@ -128,7 +128,7 @@ setup(void **state)
 	    " (1, 'new@example.org', 'new@example.org', 'example.org', 'unconfirmed', 'regular', "
 	    "0, 0, 0)");
 	exec(f, "INSERT INTO roles VALUES (1, 'owner', 'boss@example.org', 'boss@example.org')");
-	log_init("test_digest", "warning");
+	log_init("test_digest_send", "warning");
 	*state = f;
 	return 0;
 }
