@@ -591,11 +591,18 @@ list_fields(struct strbuf *b, const struct post_cfg *c)
 char *
 post_list_fields(const struct post_cfg *c, size_t *len)
 {
+	static const char prec[] = "Precedence: list\r\n";
 	struct strbuf b = {0};
+	char *s, *p;
 
 	list_fields(&b, c);
-	*len = b.len;
-	return strbuf_done(&b);
+	if ((s = strbuf_done(&b)) == NULL)
+		return NULL;
+	/* The digest builder writes its own Precedence (mail/digest.h). */
+	if ((p = strstr(s, prec)) != NULL)
+		memmove(p, p + sizeof(prec) - 1, strlen(p + sizeof(prec) - 1) + 1);
+	*len = strlen(s);
+	return s;
 }
 
 const char *

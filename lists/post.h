@@ -127,9 +127,10 @@ const char *post_list_name(const struct post_cfg *c);
 
 /* The List-* header fields (RFC 2369, 2919: List-Id, List-Post, List-Help,
  * List-Subscribe, List-Unsubscribe unless personalized, List-Owner,
- * List-Archive when archive_url is set) with Precedence and X-Loop, as a
- * post carries them: folded, CRLF. For messages the list sends to all its
- * members, such as digests. NULL when out of memory. */
+ * List-Archive when archive_url is set) and X-Loop, as a post carries
+ * them: folded, CRLF; without Precedence, which the digest builder writes.
+ * For messages the list sends to all its members, such as digests. NULL
+ * when out of memory. */
 char *post_list_fields(const struct post_cfg *c, size_t *len);
 
 /* Builds the outgoing message from raw. With c->personalize the footer
