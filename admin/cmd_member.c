@@ -499,7 +499,7 @@ static const struct cli_cmd member_cmds[] = {
      "one a line."},
     {"set", cmd_member_set, 0, "LIST ADDR KEY=VALUE...",
      "Changes a member: status=enabled|disabled|unconfirmed (enabled also resets the\n"
-     "bounce score), delivery=regular|nomail (digests are not available yet),\n"
+     "bounce score), delivery=regular|digest|digest-text|nomail,\n"
      "self_copy=yes|no, name=TEXT.\n"
      "All pairs are applied together, or none is."},
     {0},

@@ -21,6 +21,7 @@
 	X(mod) \
 	X(bounce) X(bounces) \
 	X(archive) \
+	X(digest) \
 	X(secret) \
 	X(dkim) \
 	/* END */

@@ -24,12 +24,13 @@ db_member_status_valid(const char *s)
 	                     strcmp(s, "unconfirmed") == 0);
 }
 
-/* "digest" is kept out until digests are sent: a member set to it would
- * get no mail at all (the fan-out sends to delivery = 'regular'). */
+/* regular: every post (the fan-out); digest, digest-text: the list's
+ * digests (lists/digest_send.c); nomail: nothing. */
 static int
 delivery_valid(const char *s)
 {
-	return strcmp(s, "regular") == 0 || strcmp(s, "nomail") == 0;
+	return strcmp(s, "regular") == 0 || strcmp(s, "digest") == 0 ||
+	       strcmp(s, "digest-text") == 0 || strcmp(s, "nomail") == 0;
 }
 
 /* The texts of a member row are bound without a copy (SQLITE_STATIC saves
@@ -179,13 +180,12 @@ db_member_set(struct db *db, int64_t list_id, const struct db_addr *a, const cha
 			                value);
 		sql = sql_status;
 	} else if (strcmp(key, "delivery") == 0) {
-		if (strcmp(value, "digest") == 0)
-			return db_failf(db, DB_INVALID,
-			                "delivery: digests are not available yet; use regular or "
-			                "nomail");
 		if (!delivery_valid(value))
-			return db_failf(db, DB_INVALID,
-			                "delivery: '%s' is not one of regular, nomail", value);
+			return db_failf(
+			    db, DB_INVALID,
+			    "delivery: '%s' is not one of regular, digest, digest-text, "
+			    "nomail",
+			    value);
 		sql = sql_delivery;
 	} else if (strcmp(key, "self_copy") == 0) {
 		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)

@@ -31,7 +31,7 @@ struct db_member {
 	char domain[DB_DOMAIN_MAX + 1]; /* addr_domain_key() */
 	char name[DB_MEMBER_NAME_MAX + 1];
 	char status[16];   /* enabled, disabled, unconfirmed */
-	char delivery[16]; /* regular, digest, nomail */
+	char delivery[16]; /* regular, digest, digest-text, nomail */
 	int self_copy;
 	double bounce_score;
 	int64_t last_bounce; /* 0 when none */
@@ -55,7 +55,7 @@ int db_member_find(struct db *db, int64_t list_id, const struct db_addr *a, stru
 
 /* Sets one field: status (enabled|disabled|unconfirmed; enabled also
  * clears the bounce score and the disabled reason), delivery
- * (regular|digest|nomail), self_copy (yes|no) or name. DB_INVALID for an
+ * (regular|digest|digest-text|nomail), self_copy (yes|no) or name. DB_INVALID for an
  * unknown key or a bad value, DB_NOTFOUND when a is not a member. */
 int db_member_set(struct db *db, int64_t list_id, const struct db_addr *a, const char *key,
                   const char *value);

@@ -311,6 +311,104 @@ static const char *const migrations[] = {
     ");"
     "CREATE UNIQUE INDEX dkim_one_active ON dkim_keys (domain, algorithm)"
     "  WHERE state = 'active';",
+    /* 8: digests (db/digest.h). members.delivery takes 'digest' (MIME,
+     * RFC 2046) and 'digest-text' (RFC 1153). SQLite cannot alter a
+     * CHECK, so members is rebuilt: same columns, ids, index and triggers
+     * as migration 1. foreign_keys is on (it cannot change inside the
+     * migration's transaction), so dropping the old table would run its
+     * ON DELETE actions: the rows that refer to members (bounce_disabled,
+     * bounce_events.member_id) are kept aside and put back. member_counts
+     * stays as it is: the copy is made before the triggers exist, and a
+     * DROP fires none. */
+    "CREATE TEMP TABLE m8_disabled AS SELECT * FROM bounce_disabled;"
+    "CREATE TEMP TABLE m8_events AS SELECT id, member_id FROM bounce_events"
+    "  WHERE member_id IS NOT NULL;"
+    "CREATE TABLE members_new ("
+    "  id INTEGER PRIMARY KEY,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL,"
+    "  addr_key TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  name TEXT,"
+    "  status TEXT NOT NULL DEFAULT 'enabled'"
+    "    CHECK (status = 'enabled' OR status = 'disabled' OR status = 'unconfirmed'),"
+    "  delivery TEXT NOT NULL DEFAULT 'regular'"
+    "    CHECK (delivery = 'regular' OR delivery = 'digest' OR delivery = 'digest-text'"
+    "      OR delivery = 'nomail'),"
+    "  self_copy INTEGER NOT NULL DEFAULT 0,"
+    "  bounce_score REAL NOT NULL DEFAULT 0,"
+    "  last_bounce INTEGER,"
+    "  last_bounce_reason TEXT,"
+    "  disabled_reason TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  UNIQUE (list_id, addr_key)"
+    ");"
+    "INSERT INTO members_new (id, list_id, address, addr_key, domain, name, status, delivery,"
+    "  self_copy, bounce_score, last_bounce, last_bounce_reason, disabled_reason, created,"
+    "  updated)"
+    "  SELECT id, list_id, address, addr_key, domain, name, status, delivery, self_copy,"
+    "  bounce_score, last_bounce, last_bounce_reason, disabled_reason, created, updated"
+    "  FROM members ORDER BY id;"
+    "DROP TABLE members;"
+    "ALTER TABLE members_new RENAME TO members;"
+    "INSERT INTO bounce_disabled SELECT * FROM m8_disabled;"
+    "UPDATE bounce_events SET member_id ="
+    "  (SELECT member_id FROM m8_events e WHERE e.id = bounce_events.id)"
+    "  WHERE id IN (SELECT id FROM m8_events);"
+    "DROP TABLE m8_disabled;"
+    "DROP TABLE m8_events;"
+    "CREATE INDEX members_by_status_domain ON members"
+    "  (list_id, status, domain, delivery, self_copy, addr_key, address);"
+    "CREATE TRIGGER members_count_insert AFTER INSERT ON members BEGIN"
+    "  INSERT INTO member_counts (list_id, status, n) VALUES (NEW.list_id, NEW.status, 1)"
+    "    ON CONFLICT (list_id, status) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE TRIGGER members_count_delete AFTER DELETE ON members BEGIN"
+    "  UPDATE member_counts SET n = n - 1 WHERE list_id = OLD.list_id AND status = OLD.status;"
+    " END;"
+    "CREATE TRIGGER members_count_update AFTER UPDATE OF list_id, status ON members"
+    "  WHEN OLD.list_id IS NOT NEW.list_id OR OLD.status IS NOT NEW.status BEGIN"
+    "  UPDATE member_counts SET n = n - 1 WHERE list_id = OLD.list_id AND status = OLD.status;"
+    "  INSERT INTO member_counts (list_id, status, n) VALUES (NEW.list_id, NEW.status, 1)"
+    "    ON CONFLICT (list_id, status) DO UPDATE SET n = n + 1;"
+    " END;"
+    /* Each post that went out, as it went out (the rewritten post, as
+     * archived), until an issue takes it: issue_id NULL means pending.
+     * Assigning posts and queueing their issue is one transaction
+     * (lists/digest_send.c), so a post is in exactly one issue. */
+    "CREATE TABLE digest_issues ("
+    "  id INTEGER PRIMARY KEY,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  volume INTEGER NOT NULL,"
+    "  number INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  sent INTEGER NOT NULL,"
+    "  posts INTEGER NOT NULL DEFAULT 0,"
+    "  qid_mime TEXT,"
+    "  qid_text TEXT,"
+    "  UNIQUE (list_id, volume, number)"
+    ");"
+    "CREATE TABLE digest_posts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,"
+    "  issue_id INTEGER REFERENCES digest_issues(id) ON DELETE CASCADE,"
+    "  added INTEGER NOT NULL,"
+    "  sender TEXT NOT NULL,"
+    "  subject TEXT,"
+    "  size INTEGER NOT NULL,"
+    "  body BLOB NOT NULL"
+    ");"
+    "CREATE INDEX digest_posts_pending ON digest_posts (list_id, id) WHERE issue_id IS NULL;"
+    "CREATE INDEX digest_posts_by_issue ON digest_posts (issue_id);"
+    /* The last issue per list: its volume and number, and when it went
+     * out (the digest_interval counts from there). */
+    "CREATE TABLE digest_counters ("
+    "  list_id INTEGER PRIMARY KEY REFERENCES lists(id) ON DELETE CASCADE,"
+    "  volume INTEGER NOT NULL,"
+    "  issue INTEGER NOT NULL,"
+    "  last_sent INTEGER NOT NULL"
+    ");",
 };
 
 int

@@ -24,7 +24,7 @@
 struct db_token {
 	char token[DB_TOKEN_LEN];
 	int64_t list_id;
-	char action[16]; /* subscribe, unsubscribe */
+	char action[16]; /* subscribe, unsubscribe, set-MODE (set-digest-text fits) */
 	char address[DB_ADDR_MAX];
 	char addr_key[DB_ADDR_MAX];
 	char name[256];

@@ -272,11 +272,23 @@ send_confirmation(struct ctx *c, const char *action)
 	         c->in->list_domain);
 	snprintf(subject, sizeof(subject), "confirm %s", token);
 	conf_http_base_url(c->conf, base, sizeof(base));
-	strbuf_printf(&body,
-	              "Someone, probably you, asked to %s %s %s the mailing list %s.\n"
-	              "\n",
-	              strcmp(action, "subscribe") == 0 ? "subscribe" : "unsubscribe", c->from,
-	              strcmp(action, "subscribe") == 0 ? "to" : "from", c->list);
+	if (strncmp(action, "set-", 4) == 0) {
+		strbuf_printf(&body,
+		              "Someone, probably you, asked that %s get %s from the\n"
+		              "mailing list %s (set %s).\n\n",
+		              c->from,
+		              strcmp(action, "set-digest") == 0        ? "MIME digests"
+		              : strcmp(action, "set-digest-text") == 0 ? "plain-text digests"
+		              : strcmp(action, "set-regular") == 0     ? "every post"
+		                                                       : "no mail",
+		              c->list, action + 4);
+		base[0] = '\0'; /* the web pages confirm joining and leaving only */
+	} else
+		strbuf_printf(&body,
+		              "Someone, probably you, asked to %s %s %s the mailing list %s.\n"
+		              "\n",
+		              strcmp(action, "subscribe") == 0 ? "subscribe" : "unsubscribe",
+		              c->from, strcmp(action, "subscribe") == 0 ? "to" : "from", c->list);
 	/* The page behind the link only asks: its button (a POST) confirms,
 	 * so that a link scanner that fetches every URL changes nothing. */
 	if (base[0] != '\0')
@@ -473,6 +485,26 @@ do_unsubscribe(struct ctx *c)
 	return leave(c, c->from, c->from_key, "by email");
 }
 
+/* set MODE: the sender's delivery mode, confirmed like unsubscribe (the
+ * token's action is "set-MODE"), so that nobody changes what another
+ * member gets by forging their From. */
+static int
+do_set(struct ctx *c, const char *mode)
+{
+	char status[16], action[24];
+	int r;
+
+	if ((r = member_status(c, c->from, status, sizeof(status))) < 0)
+		return -1;
+	if (r == 0) {
+		outcome_add(c, "set %s %s: not a member", mode, c->from);
+		strbuf_printf(&c->results, "%s is not subscribed to %s.\n\n", c->from, c->list);
+		return 0;
+	}
+	snprintf(action, sizeof(action), "set-%s", mode);
+	return send_confirmation(c, action);
+}
+
 /* Mail to LIST-leave+TOKEN (the mailto: of a personal copy's
  * List-Unsubscribe): a one-click token that checks for this list names
  * the member, who leaves at once, whoever sends it: the token is the
@@ -516,6 +548,38 @@ leave_by_token(struct ctx *c, const char *token)
 	return 1;
 }
 
+/* A confirmed `set MODE`: the member's delivery changes, if they are
+ * still a member. */
+static int
+set_confirmed(struct ctx *c, const struct db_token *t)
+{
+	const char *mode = t->action + 4, *why;
+	char detail[700];
+	struct addr a;
+
+	if (addr_parse(t->address, strlen(t->address), ADDR_UTF8, &a, &why) < 0 ||
+	    store_member_set(c->db, c->in->list_id, &a, "delivery", mode) < 0) {
+		if (db_status(c->db) != DB_NOTFOUND && db_status(c->db) != DB_OK &&
+		    db_status(c->db) != DB_INVALID)
+			return -1;
+		outcome_add(c, "set %s %s: not a member", mode, t->address);
+		strbuf_printf(&c->results, "%s is not subscribed to %s.\n\n", t->address, c->list);
+		return 0;
+	}
+	c->changed = 1;
+	snprintf(detail, sizeof(detail), "%s delivery=%s (%s)", t->address, mode, c->how);
+	if (db_engine_event(c->db, c->in->list_id, "set", detail) < 0)
+		return -1;
+	outcome_add(c, "set %s %s: confirmed", mode, t->address);
+	strbuf_printf(&c->results, "%s now gets %s from %s.\n\n", t->address,
+	              strcmp(mode, "digest") == 0        ? "MIME digests"
+	              : strcmp(mode, "digest-text") == 0 ? "plain-text digests"
+	              : strcmp(mode, "regular") == 0     ? "every post"
+	                                                 : "no mail",
+	              c->list);
+	return 0;
+}
+
 static int
 use_token(struct ctx *c, const struct db_token *t)
 {
@@ -530,6 +594,8 @@ use_token(struct ctx *c, const struct db_token *t)
 	if (strcmp(t->action, "unsubscribe") == 0) {
 		return leave(c, t->address, t->addr_key, c->how);
 	}
+	if (strncmp(t->action, "set-", 4) == 0)
+		return set_confirmed(c, t);
 	if (addr_parse(t->address, strlen(t->address), ADDR_UTF8, &a, &why) < 0) {
 		outcome_add(c, "confirm: token for an invalid address %s", t->address);
 		return 0;
@@ -687,6 +753,10 @@ help_text(struct ctx *c, struct strbuf *t)
 	              "                           confirmation is mailed to it first\n"
 	              "  unsubscribe (or leave)   leave the list\n"
 	              "  confirm TOKEN            confirm a request with the token you got\n"
+	              "  set digest               get one MIME digest per issue instead of\n"
+	              "                           each post (set digest-text: plain text;\n"
+	              "                           set regular: every post; set nomail:\n"
+	              "                           nothing); confirmed like unsubscribe\n"
 	              "  help                     this text\n"
 	              "  end                      stop reading commands here\n"
 	              "\n"
@@ -704,6 +774,12 @@ static int
 run_command(struct ctx *c, const struct commands_cmd *cmd)
 {
 	strbuf_printf(&c->results, "> %s\n", cmd->line);
+	if (cmd->bad && cmd->verb == CMD_SET) {
+		outcome_add(c, "%s: no valid mode", cmd->line);
+		strbuf_printf(&c->results,
+		              "set takes one of: digest, digest-text, regular, nomail.\n\n");
+		return 0;
+	}
 	if (cmd->bad) {
 		outcome_add(c, "%s: no valid token", cmd->line);
 		strbuf_printf(&c->results, "This command needs a token (letters and digits).\n\n");
@@ -716,6 +792,8 @@ run_command(struct ctx *c, const struct commands_cmd *cmd)
 		return do_unsubscribe(c);
 	case CMD_CONFIRM:
 		return do_confirm(c, cmd->token);
+	case CMD_SET:
+		return do_set(c, cmd->token);
 	case CMD_HELP:
 		help_text(c, &c->results);
 		strbuf_printf(&c->results, "\n");

@@ -54,6 +54,7 @@ enum commands_verb {
 	CMD_APPROVE,     /* approve TOKEN */
 	CMD_REJECT,      /* reject TOKEN [reason] */
 	CMD_DISCARD,     /* discard TOKEN */
+	CMD_SET,         /* set digest|digest-text|regular|nomail: token holds the mode */
 };
 
 #define COMMANDS_MAX 10       /* commands acted on in one message */

@@ -24,8 +24,11 @@ static const struct {
     {"unsubscribe", CMD_UNSUBSCRIBE, 0}, {"leave", CMD_UNSUBSCRIBE, 0},
     {"confirm", CMD_CONFIRM, 1},         {"help", CMD_HELP, 0},
     {"approve", CMD_APPROVE, 1},         {"reject", CMD_REJECT, 1},
-    {"discard", CMD_DISCARD, 1},
+    {"discard", CMD_DISCARD, 1},         {"set", CMD_SET, 2},
 };
+
+/* The delivery modes `set` takes (members.delivery). */
+static const char *const set_modes[] = {"digest", "digest-text", "regular", "nomail"};
 
 static const char *
 skip_ws(const char *p, const char *end)
@@ -72,6 +75,17 @@ commands_parse_line(const char *p, const char *end, struct commands_cmd *c)
 		if (!verbs[i].takes_token)
 			return 1;
 		t = skip_ws(we, end);
+		if (verbs[i].takes_token == 2) {
+			/* set MODE: one of set_modes, any case; bad otherwise. */
+			te = word_end(t, end);
+			c->bad = 1;
+			for (size_t k = 0; k < sizeof(set_modes) / sizeof(set_modes[0]); k++)
+				if (msg_word_eq(t, (size_t)(te - t), set_modes[k])) {
+					snprintf(c->token, sizeof(c->token), "%s", set_modes[k]);
+					c->bad = 0;
+				}
+			return 1;
+		}
 		te = word_end(t, end);
 		/* Tolerate "<TOKEN>", "TOKEN:", "TOKEN." as people and subjects
 		 * write them. */

@@ -156,6 +156,22 @@ expand(const struct post_cfg *c, const char *src, char *dst, size_t dstlen, int 
 	dst[o] = '\0';
 }
 
+/* expand() without the footer variables, every line end CRLF. */
+static void
+expand_crlf(const struct post_cfg *c, const char *src, char *dst, size_t dstlen)
+{
+	char tmp[4096];
+	size_t o = 0;
+
+	expand(c, src, tmp, sizeof(tmp), 0);
+	for (const char *p = tmp; *p && o + 3 < dstlen; p++) {
+		if (*p == '\n')
+			dst[o++] = '\r';
+		dst[o++] = *p;
+	}
+	dst[o] = '\0';
+}
+
 /* post_cfg.verp is read by verp_post_is_verp() as an enum verp_mode. */
 _Static_assert((int)list_verp_never == VERP_NEVER && (int)list_verp_always == VERP_ALWAYS &&
                    (int)list_verp_every == VERP_EVERY,
@@ -184,6 +200,8 @@ post_cfg_init(struct post_cfg *c, const char *local, const char *domain, const s
 	c->verp_every = lc->verp_every;
 	c->remove_dkim = lc->remove_dkim_signatures;
 	c->personalize = lc->personalize;
+	expand_crlf(c, lc->digest_header, c->digest_header, sizeof(c->digest_header));
+	expand_crlf(c, lc->digest_footer, c->digest_footer, sizeof(c->digest_footer));
 }
 
 void
@@ -568,6 +586,29 @@ list_fields(struct strbuf *b, const struct post_cfg *c)
 	}
 	strbuf_str(b, "Precedence: list\r\n");
 	strbuf_printf(b, "X-Loop: %s\r\n", c->address);
+}
+
+char *
+post_list_fields(const struct post_cfg *c, size_t *len)
+{
+	static const char prec[] = "Precedence: list\r\n";
+	struct strbuf b = {0};
+	char *s, *p;
+
+	list_fields(&b, c);
+	if ((s = strbuf_done(&b)) == NULL)
+		return NULL;
+	/* The digest builder writes its own Precedence (mail/digest.h). */
+	if ((p = strstr(s, prec)) != NULL)
+		memmove(p, p + sizeof(prec) - 1, strlen(p + sizeof(prec) - 1) + 1);
+	*len = strlen(s);
+	return s;
+}
+
+const char *
+post_list_name(const struct post_cfg *c)
+{
+	return list_name(c);
 }
 
 /* "Name via List" <list@domain> */

@@ -43,6 +43,9 @@ struct post_cfg {
 	enum list_remove_dkim_signatures remove_dkim;
 	int personalize;     /* a copy per member: footer markers, no List-Unsubscribe */
 	char http_base[512]; /* conf_http_base_url(), "" for none: the caller sets it */
+	/* The digests' texts, escapes and %n/%a expanded, CRLF line ends. */
+	char digest_header[2048];
+	char digest_footer[2048];
 };
 
 /* Fills c for list local@domain from its settings lc (list_conf_load(), or
@@ -118,6 +121,17 @@ struct post_out {
  * HTTP base its mailto:LIST-leave@DOMAIN: what %u becomes where no member
  * is known (a list that is not personalized, the archive). */
 void post_unsubscribe_page(const struct post_cfg *c, char *buf, size_t len);
+
+/* The list's name as people read it: display_name, else the name. */
+const char *post_list_name(const struct post_cfg *c);
+
+/* The List-* header fields (RFC 2369, 2919: List-Id, List-Post, List-Help,
+ * List-Subscribe, List-Unsubscribe unless personalized, List-Owner,
+ * List-Archive when archive_url is set) and X-Loop, as a post carries
+ * them: folded, CRLF; without Precedence, which the digest builder writes.
+ * For messages the list sends to all its members, such as digests. NULL
+ * when out of memory. */
+char *post_list_fields(const struct post_cfg *c, size_t *len);
 
 /* Builds the outgoing message from raw. With c->personalize the footer
  * variables %m and %u are left as markers (lists/personal.h) and no

@@ -17,6 +17,7 @@
 #include "db/members.h"
 #include "db/queue.h"
 #include "db/spool.h"
+#include "lists/digest_send.h"
 #include "lists/list_conf.h"
 #include "lists/personal.h"
 #include "lists/post.h"
@@ -160,9 +161,9 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	p.poster_key = have_from ? key : NULL;
 	p.verp = verp;
 	p.personal = cfg->personalize;
-	if (cfg->archive && cfg->personalize) {
-		/* The archive is nobody's copy: the list's address and its
-		 * unsubscribe page stand in for the member's. */
+	if (cfg->personalize) {
+		/* The archive and the digests are nobody's copy: the list's
+		 * address and its unsubscribe page stand in for the member's. */
 		post_unsubscribe_page(cfg, page, sizeof(page));
 		if ((arch = personal_fill(out.data, out.len, "", 0, cfg->address, page, &alen)) ==
 		    NULL) {
@@ -176,7 +177,13 @@ send_post(struct db *db, const struct conf *conf, int64_t list_id, const struct 
 	if (db_engine_queue_post(db, &p, oqid, &msg_id, &nrcpt) < 0 ||
 	    (cfg->archive &&
 	     db_engine_archive_add(db, p.list_id, out.message_id, env.now, out.sender, out.subject,
-	                           arch ? arch : out.data, arch ? alen : out.len) < 0)) {
+	                           arch ? arch : out.data, arch ? alen : out.len) < 0) ||
+	    /* Every post that goes out waits for the next digest, whether
+	     * the list has digest members now or not: a check for them
+	     * would walk the list's members on every post; an issue with
+	     * nobody to go to drops its posts instead (digest_send.h). */
+	    digest_keep(db, p.list_id, env.now, out.sender, out.subject, arch ? arch : out.data,
+	                arch ? alen : out.len) < 0) {
 		snprintf(outcome, outcomelen, "failed: %s", db_errmsg(db));
 		free(arch);
 		free(body);

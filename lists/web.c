@@ -137,6 +137,12 @@ confirm_token(struct db *db, const char *token, struct db_token *t, struct db_li
 		fail(r, 410, "This confirmation link has expired. Send your request again.");
 		return 1;
 	}
+	/* `set MODE` tokens are confirmed by mail only (their mail has no
+	 * link): this page would not say what it changes. */
+	if (strcmp(t->action, "subscribe") != 0 && strcmp(t->action, "unsubscribe") != 0) {
+		fail(r, 404, "This request is confirmed by replying to its mail.");
+		return 1;
+	}
 	r->kind =
 	    strcmp(t->action, "subscribe") == 0 ? WEB_CONFIRM_SUBSCRIBE : WEB_CONFIRM_UNSUBSCRIBE;
 	return 0;

@@ -250,6 +250,12 @@ sb_add_charset(struct strbuf *b, const char *cs, const char *in, size_t len)
 	return 0;
 }
 
+int
+msg_charset_to_utf8(struct strbuf *b, const char *cs, const char *in, size_t len)
+{
+	return sb_add_charset(b, cs && *cs ? cs : "us-ascii", in, len);
+}
+
 /* --- RFC 2047 --- */
 
 /* Decodes one encoded-word at p (which starts with "=?"); on success

@@ -98,6 +98,11 @@ void msg_ctype_free(struct msg_ctype *ct);
  * it goes, never refused. Returns a new buffer (NUL-terminated, length in
  * *outlen), or NULL when out of memory. */
 char *msg_decode_body(const char *cte, const char *in, size_t len, size_t *outlen);
+/* Appends in[0..len), text in charset cs (NULL or "": us-ascii), to b as
+ * UTF-8 (iconv for the charsets it knows). Returns 0, or -1 when the
+ * charset is unknown or the text is not in it (nothing appended). */
+struct strbuf;
+int msg_charset_to_utf8(struct strbuf *b, const char *cs, const char *in, size_t len);
 size_t msg_base64_decode(const char *in, size_t len, char *out); /* out >= len */
 size_t msg_qp_decode(const char *in, size_t len, char *out);     /* out >= len */
 

@@ -18,6 +18,7 @@
 #include "db/db.h"
 #include "db/engine.h"
 #include "db/spool.h"
+#include "lists/digest_send.h"
 #include "lists/posting.h"
 #include "lists/inbound.h"
 #include "lists/post.h"
@@ -377,6 +378,45 @@ bounce_sweep(struct engine_runner *r)
 #endif
 }
 
+static void
+digest_sent(void *arg, const struct digest_result *d, const char *err)
+{
+	struct engine_runner *r = arg;
+
+	if (d == NULL) {
+		log_warnx("engine: digest: %s", err);
+		return;
+	}
+	if (d->posts == 0) {
+		log_info("engine: digest: list=<%s>: no digest member, %lld post(s) dropped",
+		         d->list, (long long)d->dropped);
+		return;
+	}
+	log_info("engine: digest: list=<%s>, vol %d issue %d, %lld post(s), mime=%s rcpts=%lld,"
+	         " text=%s rcpts=%lld",
+	         d->list, d->volume, d->number, (long long)d->posts,
+	         d->qid_mime[0] ? d->qid_mime : "-", (long long)d->rcpt_mime,
+	         d->qid_text[0] ? d->qid_text : "-", (long long)d->rcpt_text);
+	if (r->after_commit != NULL)
+		r->after_commit(r->arg);
+}
+
+/* Digest issues that are due (lists/digest_send.h): once a minute for
+ * digest_interval, and after each drain that handled entries, so that
+ * digest_max_posts and digest_max_size send early at once. Each issue is
+ * its own transaction. */
+static void
+digests(struct engine_runner *r, int handled, time_t *last)
+{
+	time_t now = time(NULL);
+
+	if (handled == 0 && now - *last < RUNNER_RESCAN_SECONDS)
+		return;
+	*last = now;
+	if (digest_run_due(r->db, r->conf, (int64_t)now, digest_sent, r) < 0)
+		log_warnx("engine: digest: %s", db_errmsg(r->db));
+}
+
 /* How long the runner sleeps when nothing wakes it. */
 static int
 idle_wait(const struct engine_runner *r)
@@ -423,7 +463,7 @@ run(void *arg)
 	struct engine_runner *r = arg;
 	struct posting_dmarc dm = {dmarc_lookup, r->dmarc, dmarc_prefetch};
 	int handled, backoff = 0;
-	time_t last_housekeeping = 0, last_retention = 0;
+	time_t last_housekeeping = 0, last_retention = 0, last_digest = 0;
 	struct db_retention rt = {0};
 
 	for (;;) {
@@ -432,12 +472,14 @@ run(void *arg)
 		workq_wait(r->wake, 0, (backoff ? backoff : idle_wait(r)) * 1000);
 		if (workq_stopped(r->wake))
 			break;
+		handled = 0;
 		if (engine_runner_drain(r->db, r->conf, &dm, r->after_commit, r->arg, &handled) < 0)
 			backoff = backoff ? (backoff < 30 ? backoff * 2 : 30) : 1;
 		else
 			backoff = 0;
 		db_engine_release(r->db);
 		housekeeping(r, &last_housekeeping);
+		digests(r, handled, &last_digest);
 		if (time(NULL) - last_retention >= RUNNER_RESCAN_SECONDS) {
 			last_retention = time(NULL);
 			retention_run(&rt, r->db, r->conf, db_now());

@@ -57,6 +57,23 @@ test_join_leave_help_synonyms(void **state)
 }
 
 static void
+test_set_takes_a_delivery_mode(void **state)
+{
+	struct commands_list cl;
+
+	parse("set Digest-Text", "set regular\nset nomail\nset digest\nset mime\n", &cl);
+	assert_int_equal(cl.n, 5);
+	assert_int_equal(cl.cmds[0].verb, CMD_SET);
+	assert_string_equal(cl.cmds[0].token, "digest-text");
+	assert_false(cl.cmds[0].bad);
+	assert_string_equal(cl.cmds[1].token, "regular");
+	assert_string_equal(cl.cmds[2].token, "nomail");
+	assert_string_equal(cl.cmds[3].token, "digest");
+	assert_int_equal(cl.cmds[4].verb, CMD_SET);
+	assert_true(cl.cmds[4].bad);
+}
+
+static void
 test_quoted_lines_are_ignored(void **state)
 {
 	struct commands_list cl;
@@ -270,6 +287,7 @@ main(void)
 	    cmocka_unit_test(test_subject_command_with_reply_prefixes),
 	    cmocka_unit_test(test_subject_that_is_no_command_is_ignored),
 	    cmocka_unit_test(test_join_leave_help_synonyms),
+	    cmocka_unit_test(test_set_takes_a_delivery_mode),
 	    cmocka_unit_test(test_quoted_lines_are_ignored),
 	    cmocka_unit_test(test_quoted_lines_before_commands_do_not_count),
 	    cmocka_unit_test(test_signature_ends_commands),
