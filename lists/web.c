@@ -138,9 +138,12 @@ confirm_token(struct db *db, const char *token, struct db_token *t, struct db_li
 		return 1;
 	}
 	/* `set MODE` tokens are confirmed by mail only (their mail has no
-	 * link): this page would not say what it changes. */
+	 * link): this page would not say what it changes. 403, not 404: the
+	 * token is good, and stays so for the reply (nothing is deleted). */
 	if (strcmp(t->action, "subscribe") != 0 && strcmp(t->action, "unsubscribe") != 0) {
-		fail(r, 404, "This request is confirmed by replying to its mail.");
+		fail(r, 403,
+		     "This page cannot confirm this request, and nothing was changed: "
+		     "confirm this change by replying to the mail that asked for it.");
 		return 1;
 	}
 	r->kind =

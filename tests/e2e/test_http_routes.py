@@ -1,8 +1,9 @@
 """fanmaild's HTTP face, every route through real clients (urllib and
 curl): the index, /healthz, /metrics, the confirmation pages (GET shows,
-only POST acts), the subscribe and unsubscribe forms, one-click
-unsubscribe with forged and malformed tokens, the path prefix of
-http_base_url, and the error pages with their statuses and headers."""
+only POST acts; a `set digest` token refused, kept for the reply), the
+subscribe and unsubscribe forms, one-click unsubscribe with forged and
+malformed tokens, the path prefix of http_base_url, and the error pages
+with their statuses and headers."""
 import re
 import unittest
 
@@ -73,6 +74,28 @@ class Routes(HttpCase):
         self.assert_page(status, headers, body, 404)
         self.assertEqual(self.req("/confirm/" + "0" * 32)[0], 404)
         self.assertEqual(self.req("/confirm/not%20a%20token")[0], 400)
+
+    def test_set_digest_token_is_refused_and_kept_for_the_reply(self):
+        who = "member@example.net"
+        self.send(who, addr("request"), message(who, addr("request"), "set digest"))
+        _, _, m = self.last_mail_to(who)
+        token = re.fullmatch(r"confirm ([0-9a-f]{32})", str(m["Subject"])).group(1)
+        self.assertNotIn("/confirm/", self.text_of(m))
+        for method in ("GET", "POST"):
+            status, headers, body = self.req(f"/confirm/{token}", method=method,
+                                             data="" if method == "POST" else None)
+            self.assert_page(status, headers, body, 403)
+            self.assertNotIn("<form", body, method)
+            self.assertNotIn("<button", body, method)
+            self.assertIn("confirm this change by replying to the mail", body, method)
+            self.assertEqual("regular", self.delivery(who), f"a {method} changed the delivery")
+        # the token still confirms by reply
+        self.send(who, addr("confirm", token),
+                  message(who, addr("confirm", token), f"Re: confirm {token}"))
+        self.assertEqual("digest", self.delivery(who))
+
+    def delivery(self, who):
+        return self.query("SELECT delivery FROM members WHERE addr_key = ?", (who,))[0][0]
 
     def test_unsubscribe_form_sends_confirmation_only(self):
         for path in (f"/unsubscribe/{LIST}", f"/unsubscribe/{ENC_LIST}"):

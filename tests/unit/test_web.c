@@ -4,7 +4,7 @@
  * committed transaction each; one-click unsubscribe with real tokens
  * (lists/oneclick.c, keys from the store), forged and malformed ones,
  * idempotence; confirmation links (subscribe, unsubscribe, expired,
- * unknown); the forms (unknown list, closed list, limits, the same answer
+ * unknown, `set MODE` ones refused); the forms (unknown list, closed list, limits, the same answer
  * for members and strangers); the owners' notice on leaving.
  */
 #include <setjmp.h>
@@ -439,6 +439,33 @@ test_expired_tokens_unknown_lists_closed_lists_limits(void **state)
 	assert_int_equal(mails_to("frank@example.org"), 0);
 }
 
+/* `set MODE` tokens (email commands) are confirmed by reply only: the page
+ * shows an error, a POST changes nothing and leaves the token for the
+ * reply. */
+static void
+test_set_mode_tokens_are_refused_and_kept(void **state)
+{
+	struct web_result r;
+	char token[DB_TOKEN_LEN];
+
+	(void)state;
+	assert_int_equal(db_token_add(E->db, E->list_id, "set-digest", "bob@example.com",
+	                              "bob@example.com", "", db_now() + 3600, token),
+	                 0);
+	assert_int_equal(web_confirm_show(E->db, &E->conf, token, &r), 0);
+	assert_int_equal(r.status, 403);
+	assert_int_equal(r.kind, WEB_ERROR);
+	assert_non_null(strstr(r.message, "confirm this change by replying to the mail"));
+	assert_int_equal(web_confirm_apply(E->db, &E->conf, token, &r), 0);
+	assert_int_equal(r.status, 403);
+	assert_int_equal(r.kind, WEB_ERROR);
+	assert_false(r.done);
+	assert_non_null(strstr(r.message, "nothing was changed"));
+	assert_int_equal(count("SELECT count(*) FROM members WHERE delivery = 'regular'"), 2);
+	assert_int_equal(count("SELECT count(*) FROM tokens WHERE action = 'set-digest'"), 1);
+	assert_int_equal(count("SELECT count(*) FROM deliveries"), 0);
+}
+
 int
 main(void)
 {
@@ -459,6 +486,8 @@ main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(test_expired_tokens_unknown_lists_closed_lists_limits,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_set_mode_tokens_are_refused_and_kept, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
