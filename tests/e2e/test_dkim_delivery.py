@@ -8,14 +8,17 @@ verifies: a batched post (one signature for the whole batch), the copy a
 server without 8BITMIME gets (downgraded, then signed), personalized
 copies (each its own signature, whose h= covers its own List-Unsubscribe
 and List-Unsubscribe-Post; with a %m footer the body hash differs per
-copy), a confirmation, a goodbye and a DSN. A changed body byte or a
+copy), a confirmation, a goodbye, a DSN, MIME and plain text digests
+(as is and downgraded) and a personalized list's digest copies (each
+signed over its own List-Unsubscribe). A changed body byte or a
 changed signed header makes dkimpy fail, so the check can fail.
 
 And a real receiver: a private Postfix as the members' MX with Debian's
 OpenDKIM as its milter in verify mode (the keys from `dkim show` in its
 TestPublicKeys file); Postfix relays what it accepts to a Python sink,
 where the Authentication-Results header OpenDKIM added says
-dkim=pass header.d=lists.test for a post, a personalized copy and a DSN."""
+dkim=pass header.d=lists.test for a post, a personalized copy, a MIME
+digest, a plain text digest and a DSN."""
 import email
 import email.policy
 import os
@@ -250,6 +253,77 @@ class TestDkimDelivery(DkimDeliveryCase):
         self.assertEqual(1, len({sig_tags(t.data, 0)["bh"] for s, t in got}))
         self.assertEqual(len(members), len({sig_tags(t.data, 0)["b"] for s, t in got}))
 
+    def digest_list(self, members, digest=(), text=(), **settings):
+        """dev@lists.test with digests sent only by `digest send`."""
+        self.make_list(members, digest_interval=0, digest_max_posts=0, digest_max_size=0,
+                       **settings)
+        for who in digest:
+            self.fm.cli("member", "set", "dev@lists.test", who, "delivery=digest")
+        for who in text:
+            self.fm.cli("member", "set", "dev@lists.test", who, "delivery=digest-text")
+
+    def send_digest(self, npending):
+        wait_for(lambda: self.q("SELECT count(*) FROM digest_posts WHERE issue_id IS NULL"
+                                )[0][0] == npending, timeout=30,
+                 what=f"{npending} post(s) pending for the digest")
+        out = self.fm.cli("digest", "send", "dev@lists.test").stdout
+        self.assertIn(f"vol 1 issue 1, {npending} post(s)", out)
+
+    def test_digests_are_signed(self):
+        # a.test and c.test take 8-bit and UTF-8 headers, b.test neither
+        # (the post's UTF-8 From: is a header inside the MIME digest's
+        # body): each digest form is signed as sent, downgraded or not.
+        self.sinks[1].smtputf8 = False
+        self.start()
+        dig, txt = ["dig@a.test", "dag@b.test"], ["txt@c.test", "tex@b.test"]
+        self.digest_list(["reg@a.test"] + dig + txt, dig, txt)
+        self.post(POST8)
+        self.wait_txns(lambda t: t.rcpts == ["reg@a.test"], 1, "the post")
+        self.send_digest(1)
+        got = self.wait_txns(lambda t: b"Vol 1, Issue 1" in t.data, 4, "the digests")
+        self.assertEqual(sorted(dig + txt), sorted(r for s, t in got for r in t.rcpts))
+        for s, t in got:
+            who = t.rcpts[0]
+            m = email.message_from_bytes(t.data)
+            self.assertEqual(who in dig, m.get_content_type() == "multipart/mixed", who)
+            self.assertEqual(who in dig, b"multipart/digest" in t.data, who)
+            self.assertIn(b"d1@ext.test", t.data, f"{who}: the post is in the digest")
+            self.assert_signed(t.data, f"{m.get_content_type()} digest to {who}",
+                               ["List-Id", "Subject", "Content-Type", "MIME-Version"])
+            if who.endswith("@b.test"):
+                self.assertTrue(all(b < 128 for b in t.data), f"{who}: downgraded to 7-bit")
+                self.assertNotIn("SMTPUTF8", t.params, who)
+            else:
+                self.assertIn("Grüße".encode(), t.data, f"{who}: 8-bit as is")
+        # four forms, four body hashes
+        self.assertEqual(4, len({sig_tags(t.data, 0)["bh"] for s, t in got}))
+
+    def test_personalized_digest_copies_are_signed_each(self):
+        self.start()
+        dig, txt = ["dig@a.test", "dag@a.test", "dug@c.test"], ["txt@a.test"]
+        self.digest_list(["reg@a.test"] + dig + txt, dig, txt, personalize="yes")
+        self.post(POST8)
+        self.wait_txns(lambda t: t.rcpts == ["reg@a.test"], 1, "the post")
+        self.send_digest(1)
+        got = self.wait_txns(lambda t: b"Vol 1, Issue 1" in t.data, 4, "the digest copies")
+        self.assertEqual(sorted(dig + txt), sorted(r for s, t in got for r in t.rcpts))
+        lus = set()
+        for s, t in got:
+            self.assertEqual(1, len(t.rcpts), "a copy per member")
+            who = t.rcpts[0]
+            self.assert_signed(t.data, f"digest copy to {who}",
+                               ["List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"])
+            lu = re.sub(r"\s+", "", email.message_from_bytes(t.data)["List-Unsubscribe"])
+            self.assertRegex(lu, r"<mailto:dev-leave\+[^>]+@lists\.test>", who)
+            lus.add(lu)
+            # the signature is this copy's: another member's
+            # List-Unsubscribe under it fails
+            other = re.sub(rb"dev-leave\+[^@]+@", b"dev-leave+1-x-y@", t.data, count=1)
+            self.assertNotEqual(other, t.data)
+            self.assertFalse(_verify_idx(other, 0, self.dnsfunc), who)
+            self.assertFalse(_verify_idx(other, 1, self.dnsfunc), who)
+        self.assertEqual(len(dig + txt), len(lus), "each copy its own List-Unsubscribe")
+
     def test_dsn_is_signed(self):
         # no list here: lists.test is not a local domain, its MX is a sink
         self.sinks[0].rcpt_reply["bad@a.test"] = "550 5.1.1 <bad@a.test>: no such user"
@@ -467,6 +541,29 @@ smtpd_banner = $myhostname ESMTP
         copy = self.relayed(lambda t: b"A post for one." in t.data, 1, "the copy")
         self.assertIn(b"List-Unsubscribe-Post", copy[0].data)
         self.assert_pass(copy[0], "personalized copy")
+
+    def test_digests_pass_at_postfix_with_opendkim(self):
+        self.start_receiver()
+        self.start()
+        self.fm.cli("list", "create", "dev@lists.test", "--policy", "open",
+                    "--owner", "owner@c.test")
+        self.fm.cli("member", "add", "dev@lists.test", "dig@a.test", "txt@a.test")
+        self.fm.cli("list", "set", "dev@lists.test", "digest_interval=0",
+                    "digest_max_posts=0", "digest_max_size=0")
+        self.fm.cli("member", "set", "dev@lists.test", "dig@a.test", "delivery=digest")
+        self.fm.cli("member", "set", "dev@lists.test", "txt@a.test", "delivery=digest-text")
+        self.post(b"From: zoe@ext.test\r\nTo: dev@lists.test\r\nSubject: digested\r\n"
+                  b"Message-ID: <pf3@ext.test>\r\n\r\nA post for the digest.\r\n")
+        wait_for(lambda: self.q("SELECT count(*) FROM digest_posts WHERE issue_id IS NULL"
+                                )[0][0] == 1, timeout=30, what="the post pending")
+        self.assertIn("vol 1 issue 1, 1 post(s)",
+                      self.fm.cli("digest", "send", "dev@lists.test").stdout)
+        got = self.relayed(lambda t: b"Vol 1, Issue 1" in t.data, 2, "the digests")
+        self.assertEqual(["dig@a.test", "txt@a.test"], sorted(r for t in got for r in t.rcpts))
+        for t in got:
+            self.assertIn(b"A post for the digest.", t.data)
+            kind = "MIME" if b"multipart/digest" in t.data else "text"
+            self.assert_pass(t, f"{kind} digest to {t.rcpts[0]}")
 
     def test_dsn_passes_at_postfix_with_opendkim(self):
         self.sinks[2].rcpt_reply["bad@c.test"] = "550 5.1.1 <bad@c.test>: no such user"
