@@ -39,6 +39,8 @@ EXPECTED = {
     # Personalized and signed next to the signing floor and
     # mlmmj+Postfix+OpenDKIM; batched signed next to batched unsigned.
     "dkim": ({"fanmail", "openssl-speed", "mlmmj+opendkim", "fanmail unsigned"}, 2),
+    # `digest send` for the digest members, the post fan-out beside it.
+    "digest": ({"fanmail"}, 1),
 }
 ONLY = [s for s in os.environ.get("FANMAIL_BENCH_SMOKE_SCENARIOS", "").split(",") if s]
 if ONLY:
