@@ -373,8 +373,10 @@ static int
 cmd_member_import(struct cli *cli, int argc, char **argv)
 {
 	int strict = 0, n, rc, commit;
+	const char *delivery = NULL;
 	const struct cli_opt opts[] = {
 	    {"strict", 0, CLI_OPT_FLAG, &strict},
+	    {"delivery", 0, CLI_OPT_STR, &delivery},
 	    {0},
 	};
 	struct import im = {0};
@@ -396,6 +398,13 @@ cmd_member_import(struct cli *cli, int argc, char **argv)
 		goto out;
 	if ((dbi = db_member_import_begin(cli->db, l.id)) == NULL) {
 		rc = cli_db_error(cli, l.address);
+		goto out;
+	}
+	if (delivery != NULL && db_member_import_delivery(dbi, delivery) < 0) {
+		rc = db_status(cli->db) == DB_INVALID
+		         ? cli_error(cli, EX_USAGE, "%s", db_errmsg(cli->db))
+		         : cli_db_error(cli, l.address);
+		db_member_import_end(dbi, 0, NULL);
 		goto out;
 	}
 	/* A file's size tells about how many lines come (an address line is
@@ -486,14 +495,16 @@ static const struct cli_cmd member_cmds[] = {
      "Lists members in address order, one a line: address, status, delivery, name,\n"
      "tab-separated."},
     {"show", cmd_member_show, CLI_JSON, "LIST ADDR", "Shows one member and all its fields."},
-    {"import", cmd_member_import, CLI_JSON, "LIST FILE|- [--strict]",
+    {"import", cmd_member_import, CLI_JSON,
+     "LIST FILE|- [--strict] [--delivery regular|digest|digest-text|nomail]",
      "Adds the members listed in FILE (or standard input for -): one address, or\n"
      "'Name <address>', or 'address (Name)' a line; blank lines and lines that start\n"
      "with # are skipped. The good lines are added in one transaction; addresses that\n"
      "are members already are left as they are, so importing again changes nothing.\n"
      "Each bad line is reported as FILE:LINE with the reason, and the exit code is then\n"
      "65 (EX_DATAERR). With --strict a bad line imports nothing. Prints how many were\n"
-     "added, were members already, and were bad."},
+     "added, were members already, and were bad. With --delivery the new members get\n"
+     "that delivery mode (those that were members already keep theirs)."},
     {"export", cmd_member_export, 0, "LIST [--status enabled|disabled|unconfirmed]",
      "Writes the members in the format import reads: 'address' or '\"Name\" <address>',\n"
      "one a line."},

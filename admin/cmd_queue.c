@@ -209,12 +209,14 @@ cmd_queue_purge(struct cli *cli, int argc, char **argv)
 		cli_json_kv_int(cli, "recipient_rows", r.rows);
 		cli_json_kv_int(cli, "spool_entries", r.spool);
 		cli_json_kv_int(cli, "bounce_events", r.events);
+		cli_json_kv_int(cli, "digest_posts", r.digest_posts);
+		cli_json_kv_int(cli, "digest_issues", r.digest_issues);
 		cli_json_end_object(cli);
 	} else {
 		fprintf(cli->out,
 		        "purged %lld outbound message(s) (%lld recipient rows), %lld spool "
-		        "entries, %lld bounce events\n",
-		        r.msgs, r.rows, r.spool, r.events);
+		        "entries, %lld bounce events, %lld digest posts, %lld digest issues\n",
+		        r.msgs, r.rows, r.spool, r.events, r.digest_posts, r.digest_issues);
 	}
 	return EX_OK;
 }

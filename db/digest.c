@@ -335,3 +335,24 @@ db_digest_issues(struct db *db, int64_t list_id, int64_t limit,
 	db_ok(db);
 	return 0;
 }
+
+int
+db_purge_digest_posts(struct db *db, int64_t before, int limit)
+{
+	static const char sql[] =
+	    "DELETE FROM digest_posts WHERE id IN (SELECT p.id FROM digest_issues i"
+	    " JOIN digest_posts p ON p.issue_id = i.id WHERE i.sent < ?1 ORDER BY p.id LIMIT ?2)";
+
+	return db_delete_before(db, sql, before, limit, "purging digest posts");
+}
+
+int
+db_purge_digest_issues(struct db *db, int64_t before, int limit)
+{
+	static const char sql[] =
+	    "DELETE FROM digest_issues WHERE id IN (SELECT i.id FROM digest_issues i"
+	    " WHERE i.sent < ?1 AND NOT EXISTS (SELECT 1 FROM digest_posts p"
+	    " WHERE p.issue_id = i.id) ORDER BY i.id LIMIT ?2)";
+
+	return db_delete_before(db, sql, before, limit, "purging digest issues");
+}

@@ -102,4 +102,12 @@ struct db_digest_issue {
 int db_digest_issues(struct db *db, int64_t list_id, int64_t limit,
                      void (*cb)(void *arg, const struct db_digest_issue *i), void *arg);
 
+/* Retention (db/retention.h), each a chunk of at most limit rows: the
+ * posts (bodies and all) of issues sent before `before` (the issue's
+ * queued messages hold the digest itself), then the issues sent before
+ * `before` that have no post left. A pending post is never purged, and
+ * the numbering lives on in digest_counters. Return the rows deleted. */
+int db_purge_digest_posts(struct db *db, int64_t before, int limit);
+int db_purge_digest_issues(struct db *db, int64_t before, int limit);
+
 #endif

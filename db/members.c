@@ -311,6 +311,8 @@ struct db_import {
 	char *trigger_sql; /* to re-create COUNT_TRIGGER; NULL if there is none */
 	char *index_sql;   /* to re-create DEFER_INDEX at the end; NULL: not dropped */
 	int n;             /* rows waiting in text[]/name[] */
+	char delivery[16]; /* for the new members, "": regular (the default) */
+	int64_t first_id;  /* new members' ids are above it (the write lock is ours) */
 	struct db_addr text[IMPORT_BATCH];
 	char name[IMPORT_BATCH][DB_MEMBER_NAME_MAX + 1];
 };
@@ -445,6 +447,55 @@ db_member_import_add(struct db_import *im, const struct db_addr *a, const char *
 	return 0;
 }
 
+int
+db_member_import_delivery(struct db_import *im, const char *mode)
+{
+	static const char sql[] = "SELECT coalesce(max(id), 0) FROM members";
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!delivery_valid(mode))
+		return db_failf(im->db, DB_INVALID,
+		                "delivery: '%s' is not one of regular, digest, digest-text, nomail",
+		                mode);
+	if ((st = db_stmt(im->db, sql)) == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		im->first_id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return db_fail(im->db, rc, "reading the last member id");
+	snprintf(im->delivery, sizeof(im->delivery), "%s", mode);
+	db_ok(im->db);
+	return 0;
+}
+
+/* The new members' delivery mode, in one UPDATE at the end: the rows go
+ * in by the batch statement as every import's do, and only the new ones
+ * (ids above those there were at the start, INSERT OR IGNORE leaves the
+ * others) change. */
+static int
+import_delivery(struct db_import *im)
+{
+	static const char sql[] = "UPDATE members SET delivery = ?1 WHERE list_id = ?2 AND id > ?3";
+	sqlite3_stmt *st;
+	int rc;
+
+	if (im->delivery[0] == '\0' || strcmp(im->delivery, "regular") == 0 || im->added == 0)
+		return 0;
+	if ((st = db_stmt(im->db, sql)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, im->delivery, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, im->list_id);
+	sqlite3_bind_int64(st, 3, im->first_id);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(im->db, rc, "setting the imported members' delivery");
+	return 0;
+}
+
 /* Puts the count trigger back and adds what it did not count. */
 static int
 restore_counts(struct db_import *im)
@@ -480,7 +531,7 @@ db_member_import_end(struct db_import *im, int commit, int64_t *added)
 	int rc = 0;
 
 	if (commit &&
-	    (import_flush(im) < 0 || restore_counts(im) < 0 ||
+	    (import_flush(im) < 0 || import_delivery(im) < 0 || restore_counts(im) < 0 ||
 	     (im->index_sql != NULL && db_exec(db, im->index_sql) < 0) || db_commit(db) < 0)) {
 		db_rollback(db);
 		rc = -1;

@@ -101,6 +101,11 @@ struct db_import *db_member_import_begin(struct db *db, int64_t list_id);
  * never see it missing). Returns 0, or -1 when the store failed (then end
  * the import with commit = 0). */
 int db_member_import_expect(struct db_import *im, int64_t rows);
+/* Makes the members this import adds (not those that are members already)
+ * get delivery mode (regular, digest, digest-text, nomail) instead of
+ * regular; call right after begin. Returns 0, or -1: DB_INVALID for an
+ * unknown mode (nothing happened), else end the import with commit = 0. */
+int db_member_import_delivery(struct db_import *im, const char *mode);
 /* Queues a (and its name, NULL or "" for none). Returns 0, or -1 on error:
  * DB_INVALID means the name was refused and nothing happened;
  * anything else means the import must be ended with commit = 0. */

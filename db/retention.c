@@ -5,6 +5,7 @@
 #include "db/retention.h"
 #include "db/db_internal.h"
 #include "db/bounces.h"
+#include "db/digest.h"
 #include "db/queue.h"
 #include "db/spool.h"
 
@@ -13,6 +14,7 @@
 #define ROWS_CHUNK 5000 /* delivery rows a transaction */
 #define SPOOL_CHUNK 200 /* spool entries (whole messages) a transaction */
 #define EVENTS_CHUNK 2000
+#define DIGEST_CHUNK 200 /* digest posts (whole messages) a transaction */
 
 static double
 mono_now(void)
@@ -45,7 +47,7 @@ db_retention_pass(struct db *db, struct db_retention *r, int64_t now, int64_t ke
 	double t0 = mono_now();
 	int n;
 
-	r->msgs = r->rows = r->spool = r->events = 0;
+	r->msgs = r->rows = r->spool = r->events = r->digest_posts = r->digest_issues = 0;
 	while (keep_queue > 0 && mono_now() - t0 < seconds) {
 		if (db_begin(db) < 0)
 			return -1;
@@ -67,6 +69,20 @@ db_retention_pass(struct db *db, struct db_retention *r, int64_t now, int64_t ke
 			return -1;
 		r->spool += n;
 		if (n < SPOOL_CHUNK)
+			break;
+	}
+	while (keep_spool > 0 && mono_now() - t0 < seconds) {
+		if ((n = chunk(db, db_purge_digest_posts, now - keep_spool, DIGEST_CHUNK)) < 0)
+			return -1;
+		r->digest_posts += n;
+		if (n < DIGEST_CHUNK)
+			break;
+	}
+	while (keep_spool > 0 && mono_now() - t0 < seconds) {
+		if ((n = chunk(db, db_purge_digest_issues, now - keep_spool, EVENTS_CHUNK)) < 0)
+			return -1;
+		r->digest_issues += n;
+		if (n < EVENTS_CHUNK)
 			break;
 	}
 	while (keep_events > 0 && mono_now() - t0 < seconds) {

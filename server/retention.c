@@ -17,9 +17,11 @@ retention_run(struct db_retention *rt, struct db *db, const struct conf *conf, i
 
 	if (rc < 0)
 		log_warnx("retention: %s", db_errmsg(db));
-	if (rt->msgs || rt->rows || rt->spool || rt->events)
+	if (rt->msgs || rt->rows || rt->spool || rt->events || rt->digest_posts ||
+	    rt->digest_issues)
 		log_info("retention: purged %lld outbound message(s) (%lld recipient rows), %lld "
-		         "spool entries, %lld bounce events",
-		         rt->msgs, rt->rows, rt->spool, rt->events);
+		         "spool entries, %lld bounce events, %lld digest posts, %lld digest issues",
+		         rt->msgs, rt->rows, rt->spool, rt->events, rt->digest_posts,
+		         rt->digest_issues);
 	return rc;
 }

@@ -142,6 +142,17 @@ class ImportExportTest(MemberCase):
         self.assertIn("added 0, already members 3, bad lines 0", out)
         self.assertEqual(self.members(), before)
 
+    def test_import_delivery_sets_only_the_new_members(self):
+        self.fm.cli("member", "add", LIST, "old@example.org")
+        self.expect(os.EX_USAGE, "member", "import", LIST, "-", "--delivery", "weekly",
+                    input="x@example.org\n", err="'weekly' is not one of")
+        self.assertEqual(self.addresses(), ["old@example.org"])
+        out = self.fm.cli("member", "import", LIST, "-", "--delivery", "digest-text",
+                          input="old@example.org\nnew@example.org\n").stdout
+        self.assertIn("added 1, already members 1", out)
+        self.assertEqual([(m["address"], m["delivery"]) for m in self.members()],
+                         [("new@example.org", "digest-text"), ("old@example.org", "regular")])
+
     def test_export_reimports_to_the_same_set(self):
         self.fm.cli("member", "add", LIST, 'Ann "The Boss" O\'Neil <ann@example.org>',
                     '"quoted local"@example.org', "Back\\slash <bs@example.org>",

@@ -27,6 +27,7 @@
 #include "db/db_internal.h"
 #include "db/digest.h"
 #include "db/engine.h"
+#include "db/retention.h"
 #include "db/schema.h"
 #include "lists/digest_send.h"
 #include "lists/posting.h"
@@ -397,6 +398,43 @@ test_personalized_list_queues_personal_digest(void **state)
 	free(s);
 }
 
+/* The retention pass purges the posts of issues sent before its cut-off,
+ * then those issues; a later issue and a pending post stay, and the
+ * numbering goes on from the counters. */
+static void
+test_retention_purges_sent_issues(void **state)
+{
+	struct fx *f = *state;
+	struct digest_result r;
+	struct db_retention rt = {0};
+	char err[256];
+
+	post_n(f, 2);
+	assert_int_equal(digest_send(f->db, &f->conf, 1, 1000, &r, err, sizeof(err)), 0);
+	post_n(f, 1);
+	assert_int_equal(digest_send(f->db, &f->conf, 1, 5000, &r, err, sizeof(err)), 0);
+	post_n(f, 1);
+	/* Cut-off 2000: issue 1 (sent at 1000) goes, issue 2 (5000) stays. */
+	assert_int_equal(db_retention_pass(f->db, &rt, 2100, 0, 100, 0, 10.0), 0);
+	assert_int_equal(rt.digest_posts, 2);
+	assert_int_equal(rt.digest_issues, 1);
+	assert_int_equal(scalar(f, "SELECT group_concat(number) FROM digest_issues"), 2);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM digest_posts WHERE issue_id IS NULL"), 1);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM digest_posts"), 2);
+	/* The queued digests are the queue's (queue_keep_done), not touched. */
+	assert_int_equal(scalar(f, "SELECT count(*) FROM out_msg WHERE kind = 'digest'"), 2);
+	/* Again: nothing more. Then with a later cut-off, issue 2 goes too. */
+	assert_int_equal(db_retention_pass(f->db, &rt, 2100, 0, 100, 0, 10.0), 0);
+	assert_int_equal(rt.digest_posts + rt.digest_issues, 0);
+	assert_int_equal(db_retention_pass(f->db, &rt, 9000, 0, 100, 0, 10.0), 0);
+	assert_int_equal(rt.digest_posts, 1);
+	assert_int_equal(rt.digest_issues, 1);
+	assert_int_equal(scalar(f, "SELECT count(*) FROM digest_posts WHERE issue_id IS NULL"), 1);
+	assert_int_equal(digest_send(f->db, &f->conf, 1, 9500, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.number, 3);
+	assert_int_equal(r.posts, 1);
+}
+
 /* Migration 8 rebuilds members: ids, counts, and the rows that refer to
  * members (bounce_disabled, bounce_events) survive. */
 static void
@@ -491,6 +529,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_due_by_count_size_and_interval, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_personalized_list_queues_personal_digest, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_purges_sent_issues, setup, teardown),
 	    cmocka_unit_test(test_migration_8_keeps_members),
 	};
 
