@@ -75,15 +75,16 @@ class ImportBomTest(AdminCase):
 
 
 class DigestTest(AdminCase):
-    def test_delivery_digest_is_refused_until_digests_exist(self):
+    def test_every_delivery_mode_is_taken_and_nothing_else(self):
         self.fm.cli("member", "add", LIST, "d@example.net")
-        self.expect(os.EX_DATAERR, "member", "set", LIST, "d@example.net", "delivery=digest",
-                    err="digests are not available yet")
+        for mode in ("digest", "digest-text", "nomail", "regular"):
+            self.fm.cli("member", "set", LIST, "d@example.net", f"delivery={mode}")
+            m = json.loads(self.fm.cli("member", "show", LIST, "d@example.net",
+                                       "--json").stdout)
+            self.assertEqual(m["delivery"], mode)
+        self.expect(os.EX_DATAERR, "member", "set", LIST, "d@example.net", "delivery=weekly")
         m = json.loads(self.fm.cli("member", "show", LIST, "d@example.net", "--json").stdout)
         self.assertEqual(m["delivery"], "regular")
-        self.fm.cli("member", "set", LIST, "d@example.net", "delivery=nomail")
-        m = json.loads(self.fm.cli("member", "show", LIST, "d@example.net", "--json").stdout)
-        self.assertEqual(m["delivery"], "nomail")
 
 
 class ReadOnlyDatabaseTest(AdminCase):
