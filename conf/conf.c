@@ -876,6 +876,17 @@ conf_list_def(const char *name)
 	return find_def(conf_list_defs, conf_list_ndefs, name, strlen(name));
 }
 
+/* A per-list time that may be empty to mean "never by the clock"
+ * (digest_interval: only by hand or when full) is stored as 0. Other
+ * times keep refusing "": an empty timeout is more likely a mistake. */
+static const char *
+list_empty_time(const struct conf_def *d, const char *value)
+{
+	if (d->type == CONF_TIME && value[0] == '\0' && strcmp(d->name, "digest_interval") == 0)
+		return "0";
+	return value;
+}
+
 int
 conf_list_check(const char *name, const char *value, char *canon, size_t canonlen, char *err,
                 size_t errlen)
@@ -886,7 +897,7 @@ conf_list_check(const char *name, const char *value, char *canon, size_t canonle
 		errf(err, errlen, "%s: unknown list setting", name);
 		return -1;
 	}
-	return check_value(d, value, canon, canonlen, err, errlen);
+	return check_value(d, list_empty_time(d, value), canon, canonlen, err, errlen);
 }
 
 /* The defaults, parsed once: the engine loads a list's settings for every
@@ -929,7 +940,7 @@ conf_list_set(struct list_conf *lc, const char *name, const char *value, char *e
 		return -1;
 	}
 	/* store_at() checks before it writes: a bad value leaves the field. */
-	return store_at((char *)lc, d, value, err, errlen);
+	return store_at((char *)lc, d, list_empty_time(d, value), err, errlen);
 }
 
 void

@@ -309,10 +309,29 @@ test_list_iteration(void **state)
 	assert_int_equal(n, 3);
 }
 
+static void
+test_digest_interval_may_be_empty(void **state)
+{
+	char canon[64], err[256];
+	struct list_conf lc;
+
+	(void)state;
+	assert_int_equal(
+	    conf_list_check("digest_interval", "", canon, sizeof(canon), err, sizeof(err)), 0);
+	conf_list_init(&lc);
+	assert_int_equal(conf_list_set(&lc, "digest_interval", "", err, sizeof(err)), 0);
+	assert_int_equal(lc.digest_interval, 0);
+	conf_list_free(&lc);
+	/* Other times still refuse "". */
+	assert_int_equal(
+	    conf_list_check("hold_lifetime", "", canon, sizeof(canon), err, sizeof(err)), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_digest_interval_may_be_empty),
 	    cmocka_unit_test(test_defaults_come_from_the_table),
 	    cmocka_unit_test(test_values_comments_and_continuations),
 	    cmocka_unit_test(test_unknown_setting_names_file_line_and_setting),
