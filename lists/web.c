@@ -15,6 +15,7 @@
 #include "db/tokens.h"
 #include "lists/commands.h"
 #include "lists/list_conf.h"
+#include "lists/listaddr.h"
 #include "lists/oneclick.h"
 #include "lists/store.h"
 #include "mail/addr.h"
@@ -52,30 +53,23 @@ store_failed(struct db *db, struct web_result *r, const char *what)
 static int
 find_list(struct db *db, const char *address, struct db_list *l, struct web_result *r)
 {
-	char local[DB_LOCAL_MAX + 1], domain[DB_DOMAIN_MAX + 1];
-	const char *at = strrchr(address, '@');
+	struct listaddr_match m;
 	struct list_conf lc;
-	size_t ll;
+	int rc;
 
-	if (at == NULL || at == address || (ll = (size_t)(at - address)) >= sizeof(local) ||
-	    strlen(at + 1) >= sizeof(domain) || at[1] == '\0') {
+	/* The one lookup of list addresses (any case, the role table):
+	 * only the list's own address names it here, not LIST-request. */
+	if ((rc = listaddr_find(db, address, &m)) < 0)
+		return store_failed(db, r, "finding a list");
+	if (rc == 0 || m.role != LISTADDR_POST || m.ext != NULL) {
 		fail(r, 404, "There is no such list here.");
 		return 1;
 	}
-	for (size_t i = 0; i < ll; i++)
-		local[i] = (char)tolower((unsigned char)address[i]);
-	local[ll] = '\0';
-	for (size_t i = 0;; i++) {
-		domain[i] = (char)tolower((unsigned char)at[1 + i]);
-		if (at[1 + i] == '\0')
-			break;
-	}
-	if (db_list_find(db, local, domain, l) < 0) {
-		if (db_status(db) == DB_NOTFOUND) {
-			fail(r, 404, "There is no such list here.");
-			return 1;
-		}
-		return store_failed(db, r, "finding a list");
+	if (db_list_get(db, m.list_id, l) < 0) {
+		if (db_status(db) != DB_NOTFOUND)
+			return store_failed(db, r, "finding a list");
+		fail(r, 404, "There is no such list here.");
+		return 1;
 	}
 	snprintf(r->list_address, sizeof(r->list_address), "%s@%s", l->local, l->domain);
 	if (list_conf_load(db, l->id, &lc) < 0)

@@ -322,9 +322,10 @@ run_batch(struct http *h, struct workq_item *list)
 			j->r.kind = WEB_ERROR;
 			j->r.mail_queued = 0;
 			j->r.log[0] = '\0';
-			snprintf(j->r.message, sizeof(j->r.message), "%s",
-			         "The server could not store the change; nothing was changed. Please "
-			         "try again later.");
+			snprintf(
+			    j->r.message, sizeof(j->r.message), "%s",
+			    "The server could not store the change; nothing was changed. Please "
+			    "try again later.");
 		}
 	}
 }
